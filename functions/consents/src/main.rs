@@ -1,0 +1,6 @@
+//! The `consents` Lambda: see `shared::handlers::consents`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run(shared::handlers::consents).await
+}

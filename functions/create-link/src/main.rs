@@ -1,0 +1,6 @@
+//! The `create-link` Lambda: see `shared::handlers::create_link`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run(shared::handlers::create_link).await
+}

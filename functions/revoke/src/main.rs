@@ -1,0 +1,6 @@
+//! The `revoke` Lambda: see `shared::handlers::revoke`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run(shared::handlers::revoke).await
+}

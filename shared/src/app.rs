@@ -1,0 +1,62 @@
+//! The handlers' dependencies, built once per process.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::finexer::FinexerClient;
+use crate::secrets::{SecretSource, SecretsManagerSource};
+use crate::store::ConsentStore;
+use crate::store::dynamo::DynamoStore;
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn ConsentStore>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub finexer: FinexerClient,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn ConsentStore>,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Result<App> {
+        let finexer = FinexerClient::new(
+            config.finexer_base_url.clone(),
+            config.finexer_timeout,
+            secrets.clone(),
+        )?;
+        Ok(App {
+            config,
+            store,
+            secrets,
+            finexer,
+        })
+    }
+
+    /// Production wiring: configuration from the environment, DynamoDB and
+    /// Secrets Manager through the AWS SDK's standard configuration (so
+    /// `AWS_ENDPOINT_URL` points both at an emulator). Makes no network call:
+    /// secrets are fetched on first use.
+    pub async fn from_env() -> Result<App> {
+        let config = Config::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+        let secrets = SecretsManagerSource::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            config.secret_id.clone(),
+            config.secrets_cache_ttl,
+        );
+        App::new(config, Arc::new(store), Arc::new(secrets))
+    }
+}
+
+/// Now, as stored and shown: RFC 3339 UTC.
+pub fn timestamp(at: OffsetDateTime) -> Result<String> {
+    at.format(&Rfc3339)
+        .map_err(|e| Error::Internal(format!("timestamp: {e}")))
+}

@@ -1,0 +1,292 @@
+//! Configuration, read and validated once at start-up. Every problem is
+//! reported at once, naming the variable, so a misconfigured deploy fails
+//! with one clear message instead of at the first request.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Whether the callback insists on the browser-binding cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserBinding {
+    /// A missing cookie is accepted (bank apps may open the return URL in
+    /// another browser); a present but wrong cookie is always refused.
+    Tolerate,
+    /// A missing cookie is refused as well.
+    Require,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Finexer API base URL (`FINEXER_BASE_URL`).
+    pub finexer_base_url: Url,
+    /// Per-attempt timeout of a Finexer call (`FINEXER_TIMEOUT_MS`).
+    pub finexer_timeout: Duration,
+    /// Secrets Manager secret holding the API key and signing keys (`CONNECT_SECRET_ID`).
+    pub secret_id: String,
+    /// How long fetched secrets are reused (`SECRETS_CACHE_SECONDS`).
+    pub secrets_cache_ttl: Duration,
+    /// DynamoDB table of consents, customers and states (`CONSENT_TABLE`).
+    pub table_name: String,
+    /// Our public callback URL, registered at Finexer (`CALLBACK_URL`).
+    pub callback_url: Url,
+    /// Frontend pages the callback may send the browser back to
+    /// (`FRONTEND_URLS`, comma separated); the first is the default.
+    pub frontend_urls: Vec<Url>,
+    /// Lifetime of a state token (`STATE_TTL_SECONDS`).
+    pub state_ttl: Duration,
+    /// Whether account data may be shown to users (`ACCOUNT_DATA_ENABLED`).
+    pub account_data_enabled: bool,
+    /// Browser-binding cookie policy (`BROWSER_BINDING`: `tolerate` | `require`).
+    pub browser_binding: BrowserBinding,
+}
+
+/// Every variable, its default (None = required) and meaning; the README's
+/// configuration table is generated from the same facts.
+pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
+    ("CONSENT_TABLE", None, "DynamoDB table name"),
+    ("CONNECT_SECRET_ID", None, "Secrets Manager secret id or ARN"),
+    ("CALLBACK_URL", None, "public URL of the callback function"),
+    ("FRONTEND_URLS", None, "comma-separated allowed return targets"),
+    ("FINEXER_BASE_URL", Some("https://api.finexer.com"), "Finexer API base URL"),
+    ("FINEXER_TIMEOUT_MS", Some("5000"), "timeout of one Finexer call"),
+    ("SECRETS_CACHE_SECONDS", Some("300"), "how long secrets are cached"),
+    ("STATE_TTL_SECONDS", Some("900"), "lifetime of a state token"),
+    ("ACCOUNT_DATA_ENABLED", Some("true"), "serve account data routes"),
+    ("BROWSER_BINDING", Some("tolerate"), "callback cookie policy"),
+];
+
+impl Config {
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut reader = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let finexer_base_url = reader.url("FINEXER_BASE_URL");
+        let finexer_timeout = reader.millis("FINEXER_TIMEOUT_MS", 1, 60_000);
+        let secret_id = reader.string("CONNECT_SECRET_ID");
+        let secrets_cache_ttl = reader.seconds("SECRETS_CACHE_SECONDS", 0, 86_400);
+        let table_name = reader.string("CONSENT_TABLE");
+        let callback_url = reader.url("CALLBACK_URL");
+        let frontend_urls = reader.url_list("FRONTEND_URLS");
+        let state_ttl = reader.seconds("STATE_TTL_SECONDS", 60, 3_600);
+        let account_data_enabled = reader.boolean("ACCOUNT_DATA_ENABLED");
+        let browser_binding = reader.browser_binding("BROWSER_BINDING");
+
+        if !reader.problems.is_empty() {
+            return Err(Error::Config(reader.problems.join("; ")));
+        }
+        Ok(Config {
+            finexer_base_url: finexer_base_url.expect("checked"),
+            finexer_timeout: finexer_timeout.expect("checked"),
+            secret_id: secret_id.expect("checked"),
+            secrets_cache_ttl: secrets_cache_ttl.expect("checked"),
+            table_name: table_name.expect("checked"),
+            callback_url: callback_url.expect("checked"),
+            frontend_urls: frontend_urls.expect("checked"),
+            state_ttl: state_ttl.expect("checked"),
+            account_data_enabled: account_data_enabled.expect("checked"),
+            browser_binding: browser_binding.expect("checked"),
+        })
+    }
+
+    /// Where the browser goes when nothing more specific is known.
+    pub fn default_frontend(&self) -> &Url {
+        &self.frontend_urls[0]
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&mut self, name: &str) -> Option<String> {
+        let value = (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if value.is_some() {
+            return value;
+        }
+        let default = VARIABLES.iter().find(|(n, _, _)| *n == name)?.1;
+        match default {
+            Some(default) => Some(default.to_owned()),
+            None => {
+                self.problems.push(format!("{name} is required"));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        self.raw(name)
+    }
+
+    fn url(&mut self, name: &str) -> Option<Url> {
+        let raw = self.raw(name)?;
+        match parse_web_url(&raw) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                self.problems.push(format!("{name} {why}"));
+                None
+            }
+        }
+    }
+
+    fn url_list(&mut self, name: &str) -> Option<Vec<Url>> {
+        let raw = self.raw(name)?;
+        let mut urls = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match parse_web_url(part) {
+                Ok(url) => urls.push(url),
+                Err(why) => self.problems.push(format!("{name}: {part:?} {why}")),
+            }
+        }
+        if urls.is_empty() {
+            self.problems.push(format!("{name} lists no URL"));
+            return None;
+        }
+        Some(urls)
+    }
+
+    fn number(&mut self, name: &str, min: u64, max: u64) -> Option<u64> {
+        let raw = self.raw(name)?;
+        match raw.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.problems
+                    .push(format!("{name} must be a whole number from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &str, min: u64, max: u64) -> Option<Duration> {
+        self.number(name, min, max).map(Duration::from_secs)
+    }
+
+    fn millis(&mut self, name: &str, min: u64, max: u64) -> Option<Duration> {
+        self.number(name, min, max).map(Duration::from_millis)
+    }
+
+    fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.raw(name)?.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => {
+                self.problems.push(format!("{name} must be true or false"));
+                None
+            }
+        }
+    }
+
+    fn browser_binding(&mut self, name: &str) -> Option<BrowserBinding> {
+        match self.raw(name)?.to_ascii_lowercase().as_str() {
+            "tolerate" => Some(BrowserBinding::Tolerate),
+            "require" => Some(BrowserBinding::Require),
+            _ => {
+                self.problems
+                    .push(format!("{name} must be tolerate or require"));
+                None
+            }
+        }
+    }
+}
+
+/// An absolute URL we may send a browser or request to: https anywhere, plain
+/// http only for loopback (local runs).
+pub fn parse_web_url(raw: &str) -> std::result::Result<Url, &'static str> {
+    let url = Url::parse(raw).map_err(|_| "is not an absolute URL")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info");
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err("must use https (http is allowed for 127.0.0.1 and localhost only)"),
+        _ => Err("must be an http(s) URL"),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const REQUIRED: &[(&str, &str)] = &[
+        ("CONSENT_TABLE", "consents"),
+        ("CONNECT_SECRET_ID", "connect/secret"),
+        ("CALLBACK_URL", "https://api.example.com/callback"),
+        ("FRONTEND_URLS", "https://app.example.com/connected, https://app.example.com/other"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_required_variables_are_set() {
+        let config = with(REQUIRED).unwrap();
+        assert_eq!(config.finexer_base_url.as_str(), "https://api.finexer.com/");
+        assert_eq!(config.state_ttl, Duration::from_secs(900));
+        assert_eq!(config.frontend_urls.len(), 2);
+        assert_eq!(
+            config.default_frontend().as_str(),
+            "https://app.example.com/connected"
+        );
+        assert!(config.account_data_enabled);
+        assert_eq!(config.browser_binding, BrowserBinding::Tolerate);
+    }
+
+    #[test]
+    fn every_missing_or_bad_variable_is_named_at_once() {
+        let err = with(&[
+            ("CALLBACK_URL", "http://api.example.com/callback"),
+            ("STATE_TTL_SECONDS", "ten"),
+            ("ACCOUNT_DATA_ENABLED", "maybe"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "CONSENT_TABLE is required",
+            "CONNECT_SECRET_ID is required",
+            "FRONTEND_URLS is required",
+            "CALLBACK_URL must use https",
+            "STATE_TTL_SECONDS must be a whole number",
+            "ACCOUNT_DATA_ENABLED must be true or false",
+        ] {
+            assert!(err.contains(name), "{name:?} missing from {err:?}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_allowed_for_loopback_only() {
+        assert!(parse_web_url("http://127.0.0.1:3000/callback").is_ok());
+        assert!(parse_web_url("http://localhost:3000/").is_ok());
+        assert!(parse_web_url("http://example.com/").is_err());
+        assert!(parse_web_url("javascript:alert(1)").is_err());
+        assert!(parse_web_url("https://user@example.com/").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! The crate's one error type, and the single place where errors become
+//! HTTP responses (JSON problems for the API, HTML pages for the browser).
+
+use std::time::Duration;
+
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something we cannot accept.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown, or not the caller's: the two are deliberately the same answer.
+    #[error("no such consent")]
+    NotFound,
+    /// The consent is in a status that does not allow the request.
+    #[error("{0}")]
+    Conflict(String),
+    /// The state token (or its binding) does not check out. The reason is for
+    /// logs only; the browser sees one generic page.
+    #[error("invalid state: {0}")]
+    InvalidState(&'static str),
+    /// Finexer answered with a 4xx that describes the request (bad provider, ...).
+    #[error("Finexer rejected the request ({status} {code}): {message}")]
+    FinexerRejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Finexer failed, timed out, throttled us or could not be reached.
+    #[error("Finexer is unavailable: {detail}")]
+    FinexerUnavailable {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// Another request is doing the same work right now (e.g. creating the
+    /// user's Finexer customer); the caller should retry shortly.
+    #[error("{0}")]
+    Busy(String),
+    #[error("the consent store is unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error("secrets are unavailable: {0}")]
+    SecretsUnavailable(String),
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// RFC 9457 problem details, the one JSON error format of the API.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl Error {
+    /// Status code, problem slug and title for this error.
+    fn classify(&self) -> (u16, &'static str, &'static str) {
+        match self {
+            Error::BadRequest(_) => (400, "bad-request", "Bad request"),
+            Error::PayloadTooLarge { .. } => (413, "payload-too-large", "Payload too large"),
+            Error::Unauthorized => (401, "unauthorized", "Unauthorized"),
+            Error::Forbidden(_) => (403, "forbidden", "Forbidden"),
+            Error::NotFound => (404, "not-found", "Not found"),
+            Error::Conflict(_) => (409, "conflict", "Conflict"),
+            Error::InvalidState(_) => (400, "invalid-state", "Invalid or expired link"),
+            Error::FinexerRejected { status, .. } => match status {
+                // Our own API key or permissions are wrong: not the caller's fault.
+                401 | 403 => (502, "upstream-error", "Bank connection provider error"),
+                _ => (400, "rejected-by-provider", "Rejected by the bank connection provider"),
+            },
+            Error::FinexerUnavailable { .. } => (
+                503,
+                "upstream-unavailable",
+                "Bank connection provider unavailable",
+            ),
+            Error::Busy(_) => (503, "busy", "Try again shortly"),
+            Error::StoreUnavailable(_) => (503, "store-unavailable", "Service unavailable"),
+            Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
+                (500, "internal", "Internal error")
+            }
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.classify().0
+    }
+
+    /// Seconds the caller should wait before retrying, where that helps.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::FinexerUnavailable { retry_after, .. } => {
+                Some(retry_after.map_or(2, |d| d.as_secs().max(1)))
+            }
+            Error::Busy(_) | Error::StoreUnavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// What the caller may be told. Server-side failures get a fixed text so
+    /// that nothing internal (table names, upstream bodies) leaks out.
+    pub fn public_detail(&self) -> String {
+        match self {
+            Error::BadRequest(_)
+            | Error::PayloadTooLarge { .. }
+            | Error::Forbidden(_)
+            | Error::NotFound
+            | Error::Conflict(_)
+            | Error::Busy(_) => self.to_string(),
+            Error::Unauthorized => "A valid bearer token is required.".into(),
+            Error::InvalidState(_) => {
+                "This connection link is invalid, expired or was already used.".into()
+            }
+            Error::FinexerRejected {
+                status: 401 | 403, ..
+            } => "The bank connection provider refused our credentials.".into(),
+            Error::FinexerRejected { message, .. } => {
+                format!("The bank connection provider rejected the request: {message}")
+            }
+            Error::FinexerUnavailable { .. } => {
+                "The bank connection provider did not answer in time; try again shortly.".into()
+            }
+            Error::StoreUnavailable(_) => "Storage is unavailable; try again shortly.".into(),
+            Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
+                "An internal error occurred.".into()
+            }
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.classify();
+        Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.into(),
+            status,
+            detail: self.public_detail(),
+        }
+    }
+
+    fn log(&self) {
+        let status = self.status();
+        if status >= 500 {
+            tracing::error!(status, error = %self, "request failed");
+        } else {
+            tracing::info!(status, error = %self, "request refused");
+        }
+    }
+
+    /// The API's answer for this error: `application/problem+json`.
+    pub fn into_problem_response(self) -> Response<Body> {
+        self.log();
+        let problem = self.problem();
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let mut builder = Response::builder()
+            .status(problem.status)
+            .header("content-type", "application/problem+json")
+            .header("cache-control", "no-store");
+        if let Some(seconds) = self.retry_after() {
+            builder = builder.header("retry-after", seconds.to_string());
+        }
+        if matches!(self, Error::Unauthorized) {
+            builder = builder.header("www-authenticate", "Bearer");
+        }
+        builder
+            .body(Body::Text(body))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+
+    /// The browser's answer for this error: a small HTML page, never a redirect.
+    pub fn into_html_response(self, home: &url::Url) -> Response<Body> {
+        self.log();
+        let (status, _, title) = self.classify();
+        let page = crate::http::error_page(title, &self.public_detail(), home);
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "text/html; charset=utf-8")
+            .header("cache-control", "no-store")
+            .header("referrer-policy", "no-referrer");
+        if let Some(seconds) = self.retry_after() {
+            builder = builder.header("retry-after", seconds.to_string());
+        }
+        builder
+            .body(Body::Text(page))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}

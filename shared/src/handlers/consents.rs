@@ -1,0 +1,129 @@
+//! `GET /consents`, `GET /consents/{id}`, `GET /consents/{id}/accounts` and
+//! `GET /accounts`: what the signed-in user has connected.
+
+use std::time::Duration;
+
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use super::{ConsentView, checked_id, now, owned_consent};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::finexer::BankAccount;
+use crate::http::{json_response, path_segments};
+use crate::store::ConsentStatus;
+
+/// Finexer lists accounts a few seconds after an authorization: within this
+/// window an empty list is asked again, briefly.
+const FRESH_AUTHORIZATION: time::Duration = time::Duration::seconds(60);
+const ACCOUNT_RETRIES: u32 = 3;
+const ACCOUNT_RETRY_WAIT: Duration = Duration::from_millis(500);
+
+#[derive(Serialize)]
+struct List<T> {
+    data: Vec<T>,
+}
+
+pub async fn consents(app: &App, request: Request) -> Response<Body> {
+    handle(app, request)
+        .await
+        .unwrap_or_else(Error::into_problem_response)
+}
+
+enum Route {
+    List,
+    One(String),
+    ConsentAccounts(String),
+    AllAccounts,
+}
+
+fn route(request: &Request) -> Result<Route> {
+    let segments = path_segments(request);
+    let mut path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // Tolerate a stage name in front of the route.
+    if path.len() > 1 && !matches!(path[0], "consents" | "accounts") {
+        path.remove(0);
+    }
+    Ok(match path.as_slice() {
+        ["consents"] => Route::List,
+        ["accounts"] => Route::AllAccounts,
+        ["consents", id] => Route::One(checked_id(id, "consent id")?.to_owned()),
+        ["consents", id, "accounts"] => {
+            Route::ConsentAccounts(checked_id(id, "consent id")?.to_owned())
+        }
+        _ => return Err(Error::NotFound),
+    })
+}
+
+async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
+    let caller = Caller::from_request(&request)?;
+    let owner = caller.user_id.as_str();
+    match route(&request)? {
+        Route::List => {
+            let records = app.store.consents_of(owner).await?;
+            let data: Vec<ConsentView> = records.into_iter().map(ConsentView::from).collect();
+            json_response(200, &List { data })
+        }
+        Route::One(id) => {
+            let record = owned_consent(&*app.store, &id, owner).await?;
+            json_response(200, &ConsentView::from(record))
+        }
+        Route::ConsentAccounts(id) => {
+            ensure_account_data_enabled(app)?;
+            let record = owned_consent(&*app.store, &id, owner).await?;
+            if record.status != ConsentStatus::Authorized {
+                return Err(Error::Conflict(format!(
+                    "The consent is {}; accounts are available for authorized consents only.",
+                    record.status
+                )));
+            }
+            let fresh = record
+                .authorized_at
+                .as_deref()
+                .and_then(|at| {
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_some_and(|at| now() - at < FRESH_AUTHORIZATION);
+            let data = accounts(app, &record.customer_id, Some(&id), fresh).await?;
+            json_response(200, &List { data })
+        }
+        Route::AllAccounts => {
+            ensure_account_data_enabled(app)?;
+            let data = match app.store.customer(owner).await? {
+                Some(customer) => accounts(app, &customer, None, false).await?,
+                None => Vec::new(),
+            };
+            json_response(200, &List { data })
+        }
+    }
+}
+
+fn ensure_account_data_enabled(app: &App) -> Result<()> {
+    if app.config.account_data_enabled {
+        return Ok(());
+    }
+    Err(Error::Forbidden(
+        "Account data is switched off: showing bank account data to users requires FCA \
+         authorisation (or acting as Finexer's authorised agent)."
+            .into(),
+    ))
+}
+
+async fn accounts(
+    app: &App,
+    customer: &str,
+    consent: Option<&str>,
+    freshly_authorized: bool,
+) -> Result<Vec<BankAccount>> {
+    let mut attempt = 0;
+    loop {
+        let list = app.finexer.bank_accounts(customer, consent).await?;
+        if !list.is_empty() || !freshly_authorized || attempt >= ACCOUNT_RETRIES {
+            return Ok(list);
+        }
+        attempt += 1;
+        tokio::time::sleep(ACCOUNT_RETRY_WAIT).await;
+    }
+}

@@ -1,0 +1,219 @@
+//! `POST /links`: starts a bank connection for the signed-in user.
+
+use std::time::Duration;
+
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+use super::now;
+use crate::app::{App, timestamp};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
+use crate::http::{ReturnTarget, json_body, json_response};
+use crate::state::{self, StateClaims};
+use crate::store::{ChangeSource, ConsentRecord, CustomerClaim, StateRecord, StatusChange};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// Pre-selects the bank, skipping Finexer's bank picker.
+    pub provider: Option<String>,
+    /// Finexer white-label template id.
+    pub template: Option<String>,
+    pub skip_info: Option<bool>,
+    pub skip_qr: Option<bool>,
+    /// One of the configured frontend URLs; the first one when absent.
+    pub return_to: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkCreated {
+    pub consent_id: String,
+    pub consent_url: String,
+    /// When the link's state token stops being accepted.
+    pub expires_at: String,
+}
+
+/// How long one request may hold the right to create the user's customer;
+/// longer than a Finexer create can take with its retries.
+const CUSTOMER_LEASE_SECONDS: i64 = 30;
+/// How long a concurrent first request waits for that customer.
+const CUSTOMER_WAIT: Duration = Duration::from_secs(5);
+const CUSTOMER_POLL: Duration = Duration::from_millis(100);
+
+pub async fn create_link(app: &App, request: Request) -> Response<Body> {
+    handle(app, request)
+        .await
+        .unwrap_or_else(Error::into_problem_response)
+}
+
+async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
+    let caller = Caller::from_request(&request)?;
+    let input: CreateLink = json_body(&request)?;
+    let provider = input.provider.as_deref().map(|p| option_id(p, "provider")).transpose()?;
+    let template = input.template.as_deref().map(|t| option_id(t, "template")).transpose()?;
+    let return_to = match &input.return_to {
+        Some(raw) => ReturnTarget::parse(raw, &app.config.frontend_urls)?,
+        None => ReturnTarget::parse(
+            app.config.default_frontend().as_str(),
+            &app.config.frontend_urls,
+        )?,
+    };
+
+    let customer_id = ensure_customer(app, &caller).await?;
+
+    let secrets = app.secrets.secrets().await?;
+    let issued = now();
+    let claims = StateClaims::new(
+        &caller.user_id,
+        issued.unix_timestamp(),
+        app.config.state_ttl.as_secs() as i64,
+        None,
+    );
+    let token = state::sign(&claims, &secrets)?;
+    let mut return_url = app.config.callback_url.clone();
+    return_url.query_pairs_mut().append_pair("state", &token);
+
+    let consent = app
+        .finexer
+        .create_consent(&NewConsent {
+            customer: &customer_id,
+            return_url: return_url.as_str(),
+            provider,
+            state_id: &claims.jti,
+        })
+        .await?;
+    let created_at = timestamp(issued)?;
+    let record = ConsentRecord {
+        consent_id: consent.id.clone(),
+        owner: caller.user_id.clone(),
+        customer_id,
+        status: consent.status.clone(),
+        provider: consent.provider.clone().or(provider.map(str::to_owned)),
+        return_to: return_to.as_str().to_owned(),
+        state_id: claims.jti.clone(),
+        created_at: created_at.clone(),
+        updated_at: created_at.clone(),
+        authorized_at: None,
+        revoke_requested_at: None,
+        revoked_at: None,
+        expires_at: None,
+        history: vec![StatusChange {
+            at: created_at,
+            to: consent.status.clone(),
+            source: ChangeSource::Create,
+        }],
+    };
+    let state_record = StateRecord {
+        state_id: claims.jti.clone(),
+        consent_id: consent.id.clone(),
+        owner: caller.user_id.clone(),
+        expires_at: claims.exp,
+    };
+
+    let page = match (&consent.status, consent.redirect.and_then(|r| r.consent_url)) {
+        (ConsentStatus::Pending, Some(url)) => {
+            consent_page_url(&url, template, input.skip_info, input.skip_qr)
+        }
+        _ => Err(Error::FinexerUnavailable {
+            detail: format!(
+                "consent {} came back {} without a consent page",
+                consent.id, consent.status
+            ),
+            retry_after: None,
+        }),
+    };
+    let recorded = match page {
+        Ok(page) => app
+            .store
+            .insert_consent(&record, &state_record)
+            .await
+            .map(|()| page),
+        Err(e) => Err(e),
+    };
+    let page = match recorded {
+        Ok(page) => page,
+        Err(e) => {
+            forget_at_finexer(app, &record.consent_id).await;
+            return Err(e);
+        }
+    };
+    tracing::info!(consent_id = %record.consent_id, "consent link created");
+    json_response(
+        201,
+        &LinkCreated {
+            consent_id: record.consent_id,
+            consent_url: page.into(),
+            expires_at: timestamp(issued + app.config.state_ttl)?,
+        },
+    )
+}
+
+/// Leaves no consent at Finexer that no record of ours knows about.
+async fn forget_at_finexer(app: &App, consent_id: &str) {
+    if let Err(cleanup) = app.finexer.revoke_consent(consent_id).await {
+        tracing::error!(
+            consent_id,
+            error = %cleanup,
+            "unrecorded consent could not be revoked; it lapses at Finexer after 7 days"
+        );
+    }
+}
+
+/// Provider and template ids go into Finexer requests and URLs: keep them short
+/// and plain.
+fn option_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
+    super::checked_id(raw, what)
+}
+
+/// The user's Finexer customer, created on first use. A lease in the store
+/// makes concurrent first calls create one customer, not one each.
+async fn ensure_customer(app: &App, caller: &Caller) -> Result<String> {
+    if let Some(id) = app.store.customer(&caller.user_id).await? {
+        return Ok(id);
+    }
+    let deadline = tokio::time::Instant::now() + CUSTOMER_WAIT;
+    loop {
+        let claim = app
+            .store
+            .claim_customer(
+                &caller.user_id,
+                now().unix_timestamp(),
+                CUSTOMER_LEASE_SECONDS,
+            )
+            .await?;
+        match claim {
+            CustomerClaim::Existing(id) => return Ok(id),
+            CustomerClaim::Claimed => {
+                let created = app
+                    .finexer
+                    .create_customer(&NewCustomer {
+                        name: caller.name.as_deref().unwrap_or(&caller.user_id),
+                        email: caller.email.as_deref(),
+                        user_ref: &caller.user_id,
+                    })
+                    .await;
+                return match created {
+                    Ok(customer) => app.store.save_customer(&caller.user_id, &customer.id).await,
+                    Err(e) => {
+                        if let Err(release) =
+                            app.store.release_customer_claim(&caller.user_id).await
+                        {
+                            tracing::warn!(error = %release, "customer lease not released; it lapses");
+                        }
+                        Err(e)
+                    }
+                };
+            }
+            CustomerClaim::Busy if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(CUSTOMER_POLL).await;
+            }
+            CustomerClaim::Busy => {
+                return Err(Error::Busy(
+                    "Your bank connection profile is being set up; try again in a moment.".into(),
+                ));
+            }
+        }
+    }
+}

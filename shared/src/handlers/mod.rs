@@ -1,0 +1,105 @@
+//! One handler per function. Each is a plain async function over an
+//! `http::Request` with its dependencies passed in, so the Lambda runtime and
+//! the local server run the same code.
+
+mod callback;
+mod consents;
+mod create_link;
+mod revoke;
+
+pub use callback::callback;
+pub use consents::consents;
+pub use create_link::{CreateLink, LinkCreated, create_link};
+pub use revoke::revoke;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
+
+/// A consent as the API shows it to its owner (no internal binding fields).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsentView {
+    pub consent_id: String,
+    pub status: ConsentStatus,
+    pub provider: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub authorized_at: Option<String>,
+    pub revoke_requested_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub from: Option<ConsentStatus>,
+    pub to: ConsentStatus,
+    pub source: ChangeSource,
+}
+
+impl From<ConsentRecord> for ConsentView {
+    fn from(record: ConsentRecord) -> Self {
+        let mut previous = None;
+        let history = record
+            .history
+            .into_iter()
+            .map(|change| {
+                let from = previous.replace(change.to.clone());
+                HistoryEntry {
+                    at: change.at,
+                    from,
+                    to: change.to,
+                    source: change.source,
+                }
+            })
+            .collect();
+        ConsentView {
+            consent_id: record.consent_id,
+            status: record.status,
+            provider: record.provider,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            authorized_at: record.authorized_at,
+            revoke_requested_at: record.revoke_requested_at,
+            revoked_at: record.revoked_at,
+            expires_at: record.expires_at,
+            history,
+        }
+    }
+}
+
+/// Ids from URLs are opaque to us but bounded: printable ASCII, no separators.
+fn checked_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(raw)
+    } else {
+        Err(Error::BadRequest(format!("{what} is not a valid id")))
+    }
+}
+
+/// The consent if it exists and belongs to `owner`; otherwise NotFound, the
+/// same answer for both so that ids cannot be probed.
+async fn owned_consent(
+    store: &dyn crate::store::ConsentStore,
+    consent_id: &str,
+    owner: &str,
+) -> Result<ConsentRecord> {
+    store
+        .consent(consent_id)
+        .await?
+        .filter(|record| record.owner == owner)
+        .ok_or(Error::NotFound)
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}

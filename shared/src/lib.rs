@@ -1,0 +1,17 @@
+//! The Finexer consent journey: the handlers of every function and what they
+//! share. Each function's `main.rs` only calls [`lambda::run`] with its handler.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod finexer;
+pub mod handlers;
+pub mod http;
+pub mod lambda;
+pub mod secrets;
+pub mod state;
+pub mod store;
+
+pub use app::App;
+pub use error::{Error, Result};

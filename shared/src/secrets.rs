@@ -1,0 +1,191 @@
+//! Secrets (Finexer API key, state-signing keys) from AWS Secrets Manager,
+//! fetched on first use and cached for a configured time, so a warm container
+//! asks at most once per TTL and a cold start pays nothing until it needs them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// The secret's JSON:
+/// `{"finexer_api_key": "...", "state_keys": [{"kid": "2026-11", "key": "..."}, ...]}`.
+/// The first state key signs; every listed key verifies, so a key is rotated
+/// by putting a new one first and dropping the old one after a state lifetime.
+#[derive(Deserialize)]
+pub struct AppSecrets {
+    pub finexer_api_key: SecretString,
+    pub state_keys: Vec<SigningKey>,
+}
+
+#[derive(Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    pub key: SecretString,
+}
+
+/// Shortest signing key accepted: HS256 wants at least its output size.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl AppSecrets {
+    pub fn parse(json: &str) -> Result<Self> {
+        let secrets: AppSecrets = serde_json::from_str(json)
+            .map_err(|e| Error::SecretsUnavailable(format!("secret is not valid JSON: {e}")))?;
+        secrets.validate()?;
+        Ok(secrets)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.finexer_api_key.expose_secret().trim().is_empty() {
+            return Err(Error::SecretsUnavailable("finexer_api_key is empty".into()));
+        }
+        if self.state_keys.is_empty() {
+            return Err(Error::SecretsUnavailable("state_keys is empty".into()));
+        }
+        for (i, key) in self.state_keys.iter().enumerate() {
+            if key.kid.is_empty() || key.kid.len() > 64 {
+                return Err(Error::SecretsUnavailable(format!(
+                    "state_keys[{i}].kid must be 1 to 64 characters"
+                )));
+            }
+            if key.key.expose_secret().len() < MIN_KEY_BYTES {
+                return Err(Error::SecretsUnavailable(format!(
+                    "state_keys[{i}].key must be at least {MIN_KEY_BYTES} bytes"
+                )));
+            }
+            if self.state_keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(Error::SecretsUnavailable(format!(
+                    "state_keys[{i}].kid is listed twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key new state tokens are signed with.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.state_keys[0]
+    }
+
+    pub fn verifying_key(&self, kid: &str) -> Option<&SigningKey> {
+        self.state_keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secrets(&self) -> Result<Arc<AppSecrets>>;
+}
+
+/// Fixed secrets, for tests and benchmarks.
+pub struct StaticSecrets(pub Arc<AppSecrets>);
+
+#[async_trait]
+impl SecretSource for StaticSecrets {
+    async fn secrets(&self) -> Result<Arc<AppSecrets>> {
+        Ok(self.0.clone())
+    }
+}
+
+pub struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    ttl: Duration,
+    // A mutex rather than a read-write lock: concurrent first requests wait for
+    // one fetch instead of all fetching.
+    cached: Mutex<Option<(Instant, Arc<AppSecrets>)>>,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
+        Self {
+            client,
+            secret_id,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    async fn fetch(&self) -> Result<AppSecrets> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::SecretsUnavailable(format!(
+                    "GetSecretValue failed: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        let json = output
+            .secret_string()
+            .ok_or_else(|| Error::SecretsUnavailable("secret has no string value".into()))?;
+        AppSecrets::parse(json)
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn secrets(&self) -> Result<Arc<AppSecrets>> {
+        let mut cached = self.cached.lock().await;
+        if let Some((fetched_at, secrets)) = cached.as_ref()
+            && fetched_at.elapsed() < self.ttl
+        {
+            return Ok(secrets.clone());
+        }
+        let fresh = Arc::new(self.fetch().await?);
+        *cached = Some((Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn first_key_signs_and_every_key_verifies() {
+        let json = format!(
+            r#"{{"finexer_api_key":"sk","state_keys":[{{"kid":"new","key":"{KEY}"}},{{"kid":"old","key":"{KEY}"}}]}}"#
+        );
+        let secrets = AppSecrets::parse(&json).unwrap();
+        assert_eq!(secrets.signing_key().kid, "new");
+        assert!(secrets.verifying_key("old").is_some());
+        assert!(secrets.verifying_key("gone").is_none());
+    }
+
+    #[test]
+    fn weak_duplicate_or_missing_keys_are_refused() {
+        let cases = [
+            (r#"{"finexer_api_key":"sk","state_keys":[]}"#.to_string(), "empty"),
+            (
+                r#"{"finexer_api_key":"sk","state_keys":[{"kid":"a","key":"short"}]}"#.into(),
+                "at least 32 bytes",
+            ),
+            (
+                format!(
+                    r#"{{"finexer_api_key":"sk","state_keys":[{{"kid":"a","key":"{KEY}"}},{{"kid":"a","key":"{KEY}"}}]}}"#
+                ),
+                "listed twice",
+            ),
+            (
+                format!(r#"{{"finexer_api_key":" ","state_keys":[{{"kid":"a","key":"{KEY}"}}]}}"#),
+                "finexer_api_key is empty",
+            ),
+            ("not json".into(), "not valid JSON"),
+        ];
+        for (json, expected) in cases {
+            let err = AppSecrets::parse(&json).err().expect(expected).to_string();
+            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(!err.contains(KEY), "error leaks the key: {err}");
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The consent store on DynamoDB, one table:
+//!
+//! | item      | pk                 | sk         | other attributes |
+//! |-----------|--------------------|------------|------------------|
+//! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields, `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`) |
+//! | customer  | `USER#<sub>`       | `CUSTOMER` | `customer_id`, or `lease_until` while one is being created |
+//! | state     | `STATE#<jti>`      | `STATE`    | `consent_id`, `owner`, `expires_at`, `used_at`, `ttl` (TTL attribute) |
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
+};
+
+use super::*;
+use crate::error::Error;
+
+pub const OWNER_INDEX: &str = "by_owner";
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Used states stay readable a while past their expiry, so a reload is told
+/// "already used" rather than "unknown".
+const STATE_RETENTION_SECONDS: i64 = 24 * 3600;
+/// Most consents one listing returns.
+const LIST_LIMIT: usize = 100;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn consent_key(id: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("CONSENT#{id}"))),
+        ("sk".into(), s("CONSENT")),
+    ])
+}
+
+fn customer_key(owner: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("USER#{owner}"))),
+        ("sk".into(), s("CUSTOMER")),
+    ])
+}
+
+fn state_key(id: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("STATE#{id}"))),
+        ("sk".into(), s("STATE")),
+    ])
+}
+
+fn unavailable<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::StoreUnavailable(format!("{operation}: {}", DisplayErrorContext(&err)))
+}
+
+fn corrupt(err: serde_dynamo::Error) -> Error {
+    Error::Internal(format!("stored item does not decode: {err}"))
+}
+
+/// An UpdateItem's expression, condition and values for a transition.
+struct TransitionUpdate {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+fn transition_update(
+    owner: Option<&str>,
+    from: &[ConsentStatus],
+    change: &Transition,
+) -> Result<TransitionUpdate> {
+    let entry = serde_dynamo::to_attribute_value(StatusChange {
+        at: change.at.clone(),
+        to: change.to.clone(),
+        source: change.source,
+    })
+    .map_err(corrupt)?;
+    let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+    let mut values: Item = HashMap::from([
+        (":to".into(), s(change.to.as_str())),
+        (":at".into(), s(&change.at)),
+        (":entry".into(), AttributeValue::L(vec![entry])),
+        (":empty".into(), AttributeValue::L(vec![])),
+    ]);
+    let mut update = vec![
+        "#status = :to".to_owned(),
+        "updated_at = :at".to_owned(),
+        "history = list_append(if_not_exists(history, :empty), :entry)".to_owned(),
+    ];
+    let optional = [
+        ("provider", &change.provider),
+        ("authorized_at", &change.authorized_at),
+        ("expires_at", &change.expires_at),
+        ("revoke_requested_at", &change.revoke_requested_at),
+        ("revoked_at", &change.revoked_at),
+    ];
+    for (field, value) in optional {
+        if let Some(value) = value {
+            update.push(format!("{field} = :{field}"));
+            values.insert(format!(":{field}"), s(value));
+        }
+    }
+
+    let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+    for (placeholder, status) in placeholders.iter().zip(from) {
+        values.insert(placeholder.clone(), s(status.as_str()));
+    }
+    let mut condition = format!(
+        "attribute_exists(pk) AND #status IN ({})",
+        placeholders.join(", ")
+    );
+    if let Some(owner) = owner {
+        names.insert("#owner".into(), "owner".into());
+        values.insert(":owner".into(), s(owner));
+        condition.push_str(" AND #owner = :owner");
+    }
+    Ok(TransitionUpdate {
+        update: format!("SET {}", update.join(", ")),
+        condition,
+        names,
+        values,
+    })
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        Ok(output.item)
+    }
+
+    /// Creates the table as `infra/template.yaml` defines it (tests and local runs).
+    pub async fn create_table(&self) -> Result<()> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(OWNER_INDEX)
+            .key_schema(key("owner_pk", KeyType::Hash)?)
+            .key_schema(key("owner_sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .attribute_definitions(attribute("owner_pk")?)
+            .attribute_definitions(attribute("owner_sk")?)
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .map_err(|e| unavailable("CreateTable", e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+}
+
+fn consent_item(record: &ConsentRecord) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt)?;
+    item.extend(consent_key(&record.consent_id));
+    item.insert("owner_pk".into(), s(format!("OWNER#{}", record.owner)));
+    item.insert(
+        "owner_sk".into(),
+        s(format!("{}#{}", record.created_at, record.consent_id)),
+    );
+    Ok(item)
+}
+
+#[async_trait]
+impl ConsentStore for DynamoStore {
+    async fn customer(&self, owner: &str) -> Result<Option<String>> {
+        let item = self.get(customer_key(owner)).await?;
+        Ok(item.and_then(|item| match item.get("customer_id") {
+            Some(AttributeValue::S(id)) => Some(id.clone()),
+            _ => None,
+        }))
+    }
+
+    async fn claim_customer(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<CustomerClaim> {
+        let mut item = customer_key(owner);
+        item.insert("lease_until".into(), n(now + lease_seconds));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (attribute_not_exists(customer_id) AND lease_until < :now)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CustomerClaim::Claimed),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(match self.customer(owner).await? {
+                    Some(id) => CustomerClaim::Existing(id),
+                    None => CustomerClaim::Busy,
+                })
+            }
+            Err(e) => Err(unavailable("PutItem", e)),
+        }
+    }
+
+    async fn save_customer(&self, owner: &str, customer_id: &str) -> Result<String> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(owner)))
+            .update_expression("SET customer_id = :id REMOVE lease_until")
+            .condition_expression("attribute_not_exists(customer_id)")
+            .expression_attribute_values(":id", s(customer_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(customer_id.to_owned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.customer(owner).await?.ok_or_else(|| {
+                    Error::Internal("customer item changed while it was saved".into())
+                })
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
+    }
+
+    async fn release_customer_claim(&self, owner: &str) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(owner)))
+            .condition_expression("attribute_not_exists(customer_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("DeleteItem", e)),
+        }
+    }
+
+    async fn insert_consent(&self, consent: &ConsentRecord, state: &StateRecord) -> Result<()> {
+        let mut state_item = state_key(&state.state_id);
+        state_item.insert("consent_id".into(), s(&state.consent_id));
+        state_item.insert("owner".into(), s(&state.owner));
+        state_item.insert("expires_at".into(), n(state.expires_at));
+        state_item.insert(
+            TTL_ATTRIBUTE.into(),
+            n(state.expires_at + STATE_RETENTION_SECONDS),
+        );
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(put(consent_item(consent)?)?)
+            .transact_items(put(state_item)?)
+            .send()
+            .await
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        Ok(())
+    }
+
+    async fn consent(&self, consent_id: &str) -> Result<Option<ConsentRecord>> {
+        match self.get(consent_key(consent_id)).await? {
+            Some(item) => Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>> {
+        let mut records = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OWNER_INDEX)
+                .key_condition_expression("owner_pk = :owner")
+                .expression_attribute_values(":owner", s(format!("OWNER#{owner}")))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                records.push(serde_dynamo::from_item(item).map_err(corrupt)?);
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() || records.len() >= LIST_LIMIT {
+                break;
+            }
+        }
+        records.truncate(LIST_LIMIT);
+        Ok(records)
+    }
+
+    async fn consume_state(
+        &self,
+        state_id: &str,
+        consent_id: &str,
+        now: i64,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<ConsumeOutcome> {
+        let consume = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(state_key(state_id)))
+            .update_expression("SET used_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(used_at) \
+                 AND consent_id = :consent AND expires_at > :now",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":consent", s(consent_id))
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let plan = transition_update(None, from, change)?;
+        let apply = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(consent_key(consent_id)))
+            .update_expression(plan.update)
+            .condition_expression(plan.condition)
+            .set_expression_attribute_names(Some(plan.names))
+            .set_expression_attribute_values(Some(plan.values))
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(consume).build())
+            .transact_items(TransactWriteItem::builder().update(apply).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ConsumeOutcome::Applied),
+            Err(e) => {
+                let reasons: Vec<Option<String>> = match e.as_service_error() {
+                    Some(
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel),
+                    ) => cancel
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect(),
+                    _ => return Err(unavailable("TransactWriteItems", e)),
+                };
+                let code = |i: usize| reasons.get(i).and_then(|c| c.as_deref());
+                // A conflict on the state item means a concurrent callback is
+                // consuming the same state: for this request it is used.
+                if matches!(code(0), Some("ConditionalCheckFailed" | "TransactionConflict")) {
+                    Ok(ConsumeOutcome::StateUnusable)
+                } else if code(1) == Some("ConditionalCheckFailed") {
+                    Ok(ConsumeOutcome::ConsentChanged)
+                } else {
+                    // A conflict on the consent item alone: retryable.
+                    Err(unavailable("TransactWriteItems", e))
+                }
+            }
+        }
+    }
+
+    async fn transition(
+        &self,
+        consent_id: &str,
+        owner: Option<&str>,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<Option<ConsentRecord>> {
+        let plan = transition_update(owner, from, change)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(consent_key(consent_id)))
+            .update_expression(plan.update)
+            .condition_expression(plan.condition)
+            .set_expression_attribute_names(Some(plan.names))
+            .set_expression_attribute_values(Some(plan.values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
+    }
+}

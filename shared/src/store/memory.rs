@@ -1,0 +1,164 @@
+//! The store's semantics in memory, for logic tests and benchmarks. The
+//! DynamoDB tests run the same scenarios against `DynamoStore`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+
+#[derive(Default)]
+struct Tables {
+    customers: HashMap<String, (Option<String>, Option<i64>)>,
+    consents: HashMap<String, ConsentRecord>,
+    states: HashMap<String, (StateRecord, bool)>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave half a write behind
+        // (every write is one insert), so a poisoned lock is still usable.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn matches(record: &ConsentRecord, owner: Option<&str>, from: &[ConsentStatus]) -> bool {
+    owner.is_none_or(|o| record.owner == o) && from.contains(&record.status)
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn customer(&self, owner: &str) -> Result<Option<String>> {
+        Ok(self
+            .tables()
+            .customers
+            .get(owner)
+            .and_then(|(id, _)| id.clone()))
+    }
+
+    async fn claim_customer(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<CustomerClaim> {
+        let mut tables = self.tables();
+        match tables.customers.get(owner) {
+            Some((Some(id), _)) => Ok(CustomerClaim::Existing(id.clone())),
+            Some((None, Some(lease_until))) if *lease_until >= now => Ok(CustomerClaim::Busy),
+            _ => {
+                tables
+                    .customers
+                    .insert(owner.to_owned(), (None, Some(now + lease_seconds)));
+                Ok(CustomerClaim::Claimed)
+            }
+        }
+    }
+
+    async fn save_customer(&self, owner: &str, customer_id: &str) -> Result<String> {
+        let mut tables = self.tables();
+        let entry = tables
+            .customers
+            .entry(owner.to_owned())
+            .or_insert((None, None));
+        if entry.0.is_none() {
+            *entry = (Some(customer_id.to_owned()), None);
+        }
+        Ok(entry.0.clone().unwrap_or_default())
+    }
+
+    async fn release_customer_claim(&self, owner: &str) -> Result<()> {
+        let mut tables = self.tables();
+        if matches!(tables.customers.get(owner), Some((None, _))) {
+            tables.customers.remove(owner);
+        }
+        Ok(())
+    }
+
+    async fn insert_consent(&self, consent: &ConsentRecord, state: &StateRecord) -> Result<()> {
+        let mut tables = self.tables();
+        if tables.consents.contains_key(&consent.consent_id)
+            || tables.states.contains_key(&state.state_id)
+        {
+            return Err(crate::Error::Internal("consent or state already recorded".into()));
+        }
+        tables
+            .consents
+            .insert(consent.consent_id.clone(), consent.clone());
+        tables
+            .states
+            .insert(state.state_id.clone(), (state.clone(), false));
+        Ok(())
+    }
+
+    async fn consent(&self, consent_id: &str) -> Result<Option<ConsentRecord>> {
+        Ok(self.tables().consents.get(consent_id).cloned())
+    }
+
+    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>> {
+        let mut list: Vec<ConsentRecord> = self
+            .tables()
+            .consents
+            .values()
+            .filter(|c| c.owner == owner)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| {
+            (&b.created_at, &b.consent_id).cmp(&(&a.created_at, &a.consent_id))
+        });
+        Ok(list)
+    }
+
+    async fn consume_state(
+        &self,
+        state_id: &str,
+        consent_id: &str,
+        now: i64,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<ConsumeOutcome> {
+        let mut tables = self.tables();
+        let usable = matches!(
+            tables.states.get(state_id),
+            Some((state, false)) if state.consent_id == consent_id && state.expires_at > now
+        );
+        if !usable {
+            return Ok(ConsumeOutcome::StateUnusable);
+        }
+        match tables.consents.get_mut(consent_id) {
+            Some(record) if matches(record, None, from) => change.apply(record),
+            _ => return Ok(ConsumeOutcome::ConsentChanged),
+        }
+        if let Some((_, used)) = tables.states.get_mut(state_id) {
+            *used = true;
+        }
+        Ok(ConsumeOutcome::Applied)
+    }
+
+    async fn transition(
+        &self,
+        consent_id: &str,
+        owner: Option<&str>,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<Option<ConsentRecord>> {
+        let mut tables = self.tables();
+        match tables.consents.get_mut(consent_id) {
+            Some(record) if matches(record, owner, from) => {
+                change.apply(record);
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+}

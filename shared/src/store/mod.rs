@@ -1,0 +1,191 @@
+//! Consent records, the user's Finexer customer, and single-use states.
+//!
+//! Handlers see only the [`ConsentStore`] trait: [`dynamo::DynamoStore`] is the
+//! real one, [`memory::MemoryStore`] runs the same logic in memory for unit tests
+//! and benchmarks. The DynamoDB item layout is in `dynamo.rs` and the README.
+
+pub mod dynamo;
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use crate::finexer::ConsentStatus;
+use crate::error::Result;
+
+/// What changed a consent's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    Create,
+    Callback,
+    Revoke,
+}
+
+/// One entry of a consent's history. `from` is not stored: it is the `to` of
+/// the entry before, so it can never disagree with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub at: String,
+    pub to: ConsentStatus,
+    pub source: ChangeSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub consent_id: String,
+    pub owner: String,
+    pub customer_id: String,
+    pub status: ConsentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The allow-listed frontend URL the callback sends the browser back to.
+    pub return_to: String,
+    /// The `jti` of the state token issued with this consent (the binding).
+    pub state_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_requested_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// When the consent itself expires at Finexer (`expiry_date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub history: Vec<StatusChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRecord {
+    pub state_id: String,
+    pub consent_id: String,
+    pub owner: String,
+    /// Unix seconds; past it the state is treated as absent even if the item
+    /// is still there (DynamoDB's TTL deletes lazily).
+    pub expires_at: i64,
+}
+
+/// A status change and the fields that come with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub to: ConsentStatus,
+    pub at: String,
+    pub source: ChangeSource,
+    pub provider: Option<String>,
+    pub authorized_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoke_requested_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl Transition {
+    pub fn new(to: ConsentStatus, at: &str, source: ChangeSource) -> Self {
+        Transition {
+            to,
+            at: at.to_owned(),
+            source,
+            provider: None,
+            authorized_at: None,
+            expires_at: None,
+            revoke_requested_at: None,
+            revoked_at: None,
+        }
+    }
+
+    /// Applies the change to a record in memory (the in-memory store, and the
+    /// answer built after a conditional write that succeeded).
+    pub fn apply(&self, record: &mut ConsentRecord) {
+        record.status = self.to.clone();
+        record.updated_at = self.at.clone();
+        let fields = [
+            (&self.provider, &mut record.provider),
+            (&self.authorized_at, &mut record.authorized_at),
+            (&self.expires_at, &mut record.expires_at),
+            (&self.revoke_requested_at, &mut record.revoke_requested_at),
+            (&self.revoked_at, &mut record.revoked_at),
+        ];
+        for (new, field) in fields {
+            if let Some(value) = new {
+                *field = Some(value.clone());
+            }
+        }
+        record.history.push(StatusChange {
+            at: self.at.clone(),
+            to: self.to.clone(),
+            source: self.source,
+        });
+    }
+}
+
+/// Who may create the user's Finexer customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerClaim {
+    /// The user already has one.
+    Existing(String),
+    /// This caller holds the lease and must create it, then save or release.
+    Claimed,
+    /// Another request holds the lease right now.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumeOutcome {
+    /// The state was consumed and the consent changed, atomically.
+    Applied,
+    /// The state is unknown, used, expired or bound to another consent.
+    StateUnusable,
+    /// The state is fine but the consent is no longer in an expected status.
+    ConsentChanged,
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The user's Finexer customer id, if one was saved.
+    async fn customer(&self, owner: &str) -> Result<Option<String>>;
+
+    /// Takes a lease on creating the user's customer, so concurrent first
+    /// calls create one customer, not two. A lease older than `lease_seconds`
+    /// (a crashed creator) may be taken over.
+    async fn claim_customer(&self, owner: &str, now: i64, lease_seconds: i64)
+    -> Result<CustomerClaim>;
+
+    /// Saves the customer created under a lease and returns the id now on
+    /// record (another's, if a takeover raced us).
+    async fn save_customer(&self, owner: &str, customer_id: &str) -> Result<String>;
+
+    /// Gives up a lease after a failed create, so the next call need not wait.
+    async fn release_customer_claim(&self, owner: &str) -> Result<()>;
+
+    /// Writes a new consent and its state together, or neither.
+    async fn insert_consent(&self, consent: &ConsentRecord, state: &StateRecord) -> Result<()>;
+
+    async fn consent(&self, consent_id: &str) -> Result<Option<ConsentRecord>>;
+
+    /// The owner's consents, newest first.
+    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>>;
+
+    /// Consumes a state bound to `consent_id` and applies `change` if the
+    /// consent's status is one of `from`, atomically: both or neither.
+    async fn consume_state(
+        &self,
+        state_id: &str,
+        consent_id: &str,
+        now: i64,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<ConsumeOutcome>;
+
+    /// Applies `change` if the consent exists, its status is one of `from` and
+    /// (when given) it belongs to `owner`. Returns the updated record, or None
+    /// when the condition did not hold.
+    async fn transition(
+        &self,
+        consent_id: &str,
+        owner: Option<&str>,
+        from: &[ConsentStatus],
+        change: &Transition,
+    ) -> Result<Option<ConsentRecord>>;
+}

@@ -47,15 +47,47 @@ pub struct Config {
 /// configuration table is generated from the same facts.
 pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     ("CONSENT_TABLE", None, "DynamoDB table name"),
-    ("CONNECT_SECRET_ID", None, "Secrets Manager secret id or ARN"),
+    (
+        "CONNECT_SECRET_ID",
+        None,
+        "Secrets Manager secret id or ARN",
+    ),
     ("CALLBACK_URL", None, "public URL of the callback function"),
-    ("FRONTEND_URLS", None, "comma-separated allowed return targets"),
-    ("FINEXER_BASE_URL", Some("https://api.finexer.com"), "Finexer API base URL"),
-    ("FINEXER_TIMEOUT_MS", Some("5000"), "timeout of one Finexer call"),
-    ("SECRETS_CACHE_SECONDS", Some("300"), "how long secrets are cached"),
-    ("STATE_TTL_SECONDS", Some("900"), "lifetime of a state token"),
-    ("ACCOUNT_DATA_ENABLED", Some("true"), "serve account data routes"),
-    ("BROWSER_BINDING", Some("tolerate"), "callback cookie policy"),
+    (
+        "FRONTEND_URLS",
+        None,
+        "comma-separated allowed return targets",
+    ),
+    (
+        "FINEXER_BASE_URL",
+        Some("https://api.finexer.com"),
+        "Finexer API base URL",
+    ),
+    (
+        "FINEXER_TIMEOUT_MS",
+        Some("5000"),
+        "timeout of one Finexer call",
+    ),
+    (
+        "SECRETS_CACHE_SECONDS",
+        Some("300"),
+        "how long secrets are cached",
+    ),
+    (
+        "STATE_TTL_SECONDS",
+        Some("900"),
+        "lifetime of a state token",
+    ),
+    (
+        "ACCOUNT_DATA_ENABLED",
+        Some("true"),
+        "serve account data routes",
+    ),
+    (
+        "BROWSER_BINDING",
+        Some("tolerate"),
+        "callback cookie policy",
+    ),
 ];
 
 impl Config {
@@ -243,7 +275,10 @@ mod tests {
         ("CONSENT_TABLE", "consents"),
         ("CONNECT_SECRET_ID", "connect/secret"),
         ("CALLBACK_URL", "https://api.example.com/callback"),
-        ("FRONTEND_URLS", "https://app.example.com/connected, https://app.example.com/other"),
+        (
+            "FRONTEND_URLS",
+            "https://app.example.com/connected, https://app.example.com/other",
+        ),
     ];
 
     #[test]

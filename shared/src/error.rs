@@ -80,7 +80,11 @@ impl Error {
             Error::FinexerRejected { status, .. } => match status {
                 // Our own API key or permissions are wrong: not the caller's fault.
                 401 | 403 => (502, "upstream-error", "Bank connection provider error"),
-                _ => (400, "rejected-by-provider", "Rejected by the bank connection provider"),
+                _ => (
+                    400,
+                    "rejected-by-provider",
+                    "Rejected by the bank connection provider",
+                ),
             },
             Error::FinexerUnavailable { .. } => (
                 503,

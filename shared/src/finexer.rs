@@ -204,8 +204,14 @@ impl FinexerClient {
         if let Some(email) = customer.email {
             form.push(("email", email.to_owned()));
         }
-        self.call(Method::POST, "/customers", &[], Some(&form), Retry::OnlyIfNotReceived)
-            .await
+        self.call(
+            Method::POST,
+            "/customers",
+            &[],
+            Some(&form),
+            Retry::OnlyIfNotReceived,
+        )
+        .await
     }
 
     pub async fn create_consent(&self, consent: &NewConsent<'_>) -> Result<Consent> {
@@ -220,8 +226,14 @@ impl FinexerClient {
         if let Some(provider) = consent.provider {
             form.push(("provider", provider.to_owned()));
         }
-        self.call(Method::POST, "/consents", &[], Some(&form), Retry::OnlyIfNotReceived)
-            .await
+        self.call(
+            Method::POST,
+            "/consents",
+            &[],
+            Some(&form),
+            Retry::OnlyIfNotReceived,
+        )
+        .await
     }
 
     pub async fn get_consent(&self, id: &str) -> Result<Consent> {
@@ -263,7 +275,11 @@ impl FinexerClient {
     ) -> Result<T> {
         let secrets = self.secrets.secrets().await?;
         let mut url = self.base.clone();
-        url.set_path(&format!("{}{}", self.base.path().trim_end_matches('/'), path));
+        url.set_path(&format!(
+            "{}{}",
+            self.base.path().trim_end_matches('/'),
+            path
+        ));
         // Never send a bare `?`: Finexer answers 400 to it.
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -300,7 +316,9 @@ impl FinexerClient {
                 (Failure::Transport(e), Retry::OnlyIfNotReceived) => e.is_connect(),
                 _ => false,
             };
-            let wait = failure.retry_after().unwrap_or(self.backoff * 2u32.pow(attempt - 1));
+            let wait = failure
+                .retry_after()
+                .unwrap_or(self.backoff * 2u32.pow(attempt - 1));
             if !retryable || attempt >= MAX_ATTEMPTS || wait > MAX_INLINE_WAIT {
                 return Err(failure.into_error(&method, path));
             }

@@ -186,7 +186,10 @@ mod tests {
 
     #[test]
     fn only_exact_allow_listed_urls_are_return_targets() {
-        let ok = ["https://app.example.com/connected", "HTTPS://APP.EXAMPLE.COM/connected"];
+        let ok = [
+            "https://app.example.com/connected",
+            "HTTPS://APP.EXAMPLE.COM/connected",
+        ];
         for raw in ok {
             assert_eq!(
                 ReturnTarget::parse(raw, &allowed()).unwrap().as_str(),
@@ -214,7 +217,10 @@ mod tests {
             "",
         ];
         for raw in refused {
-            assert!(ReturnTarget::parse(raw, &allowed()).is_err(), "{raw} accepted");
+            assert!(
+                ReturnTarget::parse(raw, &allowed()).is_err(),
+                "{raw} accepted"
+            );
         }
     }
 

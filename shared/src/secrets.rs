@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn weak_duplicate_or_missing_keys_are_refused() {
         let cases = [
-            (r#"{"finexer_api_key":"sk","state_keys":[]}"#.to_string(), "empty"),
+            (
+                r#"{"finexer_api_key":"sk","state_keys":[]}"#.to_string(),
+                "empty",
+            ),
             (
                 r#"{"finexer_api_key":"sk","state_keys":[{"kid":"a","key":"short"}]}"#.into(),
                 "at least 32 bytes",
@@ -184,7 +187,10 @@ mod tests {
         ];
         for (json, expected) in cases {
             let err = AppSecrets::parse(&json).err().expect(expected).to_string();
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
             assert!(!err.contains(KEY), "error leaks the key: {err}");
         }
     }

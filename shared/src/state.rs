@@ -172,7 +172,10 @@ mod tests {
         assert!(verify(&token, &rotated).is_ok());
         let new_token = sign(&StateClaims::new("u", now(), 900, None), &rotated).unwrap();
         assert_eq!(
-            jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(),
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .as_deref(),
             Some("k2")
         );
         let dropped = secrets(&[("k2", K2)]);
@@ -215,7 +218,12 @@ mod tests {
         ] {
             let forged = format!("{}.{}.", URL_SAFE_NO_PAD.encode(header), parts[1]);
             assert!(verify(&forged, &s).is_err(), "{header} accepted");
-            let resigned = format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), parts[1], parts[2]);
+            let resigned = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                parts[1],
+                parts[2]
+            );
             assert!(verify(&resigned, &s).is_err(), "{header} accepted");
         }
     }

@@ -102,7 +102,13 @@ async fn complete(
     let applied = match claims {
         Some(claims) => {
             app.store
-                .consume_state(&claims.jti, consent_id, now().unix_timestamp(), &from, &change)
+                .consume_state(
+                    &claims.jti,
+                    consent_id,
+                    now().unix_timestamp(),
+                    &from,
+                    &change,
+                )
                 .await?
                 == ConsumeOutcome::Applied
         }

@@ -51,8 +51,16 @@ pub async fn create_link(app: &App, request: Request) -> Response<Body> {
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
     let input: CreateLink = json_body(&request)?;
-    let provider = input.provider.as_deref().map(|p| option_id(p, "provider")).transpose()?;
-    let template = input.template.as_deref().map(|t| option_id(t, "template")).transpose()?;
+    let provider = input
+        .provider
+        .as_deref()
+        .map(|p| option_id(p, "provider"))
+        .transpose()?;
+    let template = input
+        .template
+        .as_deref()
+        .map(|t| option_id(t, "template"))
+        .transpose()?;
     let return_to = match &input.return_to {
         Some(raw) => ReturnTarget::parse(raw, &app.config.frontend_urls)?,
         None => ReturnTarget::parse(
@@ -112,7 +120,10 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         expires_at: claims.exp,
     };
 
-    let page = match (&consent.status, consent.redirect.and_then(|r| r.consent_url)) {
+    let page = match (
+        &consent.status,
+        consent.redirect.and_then(|r| r.consent_url),
+    ) {
         (ConsentStatus::Pending, Some(url)) => {
             consent_page_url(&url, template, input.skip_info, input.skip_qr)
         }

@@ -439,7 +439,10 @@ impl ConsentStore for DynamoStore {
                 let code = |i: usize| reasons.get(i).and_then(|c| c.as_deref());
                 // A conflict on the state item means a concurrent callback is
                 // consuming the same state: for this request it is used.
-                if matches!(code(0), Some("ConditionalCheckFailed" | "TransactionConflict")) {
+                if matches!(
+                    code(0),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                ) {
                     Ok(ConsumeOutcome::StateUnusable)
                 } else if code(1) == Some("ConditionalCheckFailed") {
                     Ok(ConsumeOutcome::ConsentChanged)

@@ -90,7 +90,9 @@ impl ConsentStore for MemoryStore {
         if tables.consents.contains_key(&consent.consent_id)
             || tables.states.contains_key(&state.state_id)
         {
-            return Err(crate::Error::Internal("consent or state already recorded".into()));
+            return Err(crate::Error::Internal(
+                "consent or state already recorded".into(),
+            ));
         }
         tables
             .consents
@@ -113,9 +115,7 @@ impl ConsentStore for MemoryStore {
             .filter(|c| c.owner == owner)
             .cloned()
             .collect();
-        list.sort_by(|a, b| {
-            (&b.created_at, &b.consent_id).cmp(&(&a.created_at, &a.consent_id))
-        });
+        list.sort_by(|a, b| (&b.created_at, &b.consent_id).cmp(&(&a.created_at, &a.consent_id)));
         Ok(list)
     }
 

@@ -10,8 +10,8 @@ pub mod memory;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use crate::finexer::ConsentStatus;
 use crate::error::Result;
+pub use crate::finexer::ConsentStatus;
 
 /// What changed a consent's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,8 +149,12 @@ pub trait ConsentStore: Send + Sync {
     /// Takes a lease on creating the user's customer, so concurrent first
     /// calls create one customer, not two. A lease older than `lease_seconds`
     /// (a crashed creator) may be taken over.
-    async fn claim_customer(&self, owner: &str, now: i64, lease_seconds: i64)
-    -> Result<CustomerClaim>;
+    async fn claim_customer(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<CustomerClaim>;
 
     /// Saves the customer created under a lease and returns the id now on
     /// record (another's, if a takeover raced us).

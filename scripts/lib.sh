@@ -1,0 +1,63 @@
+# Shared by the scripts: logging, the Python venv with moto, and the local
+# AWS emulator. Sourced, not run.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+fail() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+MOTO_PORT=${MOTO_PORT:-4566}
+
+# Only 127.0.0.1 is ever contacted: dummy credentials, a region, no instance
+# metadata fallback, and every AWS call pointed at the emulator.
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
+export AWS_REGION=${AWS_REGION:-eu-west-2}
+export AWS_DEFAULT_REGION=$AWS_REGION
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+
+need_python() {
+  command -v python3 >/dev/null || fail "python3 is required (for the moto DynamoDB/Secrets Manager emulator); install it, e.g. apt-get install python3 python3-venv"
+}
+
+ensure_moto() {
+  need_python
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    say "Installing moto (DynamoDB + Secrets Manager emulator) into .venv"
+    python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[dynamodb,secretsmanager,server]==5.1.*' \
+      || fail "pip could not install moto"
+  fi
+}
+
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_for_port() { # port seconds name
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    port_free "$1" || return 0
+    sleep 0.1
+  done
+  fail "$3 did not start on 127.0.0.1:$1 within $2 s"
+}
+
+start_moto() {
+  ensure_moto
+  port_free "$MOTO_PORT" || fail "port $MOTO_PORT is taken; stop what uses it or set MOTO_PORT"
+  say "Starting moto on 127.0.0.1:$MOTO_PORT"
+  mkdir -p "$ROOT/.local"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.local/moto.log" 2>&1 &
+  MOTO_PID=$!
+  wait_for_port "$MOTO_PORT" 30 moto
+}
+
+stop_moto() {
+  if [ -n "${MOTO_PID:-}" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=
+  fi
+}

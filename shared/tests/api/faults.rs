@@ -1,0 +1,266 @@
+//! Finexer failing on each call each function makes: the caller gets a clear
+//! 502/503, nothing is half-written, and a retry succeeds once it clears.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use shared::store::memory::MemoryStore;
+use shared::store::*;
+use wiremock::ResponseTemplate;
+
+use crate::journey::state_id_of;
+use crate::support::*;
+
+fn server_error() -> ResponseTemplate {
+    ResponseTemplate::new(500).set_body_json(
+        json!({"error": {"type": "api_error", "code": "internal", "message": "boom"}}),
+    )
+}
+
+fn too_slow() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_delay(Duration::from_secs(3))
+}
+
+#[tokio::test]
+async fn create_link_survives_finexer_failures() {
+    let env = TestEnv::start().await;
+    for (path, fault) in [
+        ("^/customers$", server_error()),
+        ("^/customers$", too_slow()),
+        ("^/consents$", server_error()),
+        ("^/consents$", too_slow()),
+    ] {
+        env.finexer_fault("POST", path, fault, None).await;
+        let (status, problem) = env.create_link("alice", json!({})).await;
+        assert_eq!(status, 503, "{path}: {problem}");
+        assert_eq!(problem["type"], "/problems/upstream-unavailable");
+        let (_, list) = env.consents("alice", "/consents").await;
+        assert_eq!(list["data"], json!([]), "{path}: no consent recorded");
+        env.reset_faults().await;
+    }
+    // No lease left behind: the next call creates the customer at once.
+    let (status, body) = env.create_link("alice", json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let customer = env.item("USER#alice", "CUSTOMER").await.unwrap();
+    assert!(customer.contains_key("customer_id"));
+}
+
+#[tokio::test]
+async fn creates_are_not_retried_after_a_server_error() {
+    let env = TestEnv::start().await;
+    env.finexer_fault("POST", "^/consents$", server_error(), None)
+        .await;
+    let (status, _) = env.create_link("bob", json!({})).await;
+    assert_eq!(status, 503);
+    let creates = env
+        .finexer_calls()
+        .await
+        .iter()
+        .filter(|c| *c == "POST /consents")
+        .count();
+    assert_eq!(creates, 1, "a 500 may have created it: no blind retry");
+}
+
+#[tokio::test]
+async fn reads_are_retried_and_throttling_is_passed_on() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("carol").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    // One 500, then fine: the read is retried inside the request.
+    env.finexer_fault("GET", "^/consents/", server_error(), Some(1))
+        .await;
+    let back = location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+    assert_eq!(query_of(&back)["status"], "authorized");
+
+    // A long Retry-After is handed to our caller rather than waited out.
+    env.finexer_fault(
+        "GET",
+        "^/bank_accounts$",
+        ResponseTemplate::new(429).insert_header("retry-after", "30"),
+        None,
+    )
+    .await;
+    let response = shared::handlers::consents(
+        &env.app,
+        request("GET", "/accounts", "", None, Some("carol")),
+    )
+    .await;
+    assert_eq!(response.headers()["retry-after"], "30");
+    let (status, _) = json_of(response);
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn callback_failure_leaves_the_state_usable_for_a_retry() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("dave").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    let query = format!("fx_consent={consent_id}&state={state}");
+    for fault in [server_error(), too_slow()] {
+        env.finexer_fault("GET", "^/consents/", fault, None).await;
+        let response = env.callback(&query).await;
+        assert_eq!(html_error(&response), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let (_, record) = env
+            .consents("dave", &format!("/consents/{consent_id}"))
+            .await;
+        assert_eq!(record["status"], "pending");
+        let state_item = env
+            .item(
+                &format!("STATE#{}", state_id_of(&env, &consent_id).await),
+                "STATE",
+            )
+            .await
+            .unwrap();
+        assert!(!state_item.contains_key("used_at"));
+        env.reset_faults().await;
+    }
+    let back = location(&env.callback(&query).await);
+    assert_eq!(query_of(&back)["status"], "authorized");
+}
+
+#[tokio::test]
+async fn a_failed_revocation_is_recorded_and_completed_by_a_retry() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("erin").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+
+    for fault in [server_error(), too_slow()] {
+        env.finexer_fault("POST", "/revoke$", fault, None).await;
+        let (status, problem) = env.revoke("erin", &consent_id).await;
+        assert_eq!(status, 503, "{problem}");
+        let (_, record) = env
+            .consents("erin", &format!("/consents/{consent_id}"))
+            .await;
+        assert_eq!(
+            record["status"], "revoke_pending",
+            "the request is remembered"
+        );
+        assert!(record["revoked_at"].is_null(), "no revocation claimed");
+        assert!(record["revoke_requested_at"].is_string());
+        env.reset_faults().await;
+    }
+    let (status, record) = env.revoke("erin", &consent_id).await;
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "canceled");
+    assert!(record["revoked_at"].is_string());
+}
+
+#[tokio::test]
+async fn account_reads_fail_clearly() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("fay").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+    env.finexer_fault("GET", "^/bank_accounts$", server_error(), None)
+        .await;
+    let (status, problem) = env
+        .consents("fay", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        !problem["detail"].as_str().unwrap().contains("boom"),
+        "no upstream text leaks"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_api_key_is_not_blamed_on_the_caller() {
+    let env = TestEnv::start().await;
+    env.finexer_fault(
+        "POST",
+        "^/customers$",
+        ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "type": "authentication_error", "code": "invalid_api_key", "message": "bad key"}})),
+        None,
+    )
+    .await;
+    let (status, problem) = env.create_link("gus", json!({})).await;
+    assert_eq!(status, 502);
+    assert!(!problem.to_string().contains(API_KEY));
+}
+
+/// A store whose consent writes fail, as when DynamoDB goes away between
+/// the Finexer call and our write.
+struct FailingWrites(MemoryStore);
+
+#[async_trait]
+impl ConsentStore for FailingWrites {
+    async fn customer(&self, owner: &str) -> shared::Result<Option<String>> {
+        self.0.customer(owner).await
+    }
+    async fn claim_customer(&self, o: &str, n: i64, l: i64) -> shared::Result<CustomerClaim> {
+        self.0.claim_customer(o, n, l).await
+    }
+    async fn save_customer(&self, owner: &str, id: &str) -> shared::Result<String> {
+        self.0.save_customer(owner, id).await
+    }
+    async fn release_customer_claim(&self, owner: &str) -> shared::Result<()> {
+        self.0.release_customer_claim(owner).await
+    }
+    async fn insert_consent(&self, _: &ConsentRecord, _: &StateRecord) -> shared::Result<()> {
+        Err(shared::Error::StoreUnavailable("injected".into()))
+    }
+    async fn consent(&self, id: &str) -> shared::Result<Option<ConsentRecord>> {
+        self.0.consent(id).await
+    }
+    async fn consents_of(&self, owner: &str) -> shared::Result<Vec<ConsentRecord>> {
+        self.0.consents_of(owner).await
+    }
+    async fn consume_state(
+        &self,
+        s: &str,
+        c: &str,
+        n: i64,
+        f: &[ConsentStatus],
+        t: &Transition,
+    ) -> shared::Result<ConsumeOutcome> {
+        self.0.consume_state(s, c, n, f, t).await
+    }
+    async fn transition(
+        &self,
+        c: &str,
+        o: Option<&str>,
+        f: &[ConsentStatus],
+        t: &Transition,
+    ) -> shared::Result<Option<ConsentRecord>> {
+        self.0.transition(c, o, f, t).await
+    }
+}
+
+#[tokio::test]
+async fn a_consent_that_cannot_be_recorded_is_revoked_at_finexer() {
+    let env = TestEnv::start().await;
+    let app = shared::App::new(
+        env.app.config.clone(),
+        Arc::new(FailingWrites(MemoryStore::new())),
+        env.app.secrets.clone(),
+    )
+    .unwrap();
+    let (status, problem) = json_of(
+        shared::handlers::create_link(
+            &app,
+            request("POST", "/links", "", Some("{}"), Some("hank")),
+        )
+        .await,
+    );
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["type"], "/problems/store-unavailable");
+    let calls = env.finexer_calls().await;
+    assert!(
+        calls.contains(&"POST /consents/bc_1/revoke".to_string()),
+        "{calls:?}"
+    );
+}

@@ -1,0 +1,410 @@
+//! The journey as users live it: connect, come back, see it, revoke it.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn approve_journey_from_link_to_revocation() {
+    let env = TestEnv::start().await;
+
+    // create-link
+    let (status, link) = env
+        .create_link(
+            "alice",
+            json!({"template": "acme", "skip_info": true, "skip_qr": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let consent_id = link["consent_id"].as_str().unwrap();
+    let page = url::Url::parse(link["consent_url"].as_str().unwrap()).unwrap();
+    assert_eq!(page.path(), format!("/connect/{consent_id}"));
+    let options = query_of(&page);
+    assert_eq!(options["template"], "acme");
+    assert_eq!(options["skip_info"], "true");
+    assert_eq!(options["skip_qr"], "false");
+    assert!(link["expires_at"].as_str().unwrap().ends_with('Z'));
+
+    // What Finexer was asked: a customer for alice, then a consent for it.
+    let calls = env.finexer_calls().await;
+    assert_eq!(calls, ["POST /customers", "POST /consents"]);
+    let state = env.state_sent_to_finexer(consent_id).await;
+
+    // Finexer sends the browser back; the callback confirms and redirects.
+    env.finexer_state.set(consent_id, "authorized");
+    let response = env
+        .callback(&format!("fx_consent={consent_id}&state={state}"))
+        .await;
+    let back = location(&response);
+    assert_eq!(back.origin().ascii_serialization(), "http://127.0.0.1:3000");
+    assert_eq!(back.path(), "/connected");
+    let result = query_of(&back);
+    assert_eq!(result["consent_id"], consent_id);
+    assert_eq!(result["status"], "authorized");
+    assert!(
+        env.finexer_calls()
+            .await
+            .contains(&format!("GET /consents/{consent_id}")),
+        "the callback confirms with Finexer"
+    );
+
+    // consents shows it authorized, with its history.
+    let (status, record) = env
+        .consents("alice", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "authorized");
+    assert_eq!(record["provider"], "sandbox-barclays");
+    assert_eq!(record["authorized_at"], "2026-11-25T10:00:00Z");
+    assert_eq!(record["expires_at"], "2027-02-23T10:00:00Z");
+    assert_eq!(record["history"][0]["to"], "pending");
+    assert_eq!(record["history"][0]["source"], "create");
+    assert_eq!(record["history"][1]["from"], "pending");
+    assert_eq!(record["history"][1]["to"], "authorized");
+    assert_eq!(record["history"][1]["source"], "callback");
+    assert!(
+        record.get("state_id").is_none(),
+        "internal binding not shown"
+    );
+
+    let (status, list) = env.consents("alice", "/consents").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"][0]["consent_id"], consent_id);
+
+    let (status, accounts) = env
+        .consents("alice", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, 200, "{accounts}");
+    assert_eq!(accounts["data"][0]["consent"], consent_id);
+    let (status, all) = env.consents("alice", "/accounts").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["data"].as_array().unwrap().len(), 1);
+
+    // revoke
+    let (status, revoked) = env.revoke("alice", consent_id).await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["status"], "canceled");
+    assert!(revoked["revoked_at"].is_string());
+    let sources: Vec<(&str, &str)> = revoked["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["to"].as_str().unwrap(), h["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("pending", "create"),
+            ("authorized", "callback"),
+            ("revoke_pending", "revoke"),
+            ("canceled", "revoke")
+        ]
+    );
+    assert!(
+        env.finexer_calls()
+            .await
+            .contains(&format!("POST /consents/{consent_id}/revoke"))
+    );
+
+    // Revoking twice is fine and changes nothing more.
+    let (status, again) = env.revoke("alice", consent_id).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["history"].as_array().unwrap().len(), 4);
+
+    // The revoked consent has no accounts to show.
+    let (status, _) = env
+        .consents("alice", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn the_customer_is_created_once_and_reused() {
+    let env = TestEnv::start().await;
+    env.link("bob").await;
+    env.link("bob").await;
+    let calls = env.finexer_calls().await;
+    assert_eq!(calls.iter().filter(|c| *c == "POST /customers").count(), 1);
+    let customer = env.item("USER#bob", "CUSTOMER").await.unwrap();
+    assert_eq!(customer["customer_id"].as_s().unwrap(), "cus_0");
+    assert!(!customer.contains_key("lease_until"));
+
+    let (_, list) = env.consents("bob", "/consents").await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["consent_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bc_2", "bc_1"], "newest first");
+}
+
+#[tokio::test]
+async fn concurrent_first_links_create_one_customer() {
+    let env = TestEnv::start().await;
+    let links = (0..6).map(|_| env.create_link("carol", json!({})));
+    let results = futures::future::join_all(links).await;
+    for (status, body) in &results {
+        assert_eq!(*status, 201, "{body}");
+    }
+    let calls = env.finexer_calls().await;
+    assert_eq!(
+        calls.iter().filter(|c| *c == "POST /customers").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(calls.iter().filter(|c| *c == "POST /consents").count(), 6);
+}
+
+#[tokio::test]
+async fn denial_with_state_cancels_and_returns_the_user() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("dave").await;
+    env.finexer_state.set(&consent_id, "canceled");
+    let response = env
+        .callback(&format!(
+            "fx_consent={consent_id}&state={state}&error=access_denied&error_code=user_denied"
+        ))
+        .await;
+    let result = query_of(&location(&response));
+    assert_eq!(result["status"], "canceled");
+    assert_eq!(result["error"], "access_denied");
+    let (_, record) = env
+        .consents("dave", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(record["status"], "canceled");
+    assert!(record["revoked_at"].is_null());
+    let state_item = env
+        .item(
+            &format!("STATE#{}", state_id_of(&env, &consent_id).await),
+            "STATE",
+        )
+        .await
+        .unwrap();
+    assert!(state_item.contains_key("used_at"), "the state is consumed");
+}
+
+#[tokio::test]
+async fn denial_without_state_is_confirmed_with_finexer() {
+    let env = TestEnv::start().await;
+    let (consent_id, _) = env.link("erin").await;
+
+    // Finexer does not (yet) say canceled: nothing changes.
+    let response = env
+        .callback(&format!("fx_consent={consent_id}&error=access_denied"))
+        .await;
+    assert_eq!(html_error(&response), 409);
+    let (_, record) = env
+        .consents("erin", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(record["status"], "pending");
+
+    env.finexer_state.set(&consent_id, "canceled");
+    let response = env
+        .callback(&format!("fx_consent={consent_id}&error=access_denied"))
+        .await;
+    let back = location(&response);
+    assert_eq!(back.path(), "/connected");
+    assert_eq!(query_of(&back)["status"], "canceled");
+    let (_, record) = env
+        .consents("erin", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(record["status"], "canceled");
+}
+
+#[tokio::test]
+async fn a_reload_of_the_callback_gets_the_same_result() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("frank").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    let query = format!("fx_consent={consent_id}&state={state}");
+    let first = location(&env.callback(&query).await);
+    let second = location(&env.callback(&query).await);
+    assert_eq!(first, second);
+    let (_, record) = env
+        .consents("frank", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(
+        record["history"].as_array().unwrap().len(),
+        2,
+        "no second change"
+    );
+}
+
+#[tokio::test]
+async fn return_to_picks_an_allow_listed_frontend() {
+    let env = TestEnv::start().await;
+    let (status, link) = env
+        .create_link("gina", json!({"return_to": OTHER_FRONTEND}))
+        .await;
+    assert_eq!(status, 201);
+    let consent_id = link["consent_id"].as_str().unwrap();
+    let state = env.state_sent_to_finexer(consent_id).await;
+    env.finexer_state.set(consent_id, "authorized");
+    let back = location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+    assert_eq!(back.host_str(), Some("app.example.com"));
+    assert_eq!(back.path(), "/return");
+}
+
+#[tokio::test]
+async fn a_preselected_provider_is_passed_to_finexer() {
+    let env = TestEnv::start().await;
+    let (status, link) = env
+        .create_link("hal", json!({"provider": "sandbox-lloyds"}))
+        .await;
+    assert_eq!(status, 201);
+    let requests = env.finexer.received_requests().await.unwrap();
+    let create = requests
+        .iter()
+        .find(|r| r.url.path() == "/consents")
+        .unwrap();
+    let form = String::from_utf8(create.body.clone()).unwrap();
+    assert!(form.contains("provider=sandbox-lloyds"), "{form}");
+    assert!(form.contains("scopes%5B%5D=accounts"), "{form}");
+    assert!(form.contains("customer=cus_0"), "{form}");
+    let auth = create
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(auth.starts_with("Basic "), "basic auth with the API key");
+    let (_, record) = env
+        .consents(
+            "hal",
+            &format!("/consents/{}", link["consent_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(record["provider"], "sandbox-lloyds");
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_client_errors() {
+    let env = TestEnv::start().await;
+    let cases = [
+        (
+            json!({"return_to": "https://evil.example/steal"}),
+            400,
+            "return_to",
+        ),
+        (json!({"return_to": "//evil.example"}), 400, "return_to"),
+        (json!({"provider": "../../x"}), 400, "provider"),
+        (json!({"skip_qr": "yes"}), 400, "invalid JSON body"),
+        (json!({"redirect": "x"}), 400, "unknown field"),
+        (json!([1, 2]), 400, "invalid JSON body"),
+        (json!({"template": "a".repeat(20_000)}), 413, "larger than"),
+    ];
+    for (body, status, words) in cases {
+        let (got, problem) = env.create_link("ivy", body.clone()).await;
+        assert_eq!(got, status, "{body} → {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(words),
+            "{problem} should mention {words}"
+        );
+    }
+    assert_eq!(
+        env.item_count().await,
+        0,
+        "nothing written for refused input"
+    );
+    assert!(env.finexer_calls().await.is_empty(), "Finexer not called");
+}
+
+#[tokio::test]
+async fn callers_without_claims_are_unauthorized() {
+    let env = TestEnv::start().await;
+    let cases = [
+        shared::handlers::create_link(&env.app, request("POST", "/links", "", Some("{}"), None))
+            .await,
+        shared::handlers::consents(&env.app, request("GET", "/consents", "", None, None)).await,
+        shared::handlers::revoke(
+            &env.app,
+            request("POST", "/consents/bc_1/revoke", "", None, None),
+        )
+        .await,
+    ];
+    for response in cases {
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let (status, problem) = json_of(response);
+        assert_eq!(status, 401);
+        assert_eq!(problem["type"], "/problems/unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn other_users_consents_are_not_found() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("jack").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+
+    let (status, _) = env.revoke("mallory", &consent_id).await;
+    assert_eq!(status, 404);
+    let (unknown_status, unknown) = env.revoke("mallory", "bc_999").await;
+    assert_eq!(unknown_status, 404);
+    let (status, problem) = env
+        .consents("mallory", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(problem, unknown, "same answer as for an unknown id");
+    let (status, _) = env
+        .consents("mallory", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, 404);
+    let (_, list) = env.consents("mallory", "/consents").await;
+    assert_eq!(list["data"], json!([]));
+
+    let (_, record) = env
+        .consents("jack", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(record["status"], "authorized", "untouched");
+    assert!(
+        !env.finexer_calls()
+            .await
+            .iter()
+            .any(|c| c.ends_with("/revoke")),
+        "no revoke reached Finexer"
+    );
+}
+
+#[tokio::test]
+async fn account_reads_can_be_switched_off() {
+    let env = TestEnv::with(Options {
+        account_data_enabled: false,
+        ..Options::default()
+    })
+    .await;
+    let (consent_id, state) = env.link("kim").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    location(
+        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await,
+    );
+    for path in [
+        format!("/consents/{consent_id}/accounts"),
+        "/accounts".into(),
+    ] {
+        let (status, problem) = env.consents("kim", &path).await;
+        assert_eq!(status, 403);
+        assert!(problem["detail"].as_str().unwrap().contains("FCA"));
+    }
+    let (status, _) = env
+        .consents("kim", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(status, 200, "the consent itself is still readable");
+}
+
+pub async fn state_id_of(env: &TestEnv, consent_id: &str) -> String {
+    env.item(&format!("CONSENT#{consent_id}"), "CONSENT")
+        .await
+        .unwrap()["state_id"]
+        .as_s()
+        .unwrap()
+        .clone()
+}

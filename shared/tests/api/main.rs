@@ -1,0 +1,9 @@
+//! Integration tests of the four handlers against a real DynamoDB and Secrets
+//! Manager API (moto) and a wiremock Finexer. Run with `make test`.
+
+mod callback_security;
+mod events;
+mod faults;
+mod journey;
+mod store;
+mod support;

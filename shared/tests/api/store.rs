@@ -1,0 +1,280 @@
+//! The DynamoDB store's own guarantees, against moto: atomic consent + state
+//! writes, single consumption under concurrency, expiry, customer leases.
+
+use shared::store::dynamo::DynamoStore;
+use shared::store::memory::MemoryStore;
+use shared::store::*;
+
+use crate::support::aws_config;
+
+async fn dynamo_store() -> DynamoStore {
+    let aws = aws_config().await;
+    let table = format!("store-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    store.create_table().await.unwrap();
+    store
+}
+
+fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecord) {
+    let consent = ConsentRecord {
+        consent_id: id.into(),
+        owner: owner.into(),
+        customer_id: "cus_1".into(),
+        status: ConsentStatus::Pending,
+        provider: None,
+        return_to: "https://app.example.com/".into(),
+        state_id: format!("state-{id}"),
+        created_at: created_at.into(),
+        updated_at: created_at.into(),
+        authorized_at: None,
+        revoke_requested_at: None,
+        revoked_at: None,
+        expires_at: None,
+        history: vec![StatusChange {
+            at: created_at.into(),
+            to: ConsentStatus::Pending,
+            source: ChangeSource::Create,
+        }],
+    };
+    let state = StateRecord {
+        state_id: format!("state-{id}"),
+        consent_id: id.into(),
+        owner: owner.into(),
+        expires_at: 2_000_000_000,
+    };
+    (consent, state)
+}
+
+fn authorize() -> Transition {
+    let mut change = Transition::new(
+        ConsentStatus::Authorized,
+        "2026-11-25T10:00:00Z",
+        ChangeSource::Callback,
+    );
+    change.authorized_at = Some(change.at.clone());
+    change
+}
+
+/// The same scenario on both stores, so the in-memory one used by logic tests
+/// cannot drift from DynamoDB's behaviour.
+async fn single_use_and_binding(store: &dyn ConsentStore) {
+    let (a, a_state) = record("bc_a", "u1", "2026-11-25T09:00:00Z");
+    let (b, b_state) = record("bc_b", "u1", "2026-11-25T09:30:00Z");
+    store.insert_consent(&a, &a_state).await.unwrap();
+    store.insert_consent(&b, &b_state).await.unwrap();
+    assert!(
+        store.insert_consent(&a, &a_state).await.is_err(),
+        "no overwrite"
+    );
+
+    let pending = [ConsentStatus::Pending];
+    let now = 1_900_000_000;
+    // Bound to another consent.
+    assert_eq!(
+        store
+            .consume_state("state-bc_a", "bc_b", now, &pending, &authorize())
+            .await
+            .unwrap(),
+        ConsumeOutcome::StateUnusable
+    );
+    // Expired (the item is still there: TTL deletes lazily).
+    assert_eq!(
+        store
+            .consume_state("state-bc_a", "bc_a", 2_000_000_001, &pending, &authorize())
+            .await
+            .unwrap(),
+        ConsumeOutcome::StateUnusable
+    );
+    assert_eq!(
+        store
+            .consume_state("state-bc_a", "bc_a", now, &pending, &authorize())
+            .await
+            .unwrap(),
+        ConsumeOutcome::Applied
+    );
+    assert_eq!(
+        store
+            .consume_state("state-bc_a", "bc_a", now, &pending, &authorize())
+            .await
+            .unwrap(),
+        ConsumeOutcome::StateUnusable,
+        "used once only"
+    );
+    let stored = store.consent("bc_a").await.unwrap().unwrap();
+    assert_eq!(stored.status, ConsentStatus::Authorized);
+    assert_eq!(stored.history.len(), 2);
+
+    // The consent moved on (revoked): the unused state of b cannot be spent.
+    let mut cancel = Transition::new(
+        ConsentStatus::Canceled,
+        "2026-11-25T11:00:00Z",
+        ChangeSource::Revoke,
+    );
+    cancel.revoked_at = Some(cancel.at.clone());
+    assert!(
+        store
+            .transition("bc_b", Some("someone-else"), &pending, &cancel)
+            .await
+            .unwrap()
+            .is_none(),
+        "owner condition"
+    );
+    assert!(
+        store
+            .transition("bc_b", Some("u1"), &pending, &cancel)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .consume_state("state-bc_b", "bc_b", now, &pending, &authorize())
+            .await
+            .unwrap(),
+        ConsumeOutcome::ConsentChanged
+    );
+    let b_now = store.consent("bc_b").await.unwrap().unwrap();
+    assert_eq!(b_now.status, ConsentStatus::Canceled);
+    assert_eq!(b_now.revoked_at.as_deref(), Some("2026-11-25T11:00:00Z"));
+
+    let listed: Vec<String> = store
+        .consents_of("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.consent_id)
+        .collect();
+    assert_eq!(listed, ["bc_b", "bc_a"]);
+    assert!(store.consents_of("u2").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dynamo_store_enforces_single_use_and_binding() {
+    single_use_and_binding(&dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn memory_store_behaves_like_dynamo() {
+    single_use_and_binding(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn concurrent_consumption_of_one_state_applies_once() {
+    let store = dynamo_store().await;
+    let (consent, state) = record("bc_race", "u1", "2026-11-25T09:00:00Z");
+    store.insert_consent(&consent, &state).await.unwrap();
+    let attempts = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .consume_state(
+                    "state-bc_race",
+                    "bc_race",
+                    1_900_000_000,
+                    &[ConsentStatus::Pending],
+                    &authorize(),
+                )
+                .await
+        })
+    });
+    let outcomes: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ConsumeOutcome::Applied)))
+        .count();
+    assert_eq!(applied, 1, "{outcomes:?}");
+    let stored = store.consent("bc_race").await.unwrap().unwrap();
+    assert_eq!(stored.history.len(), 2, "one change recorded");
+}
+
+async fn customer_leases(store: &dyn ConsentStore) {
+    let now = 1_900_000_000;
+    assert_eq!(store.customer("u").await.unwrap(), None);
+    assert_eq!(
+        store.claim_customer("u", now, 30).await.unwrap(),
+        CustomerClaim::Claimed
+    );
+    assert_eq!(
+        store.claim_customer("u", now + 1, 30).await.unwrap(),
+        CustomerClaim::Busy
+    );
+    // A crashed creator's lease lapses and can be taken over.
+    assert_eq!(
+        store.claim_customer("u", now + 31, 30).await.unwrap(),
+        CustomerClaim::Claimed
+    );
+    assert_eq!(store.save_customer("u", "cus_1").await.unwrap(), "cus_1");
+    // A late saver gets the id already on record, not its own.
+    assert_eq!(store.save_customer("u", "cus_2").await.unwrap(), "cus_1");
+    assert_eq!(
+        store.claim_customer("u", now + 100, 30).await.unwrap(),
+        CustomerClaim::Existing("cus_1".into())
+    );
+    store.release_customer_claim("u").await.unwrap();
+    assert_eq!(store.customer("u").await.unwrap().as_deref(), Some("cus_1"));
+
+    // Released leases free the way at once.
+    assert_eq!(
+        store.claim_customer("v", now, 30).await.unwrap(),
+        CustomerClaim::Claimed
+    );
+    store.release_customer_claim("v").await.unwrap();
+    assert_eq!(
+        store.claim_customer("v", now + 1, 30).await.unwrap(),
+        CustomerClaim::Claimed
+    );
+}
+
+#[tokio::test]
+async fn dynamo_customer_leases() {
+    customer_leases(&dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn memory_customer_leases() {
+    customer_leases(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn state_items_carry_the_ttl_attribute() {
+    let aws = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    let table = format!("ttl-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::new(client.clone(), &table);
+    store.create_table().await.unwrap();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = ttl.time_to_live_description.unwrap();
+    assert_eq!(description.attribute_name(), Some("ttl"));
+    let (consent, state) = record("bc_ttl", "u1", "2026-11-25T09:00:00Z");
+    store.insert_consent(&consent, &state).await.unwrap();
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STATE#state-bc_ttl".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STATE".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    assert!(
+        ttl > state.expires_at,
+        "kept a while after expiry for reloads"
+    );
+}

@@ -3,6 +3,9 @@
 
 .PHONY: dev test lint fmt clean
 
+dev:
+	@scripts/dev.sh
+
 test:
 	@scripts/test.sh
 

@@ -136,7 +136,8 @@ struct ErrorBody {
 
 pub struct NewCustomer<'a> {
     pub name: &'a str,
-    pub email: Option<&'a str>,
+    /// Finexer requires one.
+    pub email: &'a str,
     /// Our user id, kept in Finexer's metadata for support and reconciliation.
     pub user_ref: &'a str,
 }
@@ -197,13 +198,11 @@ impl FinexerClient {
     }
 
     pub async fn create_customer(&self, customer: &NewCustomer<'_>) -> Result<Customer> {
-        let mut form = vec![
+        let form = vec![
             ("name", customer.name.to_owned()),
+            ("email", customer.email.to_owned()),
             ("metadata[user_ref]", customer.user_ref.to_owned()),
         ];
-        if let Some(email) = customer.email {
-            form.push(("email", email.to_owned()));
-        }
         self.call(
             Method::POST,
             "/customers",

@@ -184,6 +184,13 @@ async fn ensure_customer(app: &App, caller: &Caller) -> Result<String> {
     if let Some(id) = app.store.customer(&caller.user_id).await? {
         return Ok(id);
     }
+    let email = caller.email.as_deref().ok_or_else(|| {
+        Error::BadRequest(
+            "The sign-in token carries no email claim; Finexer needs an email to set up \
+             the user's bank connection profile."
+                .into(),
+        )
+    })?;
     let deadline = tokio::time::Instant::now() + CUSTOMER_WAIT;
     loop {
         let claim = app
@@ -201,7 +208,7 @@ async fn ensure_customer(app: &App, caller: &Caller) -> Result<String> {
                     .finexer
                     .create_customer(&NewCustomer {
                         name: caller.name.as_deref().unwrap_or(&caller.user_id),
-                        email: caller.email.as_deref(),
+                        email,
                         user_ref: &caller.user_id,
                     })
                     .await;

@@ -408,3 +408,19 @@ pub async fn state_id_of(env: &TestEnv, consent_id: &str) -> String {
         .unwrap()
         .clone()
 }
+
+#[tokio::test]
+async fn a_first_link_needs_an_email_claim() {
+    let env = TestEnv::start().await;
+    let mut event = event("POST", "/links", "", Some("{}"), Some("noemail"));
+    event["requestContext"]["authorizer"]["jwt"]["claims"]
+        .as_object_mut()
+        .unwrap()
+        .remove("email");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, problem) = json_of(shared::handlers::create_link(&env.app, request).await);
+    assert_eq!(status, 400);
+    assert!(problem["detail"].as_str().unwrap().contains("email"));
+    assert!(env.finexer_calls().await.is_empty());
+    assert_eq!(env.item_count().await, 0);
+}

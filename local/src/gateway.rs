@@ -1,0 +1,148 @@
+//! Turns an HTTP request into the API Gateway HTTP API (v2) event Lambda
+//! would receive, so the handlers parse exactly what they parse in AWS, and
+//! their response back into HTTP.
+
+use std::sync::Arc;
+
+use axum::body::{Body as AxumBody, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::Body;
+use serde_json::{Value, json};
+
+use crate::LocalState;
+
+/// API Gateway's own payload limit.
+const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    CreateLink,
+    Callback,
+    Revoke,
+    Consents,
+}
+
+impl Function {
+    /// The callback is the one public route; the rest sit behind the authorizer.
+    fn needs_authorizer(self) -> bool {
+        self != Function::Callback
+    }
+}
+
+/// A problem in the same format as the functions' own (`/problems/<slug>`).
+pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> Response {
+    let body = json!({"type": format!("/problems/{slug}"), "title": title, "status": status, "detail": detail});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    problem(404, "not-found", "Not found", "No such route.")
+}
+
+pub async fn invoke(
+    State(state): State<Arc<LocalState>>,
+    function: Function,
+    request: Request,
+) -> Response {
+    let claims = if function.needs_authorizer() {
+        match state.authorizer.claims(request.headers()) {
+            Some(claims) => Some(claims),
+            None => {
+                let mut response = problem(
+                    401,
+                    "unauthorized",
+                    "Unauthorized",
+                    "A valid bearer token is required.",
+                );
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", "Bearer".parse().expect("static header"));
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_PAYLOAD_BYTES).await else {
+        return problem(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            "The request body is too large.",
+        );
+    };
+
+    let mut headers = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        let Ok(value) = value.to_str() else { continue };
+        if name == "cookie" {
+            cookies.extend(value.split("; ").map(str::to_owned));
+            continue;
+        }
+        let joined = match headers.get(name.as_str()) {
+            Some(Value::String(before)) => format!("{before},{value}"),
+            _ => value.to_owned(),
+        };
+        headers.insert(name.as_str().to_owned(), Value::String(joined));
+    }
+    let (body, encoded) = match std::str::from_utf8(&body) {
+        _ if body.is_empty() => (Value::Null, false),
+        Ok(text) => (Value::String(text.to_owned()), false),
+        Err(_) => (Value::String(STANDARD.encode(&body)), true),
+    };
+    let path = parts.uri.path();
+    let mut context = json!({
+        "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1",
+        "domainPrefix": "local", "requestId": format!("local-{}", rand::random::<u64>()),
+        "routeKey": "$default", "stage": "$default",
+        "time": "", "timeEpoch": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+        "http": {"method": parts.method.as_str(), "path": path, "protocol": "HTTP/1.1",
+                 "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null)}
+    });
+    if let Some(claims) = claims {
+        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "rawQueryString": parts.uri.query().unwrap_or(""),
+        "cookies": if cookies.is_empty() { Value::Null } else { json!(cookies) },
+        "headers": headers, "requestContext": context,
+        "body": body, "isBase64Encoded": encoded,
+    });
+    let lambda_request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(_) => return problem(
+                400,
+                "bad-request",
+                "Bad request",
+                "The request could not be read.",
+            ),
+    };
+
+    let app = &state.app;
+    let response = match function {
+        Function::CreateLink => shared::handlers::create_link(app, lambda_request).await,
+        Function::Callback => shared::handlers::callback(app, lambda_request).await,
+        Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
+        Function::Consents => shared::handlers::consents(app, lambda_request).await,
+    };
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Empty => AxumBody::empty(),
+        Body::Text(text) => AxumBody::from(text),
+        Body::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,119 @@
+//! Test controls under `/_sandbox/`, a prefix Finexer's API never uses.
+//! No auth: the sandbox only listens on loopback.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::api::consents::authorize;
+use crate::api::error::{ApiError, ApiResult};
+use crate::faults::{FaultRule, RuleReport};
+use crate::model::{Consent, ConsentStatus};
+use crate::request_log::LoggedRequest;
+use crate::state::SandboxState;
+
+pub const ADMIN_PREFIX: &str = "/_sandbox";
+
+pub fn routes() -> Router<SandboxState> {
+    Router::new()
+        .route("/_sandbox/health", get(health))
+        .route(
+            "/_sandbox/faults",
+            get(list_faults).post(set_faults).delete(clear_faults),
+        )
+        .route(
+            "/_sandbox/requests",
+            get(list_requests).delete(clear_requests),
+        )
+        .route("/_sandbox/consents/{id}/status", post(force_status))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRules {
+    rules: Vec<FaultRule>,
+}
+
+async fn list_faults(State(state): State<SandboxState>) -> Json<Value> {
+    Json(json!({ "rules": state.faults.report() }))
+}
+
+/// Replaces all rules (and their counters).
+async fn set_faults(State(state): State<SandboxState>, body: Bytes) -> ApiResult<Json<Value>> {
+    let FaultRules { rules } = parse_json(&body)?;
+    for (index, rule) in rules.iter().enumerate() {
+        rule.validate().map_err(|why| {
+            ApiError::bad_request("invalid_fault_rule", format!("rules[{index}]: {why}."))
+        })?;
+    }
+    state.faults.replace(rules);
+    let report: Vec<RuleReport> = state.faults.report();
+    Ok(Json(json!({ "rules": report })))
+}
+
+async fn clear_faults(State(state): State<SandboxState>) -> StatusCode {
+    state.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn list_requests(State(state): State<SandboxState>) -> Json<Value> {
+    let entries: Vec<LoggedRequest> = state.requests.entries();
+    Json(json!({ "count": entries.len(), "data": entries }))
+}
+
+async fn clear_requests(State(state): State<SandboxState>) -> StatusCode {
+    state.requests.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForcedStatus {
+    status: String,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+}
+
+/// Moves a consent to a status without the consent page, e.g. `failed` or
+/// `expired`, which a person cannot produce by clicking.
+async fn force_status(
+    State(state): State<SandboxState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Consent>> {
+    let forced: ForcedStatus = parse_json(&body)?;
+    let status = ConsentStatus::parse(&forced.status).ok_or_else(|| {
+        ApiError::invalid_parameter("status", "expected a Finexer consent status")
+    })?;
+    state
+        .store
+        .update_consent(&id, |consent| {
+            if status == ConsentStatus::Authorized {
+                authorize(consent);
+            } else {
+                consent.status = status;
+            }
+            if forced.failure_code.is_some() || forced.failure_message.is_some() {
+                consent.failure_code = forced.failure_code;
+                consent.failure_message = forced.failure_message;
+            }
+            Ok::<(), ApiError>(())
+        })?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("consent", &id))
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|why| ApiError::bad_request("invalid_json", format!("Invalid JSON body: {why}.")))
+}

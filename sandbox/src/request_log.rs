@@ -1,0 +1,111 @@
+//! A record of the Finexer API requests received, so tests can count round trips
+//! and see exactly what a client sent. Pages and admin calls are not recorded.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::api::error::ApiError;
+use crate::clock::Timestamp;
+use crate::state::SandboxState;
+
+/// Oldest entries are dropped beyond this, so long benchmarks cannot exhaust memory.
+const MAX_ENTRIES: usize = 10_000;
+/// Bodies larger than this are not kept whole in the log.
+const MAX_LOGGED_BODY: usize = 4 * 1024;
+/// Requests larger than this are refused before reaching a handler.
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string; `""` for a URL ending in a bare `?`, null for none.
+    pub query: Option<String>,
+    /// The raw request body (form-encoded for Finexer POSTs), null when empty.
+    pub body: Option<String>,
+    pub timestamp: Timestamp,
+    pub status: u16,
+    pub duration_ms: u64,
+}
+
+#[derive(Default)]
+pub struct RequestLog {
+    entries: Mutex<VecDeque<LoggedRequest>>,
+}
+
+impl RequestLog {
+    pub fn record(&self, entry: LoggedRequest) {
+        let mut entries = self.lock();
+        if entries.len() == MAX_ENTRIES {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    pub fn entries(&self) -> Vec<LoggedRequest> {
+        self.lock().iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<LoggedRequest>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn is_api_path(path: &str) -> bool {
+    !(path.starts_with(crate::admin::ADMIN_PREFIX)
+        || path.starts_with(crate::pages::PAGE_PREFIX)
+        || path.starts_with(crate::pages::LOGO_PREFIX))
+}
+
+/// Middleware, outermost, so the status recorded is the one the client saw.
+pub async fn record_requests(
+    State(state): State<SandboxState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if !is_api_path(&path) {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let timestamp = Timestamp::now();
+    let method = request.method().to_string();
+    let query = request.uri().query().map(str::to_owned);
+
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_REQUEST_BODY).await else {
+        return ApiError::bad_request("body_too_large", "The request body is too large.")
+            .into_response();
+    };
+    let logged_body = (!bytes.is_empty()).then(|| {
+        let kept = &bytes[..bytes.len().min(MAX_LOGGED_BODY)];
+        String::from_utf8_lossy(kept).into_owned()
+    });
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+
+    state.requests.record(LoggedRequest {
+        method,
+        path,
+        query,
+        body: logged_body,
+        timestamp,
+        status: response.status().as_u16(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    response
+}

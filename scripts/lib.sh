@@ -26,7 +26,7 @@ ensure_moto() {
   if [ ! -x "$VENV/bin/moto_server" ]; then
     say "Installing moto (DynamoDB + Secrets Manager emulator) into .venv"
     python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[dynamodb,secretsmanager,server]==5.1.*' \
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[dynamodb,secretsmanager,server]==5.2.5' \
       || fail "pip could not install moto"
   fi
 }
@@ -49,7 +49,7 @@ start_moto() {
   port_free "$MOTO_PORT" || fail "port $MOTO_PORT is taken; stop what uses it or set MOTO_PORT"
   say "Starting moto on 127.0.0.1:$MOTO_PORT"
   mkdir -p "$ROOT/.local"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.local/moto.log" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.local/moto.log" 2>&1 &
   MOTO_PID=$!
   wait_for_port "$MOTO_PORT" 30 moto
 }

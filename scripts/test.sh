@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, then the workspace's tests against a
-# moto emulator started here and stopped on exit.
+# Runs every test: formatting and lints; the workspace's tests against a moto
+# emulator; then the real local stack (moto + sandbox + every handler) driven
+# by a headless browser. Everything started here is stopped on exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
+
+# The stack under test listens apart from a `make dev` stack (3000/3001).
+TEST_ADDR=${TEST_ADDR:-127.0.0.1:3300}
+TEST_SANDBOX_ADDR=${TEST_SANDBOX_ADDR:-127.0.0.1:3301}
+STACK_PID=
+
+stop_all() {
+  if [ -n "$STACK_PID" ]; then
+    kill "$STACK_PID" 2>/dev/null || true
+    wait "$STACK_PID" 2>/dev/null || true
+  fi
+  stop_moto
+}
 
 say "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -13,8 +27,22 @@ cargo fmt --all -- --check
 say "Linting (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-trap stop_moto EXIT
+trap stop_all EXIT
 start_moto
 
 say "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via wiremock and the sandbox)"
 cargo test --workspace
+
+say "Starting the local stack on $TEST_ADDR (sandbox on $TEST_SANDBOX_ADDR)"
+cargo build --quiet -p connect-local
+for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR"; do
+  port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR"
+done
+LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR CONSENT_TABLE=connect-test \
+  CONNECT_SECRET_ID=connect-test/secret \
+  "$ROOT/target/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
+STACK_PID=$!
+wait_for_port "${TEST_ADDR##*:}" 60 "the local stack (see .local/stack.log)"
+
+say "Browser test: the journey in headless Chromium"
+E2E_BASE_URL="http://$TEST_ADDR" scripts/e2e.sh

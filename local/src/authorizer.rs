@@ -59,8 +59,9 @@ impl LocalAuthorizer {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<HashMap<String, Value>>(token, &self.decoding, &validation)
-            .ok()?;
+        let data =
+            jsonwebtoken::decode::<HashMap<String, Value>>(token, &self.decoding, &validation)
+                .ok()?;
         Some(
             data.claims
                 .into_iter()
@@ -83,7 +84,12 @@ pub struct SignIn {
 /// `POST /local/token`: the demo's sign-in. Local only.
 pub async fn mint(State(state): State<Arc<LocalState>>, body: Option<Json<SignIn>>) -> Response {
     let Some(Json(sign_in)) = body else {
-        return crate::gateway::problem(400, "bad-request", "Bad request", "send {\"user\": \"name\"} as JSON");
+        return crate::gateway::problem(
+            400,
+            "bad-request",
+            "Bad request",
+            "send {\"user\": \"name\"} as JSON",
+        );
     };
     let user = sign_in.user.trim();
     let valid = !user.is_empty()

@@ -122,12 +122,14 @@ pub async fn invoke(
     });
     let lambda_request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(request) => request,
-        Err(_) => return problem(
+        Err(_) => {
+            return problem(
                 400,
                 "bad-request",
                 "Bad request",
                 "The request could not be read.",
-            ),
+            );
+        }
     };
 
     let app = &state.app;

@@ -49,8 +49,9 @@ pub struct LocalConfig {
     pub sandbox_latency_ms: u64,
     /// HS256 secret of locally minted user tokens (`LOCAL_JWT_SECRET`).
     pub jwt_secret: String,
-    /// Function configuration: the process environment over local defaults.
-    pub function_env: Vec<(String, String)>,
+    /// Function configuration set in the environment; the rest defaults to
+    /// the local addresses.
+    pub overrides: Vec<(String, String)>,
 }
 
 pub const SANDBOX_API_KEY: &str = finexer_sandbox::config::DEFAULT_API_KEY;
@@ -63,9 +64,9 @@ impl LocalConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LocalError> {
         let addr_of = |name: &str, default: &str| -> Result<SocketAddr, LocalError> {
             let raw = lookup(name).unwrap_or_else(|| default.to_owned());
-            let addr: SocketAddr = raw
-                .parse()
-                .map_err(|_| LocalError::Config(format!("{name} must be host:port, not {raw:?}")))?;
+            let addr: SocketAddr = raw.parse().map_err(|_| {
+                LocalError::Config(format!("{name} must be host:port, not {raw:?}"))
+            })?;
             if !addr.ip().is_loopback() {
                 return Err(LocalError::Config(format!(
                     "{name} must be a loopback address: the local stack is not for networks"
@@ -85,41 +86,51 @@ impl LocalConfig {
             .map_err(|_| LocalError::Config("SANDBOX_LATENCY_MS must be a number".into()))?
             .unwrap_or(0);
 
-        let defaults = [
-            ("CONSENT_TABLE", "connect-local".to_owned()),
-            ("CONNECT_SECRET_ID", "connect-local/secret".to_owned()),
-            ("CALLBACK_URL", format!("http://{addr}/callback")),
-            ("FRONTEND_URLS", format!("http://{addr}/connected")),
-            (
-                "FINEXER_BASE_URL",
-                sandbox_addr.map_or_else(String::new, |a| format!("http://{a}")),
-            ),
-        ];
-        let function_env = shared::config::VARIABLES
+        let overrides = shared::config::VARIABLES
             .iter()
-            .filter_map(|(name, _, _)| {
-                let default = defaults.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-                lookup(name)
-                    .or(default)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (name.to_string(), v))
-            })
+            .filter_map(|(name, _, _)| lookup(name).map(|v| (name.to_string(), v)))
+            .filter(|(_, v)| !v.is_empty())
             .collect();
         Ok(LocalConfig {
             addr,
             sandbox_addr,
             sandbox_latency_ms,
             jwt_secret: lookup("LOCAL_JWT_SECRET").unwrap_or_else(|| "local-dev-secret".into()),
-            function_env,
+            overrides,
         })
     }
 
-    pub fn function_config(&self) -> Result<Config, LocalError> {
+    /// The functions' configuration for a stack bound at `addr`, with the
+    /// sandbox (if any) at `sandbox`.
+    pub fn function_config(
+        &self,
+        addr: SocketAddr,
+        sandbox: Option<SocketAddr>,
+    ) -> Result<Config, LocalError> {
+        let defaults = [
+            ("CONSENT_TABLE", "connect-local".to_owned()),
+            ("CONNECT_SECRET_ID", "connect-local/secret".to_owned()),
+            ("CALLBACK_URL", format!("http://{addr}/callback")),
+            // Both names of the loopback host, so the demo works from either.
+            (
+                "FRONTEND_URLS",
+                format!(
+                    "http://{addr}/connected,http://localhost:{}/connected",
+                    addr.port()
+                ),
+            ),
+            (
+                "FINEXER_BASE_URL",
+                sandbox.map_or_else(String::new, |a| format!("http://{a}")),
+            ),
+        ];
         Config::from_lookup(|name| {
-            self.function_env
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
+            let set = self.overrides.iter().find(|(n, _)| n == name);
+            let default = defaults.iter().find(|(n, _)| *n == name);
+            set.map(|(_, v)| v)
+                .or(default.map(|(_, v)| v))
+                .filter(|v| !v.is_empty())
+                .cloned()
         })
         .map_err(|e| LocalError::Config(e.to_string()))
     }
@@ -171,7 +182,6 @@ fn emulator_endpoint() -> Result<String, LocalError> {
 
 pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     let endpoint = emulator_endpoint()?;
-    let function_config = config.function_config()?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| LocalError::Bind {
@@ -179,6 +189,12 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
             variable: "LOCAL_ADDR",
             source,
         })?;
+    // Port 0 means "any free port": URLs are derived from what was bound.
+    let addr = listener.local_addr().map_err(|source| LocalError::Bind {
+        addr: config.addr,
+        variable: "LOCAL_ADDR",
+        source,
+    })?;
 
     let sandbox = match config.sandbox_addr {
         Some(bind) => Some(
@@ -196,6 +212,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         ),
         None => None,
     };
+    let function_config = config.function_config(addr, sandbox.as_ref().map(|s| s.addr()))?;
 
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
@@ -233,7 +250,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         }
     });
     Ok(RunningStack {
-        base_url: format!("http://{}", config.addr),
+        base_url: format!("http://{addr}"),
         sandbox,
         state,
         shutdown: Some(tx),
@@ -252,7 +269,10 @@ pub fn router(state: Arc<LocalState>) -> Router {
             post(|s, r| invoke(s, Function::Revoke, r)),
         )
         .route("/consents", get(|s, r| invoke(s, Function::Consents, r)))
-        .route("/consents/{id}", get(|s, r| invoke(s, Function::Consents, r)))
+        .route(
+            "/consents/{id}",
+            get(|s, r| invoke(s, Function::Consents, r)),
+        )
         .route(
             "/consents/{id}/accounts",
             get(|s, r| invoke(s, Function::Consents, r)),
@@ -293,7 +313,10 @@ async fn static_file(Path(file): Path<String>) -> Response {
     }
     match tokio::fs::read(format!("{STATIC_DIR}/{file}")).await {
         Ok(bytes) => (
-            [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+            [
+                (header::CONTENT_TYPE, kind),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
             bytes,
         )
             .into_response(),

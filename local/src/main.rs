@@ -25,7 +25,10 @@ async fn main() -> std::process::ExitCode {
     }
     println!("API:              {}", stack.base_url);
     println!();
-    println!("Open {}/ in your browser. Ctrl-C stops everything.", stack.base_url);
+    println!(
+        "Open {}/ in your browser. Ctrl-C stops everything.",
+        stack.base_url
+    );
     wait_for_stop().await;
     println!("Stopping.");
     stack.shutdown().await;

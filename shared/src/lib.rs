@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod binding;
 pub mod config;
 pub mod error;
 pub mod finexer;

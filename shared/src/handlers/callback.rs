@@ -6,9 +6,11 @@ use lambda_http::{Body, Request, Response};
 
 use super::{checked_id, now};
 use crate::app::{App, timestamp};
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::finexer::Consent;
 use crate::http::{ReturnTarget, param, query_params, redirect};
+use crate::secrets::AppSecrets;
 use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Transition};
 
@@ -24,18 +26,43 @@ async fn handle(app: &App, request: &Request) -> Result<Response<Body>> {
         .ok_or_else(|| Error::BadRequest("The link is missing its connection id.".into()))?;
     let consent_id = checked_id(consent_id, "fx_consent")?;
     let state = param(&params, "state");
-    match param(&params, "error") {
-        Some(error) => denied(app, consent_id, state, error).await,
+    let cookie = binding::cookie(request);
+    let verify = |token: &str, secrets: &AppSecrets| -> Result<StateClaims> {
+        let claims = state::verify(token, secrets)?;
+        binding::check(
+            claims.bh.as_deref(),
+            cookie.as_deref(),
+            app.config.browser_binding,
+        )?;
+        Ok(claims)
+    };
+    let mut response = match param(&params, "error") {
+        Some(error) => denied(app, consent_id, state, error, &verify).await?,
         None => {
             let token = state.ok_or(Error::InvalidState("missing state"))?;
-            approved(app, consent_id, token).await
+            approved(app, consent_id, token, &verify).await?
+        }
+    };
+    if cookie.is_some() {
+        // The binding has done its job: don't leave it in the browser.
+        if let Ok(clear) = binding::clear_cookie().parse() {
+            response.headers_mut().append("set-cookie", clear);
         }
     }
+    Ok(response)
 }
 
-async fn approved(app: &App, consent_id: &str, token: &str) -> Result<Response<Body>> {
+/// Verifies a state token and its browser binding.
+type Verify<'a> = dyn Fn(&str, &AppSecrets) -> Result<StateClaims> + Send + Sync + 'a;
+
+async fn approved(
+    app: &App,
+    consent_id: &str,
+    token: &str,
+    verify: &Verify<'_>,
+) -> Result<Response<Body>> {
     let secrets = app.secrets.secrets().await?;
-    let claims = state::verify(token, &secrets)?;
+    let claims = verify(token, &secrets)?;
     // Independent reads, made together: our record and Finexer's.
     let (record, remote) = tokio::join!(
         app.store.consent(consent_id),
@@ -56,11 +83,12 @@ async fn denied(
     consent_id: &str,
     token: Option<&str>,
     error: &str,
+    verify: &Verify<'_>,
 ) -> Result<Response<Body>> {
     // Banks may drop our state on the way back: then the consent id alone
     // finds the record, and Finexer confirms the cancellation.
     let claims = match token {
-        Some(token) => Some(state::verify(token, &*app.secrets.secrets().await?)?),
+        Some(token) => Some(verify(token, &*app.secrets.secrets().await?)?),
         None => None,
     };
     let record = app

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::now;
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
@@ -73,11 +74,12 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
 
     let secrets = app.secrets.secrets().await?;
     let issued = now();
+    let (binding, binding_hash) = binding::new_binding();
     let claims = StateClaims::new(
         &caller.user_id,
         issued.unix_timestamp(),
         app.config.state_ttl.as_secs() as i64,
-        None,
+        Some(binding_hash),
     );
     let token = state::sign(&claims, &secrets)?;
     let mut return_url = app.config.callback_url.clone();
@@ -151,14 +153,22 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         }
     };
     tracing::info!(consent_id = %record.consent_id, "consent link created");
-    json_response(
+    let mut response = json_response(
         201,
         &LinkCreated {
             consent_id: record.consent_id,
             consent_url: page.into(),
             expires_at: timestamp(issued + app.config.state_ttl)?,
         },
-    )
+    )?;
+    let cookie = binding::set_cookie(&binding, app.config.state_ttl.as_secs());
+    response.headers_mut().append(
+        "set-cookie",
+        cookie
+            .parse()
+            .map_err(|_| Error::Internal("binding cookie header".into()))?,
+    );
+    Ok(response)
 }
 
 /// Leaves no consent at Finexer that no record of ours knows about.

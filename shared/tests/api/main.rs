@@ -1,6 +1,7 @@
 //! Integration tests of the four handlers against a real DynamoDB and Secrets
 //! Manager API (moto) and a wiremock Finexer. Run with `make test`.
 
+mod binding;
 mod callback_security;
 mod events;
 mod faults;

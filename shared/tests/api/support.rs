@@ -79,6 +79,7 @@ pub fn secret_json(keys: &[(&str, &str)]) -> String {
 pub struct Options {
     pub account_data_enabled: bool,
     pub timeout_ms: u64,
+    pub browser_binding: &'static str,
 }
 
 impl Default for Options {
@@ -86,6 +87,7 @@ impl Default for Options {
         Options {
             account_data_enabled: true,
             timeout_ms: 1000,
+            browser_binding: "tolerate",
         }
     }
 }
@@ -129,6 +131,7 @@ impl TestEnv {
                 "ACCOUNT_DATA_ENABLED",
                 options.account_data_enabled.to_string(),
             ),
+            ("BROWSER_BINDING", options.browser_binding.into()),
         ]);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let store = DynamoStore::new(dynamo.clone(), &table);
@@ -188,6 +191,14 @@ impl TestEnv {
         )
         .await;
         json_of(response)
+    }
+
+    /// The callback as a browser carrying `cookie` calls it.
+    pub async fn callback_with_cookie(&self, query: &str, cookie: &str) -> Response<Body> {
+        let mut event = event("GET", "/callback", query, None, None);
+        event["cookies"] = serde_json::json!([cookie]);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        shared::handlers::callback(&self.app, request).await
     }
 
     pub async fn callback(&self, query: &str) -> Response<Body> {

@@ -1,0 +1,527 @@
+// Acme Money demo frontend: local sign-in, "Connect your bank", the return
+// view on /connected, and the list of the user's connections.
+// Plain JavaScript, no build step. Every value from the API or the URL reaches
+// the page through textContent or an attribute, never as HTML.
+'use strict';
+
+(() => {
+  const SESSION_KEY = 'acme-money-session';
+  const REVOCABLE = new Set(['authorized', 'revoke_pending']);
+
+  const BANKS = {
+    'sandbox-barclays': { name: 'Barclays', color: '#00aeef', text: '#ffffff' },
+    'sandbox-lloyds': { name: 'Lloyds Bank', color: '#006a4d', text: '#ffffff' },
+    'sandbox-monzo': { name: 'Monzo', color: '#14233c', text: '#ff4f40' },
+    'sandbox-hsbc': { name: 'HSBC UK', color: '#db0011', text: '#ffffff' },
+    'sandbox-natwest': { name: 'NatWest', color: '#5a287d', text: '#ffffff' },
+    'sandbox-santander': { name: 'Santander UK', color: '#ec0000', text: '#ffffff' },
+  };
+
+  const STATUS = {
+    new: { label: 'New', tone: 'neutral', help: 'The link is being set up.' },
+    pending: { label: 'Pending', tone: 'warning', help: 'Waiting for you to approve at your bank.' },
+    authorized: { label: 'Authorized', tone: 'success', help: 'Acme Money can read this bank’s account information.' },
+    canceled: { label: 'Canceled', tone: 'neutral', help: 'Access was denied or revoked. Nothing more is shared.' },
+    failed: { label: 'Failed', tone: 'danger', help: 'The bank could not complete the connection.' },
+    expired: { label: 'Expired', tone: 'neutral', help: 'Access has lapsed. Connect again to renew it.' },
+    revoke_pending: { label: 'Revoking…', tone: 'warning', help: 'Revocation was asked for and is not confirmed yet.' },
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- DOM helper: attributes and text only, never innerHTML -------------
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'text') node.textContent = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else if (key === 'style') Object.assign(node.style, value);
+      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? '' : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // ---- Session --------------------------------------------------------------
+  function loadSession() {
+    try {
+      const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+      return session && typeof session.token === 'string' ? session : null;
+    } catch {
+      return null;
+    }
+  }
+  let session = loadSession();
+
+  function saveSession(value) {
+    session = value;
+    if (value) sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
+    else sessionStorage.removeItem(SESSION_KEY);
+  }
+
+  /** "Alice Smith" → "alice-smith": the local user id. */
+  function userIdFor(name) {
+    const slug = name
+      .normalize('NFKD')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40);
+    return slug || 'user';
+  }
+
+  // ---- API --------------------------------------------------------------------
+  class ApiError extends Error {
+    constructor(status, title, detail) {
+      super(detail || title || `HTTP ${status}`);
+      this.status = status;
+      this.title = title;
+      this.detail = detail;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json, application/problem+json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (session && path !== '/local/token') headers.Authorization = `Bearer ${session.token}`;
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'same-origin',
+      });
+    } catch {
+      throw new ApiError(0, 'The service is not reachable', 'Check that the local server is running, then try again.');
+    }
+    const type = response.headers.get('content-type') || '';
+    let data = null;
+    if (type.includes('json')) {
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const title = (data && data.title) || response.statusText || 'Request failed';
+      const detail = (data && data.detail) || `The server answered ${response.status}.`;
+      const error = new ApiError(response.status, title, detail);
+      if (response.status === 401 && path !== '/local/token') {
+        signOut();
+        error.title = 'Please sign in again';
+        error.detail = 'Your session has expired or is no longer valid.';
+      }
+      throw error;
+    }
+    return data;
+  }
+
+  // ---- Banners ----------------------------------------------------------------
+  function showError(error, fallbackTitle) {
+    const banner = $('error-banner');
+    $('error-title').textContent = (error && error.title) || fallbackTitle || 'Something went wrong';
+    $('error-detail').textContent = (error && (error.detail || error.message)) || '';
+    banner.dataset.status = error && error.status ? String(error.status) : '';
+    banner.hidden = false;
+    banner.scrollIntoView({ block: 'nearest' });
+  }
+
+  function clearError() {
+    $('error-banner').hidden = true;
+  }
+
+  /** The outcome of a bank journey, from /connected?consent_id=…&status=…&error=… */
+  function showResult() {
+    if (location.pathname !== '/connected') return;
+    const query = new URLSearchParams(location.search);
+    const status = query.get('status');
+    const error = query.get('error');
+    const consentId = query.get('consent_id');
+    if (!status && !error) return;
+
+    showNotice({ ...resultFor(status, error), status: status || 'error', consentId });
+  }
+
+  /** The banner under the header: a journey's outcome, or a revocation. */
+  function showNotice({ status, tone, icon, title, text, consentId }) {
+    const banner = $('result-banner');
+    banner.dataset.status = status;
+    banner.className = `banner banner-${tone}`;
+    $('result-icon').textContent = icon;
+    $('result-title').textContent = title;
+    $('result-text').textContent = text;
+    $('result-ref').textContent = consentId ? `Reference ${consentId}` : '';
+    banner.hidden = false;
+    // The outcome in the URL is told now; a reload should not tell it again.
+    if (location.pathname === '/connected' && status !== (new URLSearchParams(location.search).get('status'))) {
+      history.replaceState(null, '', '/');
+    }
+  }
+
+  function resultFor(status, error) {
+    if (status === 'authorized') {
+      return {
+        tone: 'success',
+        icon: '✓',
+        title: 'Your bank is connected',
+        text: 'Your accounts appear below. You can revoke access at any time.',
+      };
+    }
+    if (status === 'canceled' || error === 'access_denied') {
+      return {
+        tone: 'neutral',
+        icon: '–',
+        title: 'Connection cancelled',
+        text: 'You did not approve access, so nothing was shared with Acme Money. You can try again whenever you like.',
+      };
+    }
+    if (status === 'expired') {
+      return { tone: 'warning', icon: '!', title: 'The link expired', text: 'Please start the connection again.' };
+    }
+    if (status === 'failed') {
+      return {
+        tone: 'danger',
+        icon: '!',
+        title: 'The bank could not connect',
+        text: 'Your bank did not complete the connection. Please try again later.',
+      };
+    }
+    return {
+      tone: 'warning',
+      icon: '!',
+      title: 'The connection is not finished',
+      text: status
+        ? `Its status is “${status}”. Check your connections below.`
+        : `The bank reported “${error}”. Please try again.`,
+    };
+  }
+
+  // ---- Formatting ------------------------------------------------------------
+  const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+  const dayFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium' });
+
+  function formatDate(value, dayOnly) {
+    if (!value) return '';
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) return String(value);
+    return (dayOnly ? dayFormat : dateFormat).format(date);
+  }
+
+  function bankOf(provider) {
+    if (!provider) return { name: 'Bank not chosen yet', color: '#c9d1dc', text: '#3c4656', initial: '?' };
+    const known = BANKS[provider];
+    const name = known ? known.name : provider;
+    return {
+      name,
+      color: known ? known.color : '#5b6575',
+      text: known ? known.text : '#ffffff',
+      initial: name.charAt(0).toUpperCase(),
+    };
+  }
+
+  function lastDigits(value, count) {
+    const digits = String(value || '').replace(/\D/g, '');
+    return digits.slice(-count);
+  }
+
+  function maskedSortCode(sortCode) {
+    const last = lastDigits(sortCode, 2);
+    return last ? `••-••-${last}` : '';
+  }
+
+  function maskedAccountNumber(identification) {
+    if (!identification) return '';
+    if (identification.account_number) return `••••${lastDigits(identification.account_number, 4)}`;
+    if (identification.pan) return `Card ••••${lastDigits(identification.pan, 4)}`;
+    if (identification.iban) return `IBAN ••••${String(identification.iban).replace(/\s/g, '').slice(-4)}`;
+    return '';
+  }
+
+  function humanize(text) {
+    const words = String(text || '').replace(/_/g, ' ');
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  // ---- Views -------------------------------------------------------------------
+  function renderSession() {
+    const signedIn = Boolean(session);
+    $('sign-in-card').hidden = signedIn;
+    $('connect-card').hidden = !signedIn;
+    $('connections-card').hidden = !signedIn;
+    $('account-chip').hidden = !signedIn;
+    if (signedIn) {
+      $('signed-in-as').textContent = session.name;
+      $('avatar').textContent = session.name.charAt(0).toUpperCase();
+    } else {
+      $('signed-in-as').textContent = '';
+      $('connections').replaceChildren();
+    }
+  }
+
+  let listGeneration = 0;
+
+  async function loadConnections() {
+    if (!session) return;
+    const generation = ++listGeneration;
+    const list = $('connections');
+    const loading = $('connections-loading');
+    loading.hidden = list.childElementCount > 0;
+    list.setAttribute('aria-busy', 'true');
+    try {
+      const result = await api('GET', '/consents');
+      if (generation !== listGeneration) return;
+      const consents = (result && Array.isArray(result.data)) ? result.data : [];
+      list.replaceChildren(...consents.map(connectionItem));
+      $('connections-empty').hidden = consents.length > 0;
+      await Promise.all(
+        consents
+          .filter((consent) => consent.status === 'authorized')
+          .map((consent) => loadAccounts(consent.consent_id)),
+      );
+    } catch (error) {
+      // A 401 has signed the user out (a new generation) and must still be said.
+      if (generation === listGeneration || error.status === 401) showError(error, 'Your connections could not be loaded');
+    } finally {
+      if (generation === listGeneration) {
+        loading.hidden = true;
+        list.setAttribute('aria-busy', 'false');
+        list.dataset.loaded = 'true';
+      }
+    }
+  }
+
+  function connectionItem(consent) {
+    const bank = bankOf(consent.provider);
+    const status = STATUS[consent.status] || { label: humanize(consent.status), tone: 'neutral', help: '' };
+
+    const facts = [];
+    facts.push(['Started', formatDate(consent.created_at)]);
+    if (consent.authorized_at) facts.push(['Connected', formatDate(consent.authorized_at)]);
+    if (consent.expires_at && consent.status === 'authorized') facts.push(['Access until', formatDate(consent.expires_at, true)]);
+    if (consent.revoked_at) facts.push(['Revoked', formatDate(consent.revoked_at)]);
+    else if (consent.revoke_requested_at) facts.push(['Revoke asked', formatDate(consent.revoke_requested_at)]);
+    else if (consent.status === 'canceled') facts.push(['Cancelled', formatDate(consent.updated_at)]);
+    else if (consent.status === 'failed' || consent.status === 'expired') facts.push(['Ended', formatDate(consent.updated_at)]);
+
+    const actions = el('div', { class: 'connection-actions' });
+    if (REVOCABLE.has(consent.status)) {
+      actions.append(el('button', {
+        type: 'button',
+        class: 'button danger-outline small revoke',
+        text: consent.status === 'revoke_pending' ? 'Retry revoke' : 'Revoke',
+        onclick: (event) => revoke(consent, bank, event.currentTarget),
+      }));
+    }
+
+    const item = el('li', {
+      class: `connection tone-${status.tone}`,
+      dataset: { consentId: consent.consent_id, status: consent.status },
+    },
+    el('div', { class: 'connection-head' },
+      el('span', { class: 'bank-logo', 'aria-hidden': 'true', style: { background: bank.color, color: bank.text }, text: bank.initial }),
+      el('div', { class: 'connection-title' },
+        el('strong', { class: 'bank-name', text: bank.name }),
+        el('span', { class: 'consent-id', text: consent.consent_id })),
+      el('span', { class: `badge badge-${status.tone} status`, title: status.help, text: status.label }),
+      actions.childElementCount ? actions : null),
+    el('dl', { class: 'facts' },
+      facts.map(([term, value]) => el('div', {}, el('dt', { text: term }), el('dd', { text: value })))),
+    historyDetails(consent.history));
+
+    if (consent.status === 'authorized') {
+      item.append(el('div', { class: 'accounts', dataset: { state: 'loading' } },
+        el('p', { class: 'muted small-text', text: 'Loading accounts…' })));
+    }
+    return item;
+  }
+
+  function historyDetails(history) {
+    if (!Array.isArray(history) || history.length === 0) return null;
+    return el('details', { class: 'history' },
+      el('summary', { text: 'History' }),
+      el('ol', {},
+        history.map((change) => el('li', {},
+          el('time', { datetime: change.at, text: formatDate(change.at) }),
+          el('span', { text: change.from ? ` ${change.from} → ${change.to}` : ` ${change.to}` }),
+          el('span', { class: 'muted', text: change.source ? ` (${change.source})` : '' })))));
+  }
+
+  function findConnection(consentId) {
+    for (const node of $('connections').querySelectorAll('.connection')) {
+      if (node.dataset.consentId === consentId) return node;
+    }
+    return null;
+  }
+
+  async function loadAccounts(consentId) {
+    let accounts;
+    let problem;
+    try {
+      const result = await api('GET', `/consents/${encodeURIComponent(consentId)}/accounts`);
+      accounts = (result && Array.isArray(result.data)) ? result.data : [];
+    } catch (error) {
+      problem = error;
+    }
+    const box = findConnection(consentId)?.querySelector('.accounts');
+    if (!box) return;
+    if (problem) {
+      box.dataset.state = 'error';
+      box.replaceChildren(el('p', { class: 'inline-error' },
+        el('strong', { text: `${problem.title || 'Accounts unavailable'}: ` }),
+        problem.detail || problem.message));
+      return;
+    }
+    box.dataset.state = 'loaded';
+    if (accounts.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted small-text', text: 'The bank has not shared any accounts yet.' }));
+      return;
+    }
+    box.replaceChildren(el('ul', { class: 'account-list' }, accounts.map(accountItem)));
+  }
+
+  function accountItem(account) {
+    const id = account.identification || {};
+    const numbers = [
+      id.sort_code ? `Sort code ${maskedSortCode(id.sort_code)}` : '',
+      maskedAccountNumber(id),
+    ].filter(Boolean).join(' · ');
+    const kind = [humanize(account.type), account.class ? humanize(account.class) : ''].filter(Boolean).join(' · ');
+    return el('li', { class: 'account', dataset: { accountId: account.id || '' } },
+      el('div', { class: 'account-main' },
+        el('strong', { class: 'account-name', text: account.nickname || 'Account' }),
+        el('span', { class: 'account-holder', text: account.holder_name || '' })),
+      el('div', { class: 'account-meta' },
+        el('span', { class: 'account-number', text: numbers }),
+        el('span', { class: 'muted small-text', text: kind })),
+      el('span', { class: 'currency', text: account.currency || '' }));
+  }
+
+  // ---- Actions -----------------------------------------------------------------
+  async function signIn(event) {
+    event.preventDefault();
+    clearError();
+    const name = $('user-name').value.trim().replace(/\s+/g, ' ');
+    if (!name) {
+      $('user-name').focus();
+      return;
+    }
+    const user = userIdFor(name);
+    const button = $('sign-in');
+    button.disabled = true;
+    button.textContent = 'Signing in…';
+    try {
+      const result = await api('POST', '/local/token', { user, name, email: `${user}@example.com` });
+      if (!result || typeof result.token !== 'string') throw new ApiError(500, 'Sign-in failed', 'The server returned no token.');
+      saveSession({ token: result.token, user, name });
+      $('user-name').value = '';
+      renderSession();
+      await loadConnections();
+    } catch (error) {
+      showError(error, 'Sign-in failed');
+    } finally {
+      button.disabled = false;
+      button.textContent = 'Sign in';
+    }
+  }
+
+  function signOut() {
+    saveSession(null);
+    listGeneration++;
+    renderSession();
+  }
+
+  async function connect(event) {
+    event.preventDefault();
+    clearError();
+    const button = $('connect');
+    const provider = $('provider-select').value;
+    const body = { template: 'acme', return_to: `${location.origin}/connected` };
+    if (provider) body.provider = provider;
+    button.disabled = true;
+    button.textContent = 'Opening your bank…';
+    try {
+      const link = await api('POST', '/links', body);
+      if (!link || typeof link.consent_url !== 'string') throw new ApiError(500, 'No link', 'The server returned no consent page.');
+      const target = new URL(link.consent_url, location.href);
+      if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+        throw new ApiError(500, 'Unexpected link', 'The consent page address is not a web address.');
+      }
+      location.assign(target.href);
+      // Stay disabled: the browser is leaving the page.
+    } catch (error) {
+      button.disabled = false;
+      button.textContent = 'Connect your bank';
+      if (error.status === 400 && /return_to/.test(error.detail || '')) {
+        error.detail += `. Open Acme Money at the address the server printed when it started (for example http://127.0.0.1:3000/), not ${location.origin}.`;
+      }
+      showError(error, 'The connection could not be started');
+    }
+  }
+
+  async function revoke(consent, bank, button) {
+    const ok = window.confirm(
+      `Revoke Acme Money's access to ${bank.name}?\n\nWe will stop reading this bank's accounts straight away. You can connect it again later.`,
+    );
+    if (!ok) return;
+    clearError();
+    button.disabled = true;
+    button.textContent = 'Revoking…';
+    try {
+      const result = await api('POST', `/consents/${encodeURIComponent(consent.consent_id)}/revoke`);
+      showNotice({
+        status: (result && result.status) || 'canceled',
+        tone: 'neutral',
+        icon: '✓',
+        title: 'Access revoked',
+        text: `Acme Money can no longer read your ${bank.name} accounts.`,
+        consentId: consent.consent_id,
+      });
+    } catch (error) {
+      showError(error, 'Access could not be revoked');
+    }
+    await loadConnections();
+  }
+
+  // ---- Start -------------------------------------------------------------------
+  function start() {
+    $('sign-in-form').addEventListener('submit', signIn);
+    $('sign-out').addEventListener('click', () => {
+      clearError();
+      signOut();
+      $('user-name').focus();
+    });
+    $('connect-form').addEventListener('submit', connect);
+    $('refresh').addEventListener('click', () => {
+      clearError();
+      loadConnections();
+    });
+    $('error-close').addEventListener('click', clearError);
+    $('result-close').addEventListener('click', () => {
+      $('result-banner').hidden = true;
+      if (location.pathname === '/connected') history.replaceState(null, '', '/');
+    });
+    // Back from the bank through the browser's cache: show the fresh state.
+    window.addEventListener('pageshow', (event) => {
+      if (event.persisted) {
+        $('connect').disabled = false;
+        $('connect').textContent = 'Connect your bank';
+        loadConnections();
+      }
+    });
+
+    showResult();
+    renderSession();
+    document.body.dataset.ready = 'true';
+    if (session) loadConnections();
+  }
+
+  start();
+})();

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Browser test of the consent journey (e2e/journey.test.mjs) against a stack
+# that is already running at E2E_BASE_URL (default http://127.0.0.1:3000):
+# the Acme Money demo frontend, the API and the Finexer sandbox.
+#
+# Installs what it needs on a fresh Debian machine: Debian's chromium (never a
+# browser download) and the test's npm packages (playwright-core). Screenshots
+# of every page visited go to artifacts/screenshots/.
+#
+# Environment: E2E_BASE_URL, E2E_WAIT_SECONDS (how long to wait for the stack,
+# default 60), E2E_CHROMIUM (default /usr/bin/chromium).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+export E2E_BASE_URL=${E2E_BASE_URL:-http://127.0.0.1:3000}
+export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
+WAIT_SECONDS=${E2E_WAIT_SECONDS:-60}
+E2E_DIR="$ROOT/e2e"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    fail "need root to run: $* (run as root or install sudo)"
+  fi
+}
+
+# --- Browser: Debian's chromium --------------------------------------------
+if [ ! -x "$E2E_CHROMIUM" ]; then
+  say "Installing Chromium from Debian (apt-get install chromium chromium-driver)"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+  [ -x "$E2E_CHROMIUM" ] || fail "chromium was installed but $E2E_CHROMIUM is missing; set E2E_CHROMIUM"
+fi
+
+# --- Node.js 20+ ---------------------------------------------------------------
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "Installing Node.js and npm from Debian (apt-get install nodejs npm)"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || fail "Node.js 20 or newer is required (found $(node --version)); install a newer nodejs package"
+
+# --- npm packages (playwright-core, pinned in e2e/package-lock.json) -------------
+lock_hash=$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)
+marker="$E2E_DIR/node_modules/.installed-from"
+if [ ! -d "$E2E_DIR/node_modules" ] || [ "$(cat "$marker" 2>/dev/null)" != "$lock_hash" ]; then
+  say "Installing the browser test's npm packages (npm ci in e2e/)"
+  # playwright-core downloads nothing at install; the variable makes sure of it.
+  (cd "$E2E_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  echo "$lock_hash" >"$marker"
+fi
+
+# --- The stack -----------------------------------------------------------------
+say "Waiting up to ${WAIT_SECONDS} s for the stack at $E2E_BASE_URL"
+node -e '
+  const [url, seconds] = process.argv.slice(1);
+  const deadline = Date.now() + Number(seconds) * 1000;
+  (async () => {
+    let last = "no answer";
+    while (Date.now() < deadline) {
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        if (response.ok) process.exit(0);
+        last = `HTTP ${response.status}`;
+      } catch (error) {
+        last = error.cause?.code || error.message;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    console.error(`${url} did not answer (${last})`);
+    process.exit(1);
+  })();
+' "$E2E_BASE_URL" "$WAIT_SECONDS" || fail "the stack is not running at $E2E_BASE_URL (start connect-local first)"
+
+# --- The test ------------------------------------------------------------------
+mkdir -p "$ROOT/artifacts/screenshots"
+say "Running the browser test (node --test e2e/); screenshots in artifacts/screenshots/"
+set +e
+node --test --test-reporter=tap e2e/
+status=$?
+set -e
+if [ "$status" = 0 ]; then
+  say "Browser test passed"
+else
+  printf '\033[31merror:\033[0m browser test failed (exit %s); see artifacts/screenshots/*-failed.png\n' "$status" >&2
+fi
+exit "$status"

@@ -46,3 +46,6 @@ wait_for_port "${TEST_ADDR##*:}" 60 "the local stack (see .local/stack.log)"
 
 say "Browser test: the journey in headless Chromium"
 E2E_BASE_URL="http://$TEST_ADDR" scripts/e2e.sh
+
+say "Contract test: the running stack against openapi.yaml (pytest + schemathesis)"
+CONTRACT_BASE_URL="http://$TEST_ADDR" scripts/contract.sh

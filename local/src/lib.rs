@@ -49,6 +49,8 @@ pub struct LocalConfig {
     pub sandbox_latency_ms: u64,
     /// HS256 secret of locally minted user tokens (`LOCAL_JWT_SECRET`).
     pub jwt_secret: String,
+    /// The AWS emulator (`AWS_ENDPOINT_URL`); must be on loopback.
+    pub aws_endpoint: Option<String>,
     /// Function configuration set in the environment; the rest defaults to
     /// the local addresses.
     pub overrides: Vec<(String, String)>,
@@ -96,6 +98,7 @@ impl LocalConfig {
             sandbox_addr,
             sandbox_latency_ms,
             jwt_secret: lookup("LOCAL_JWT_SECRET").unwrap_or_else(|| "local-dev-secret".into()),
+            aws_endpoint: lookup("AWS_ENDPOINT_URL"),
             overrides,
         })
     }
@@ -163,8 +166,8 @@ impl RunningStack {
 }
 
 /// Checks that AWS calls can only reach a local emulator.
-fn emulator_endpoint() -> Result<String, LocalError> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+fn emulator_endpoint(config: &LocalConfig) -> Result<String, LocalError> {
+    let endpoint = config.aws_endpoint.clone().ok_or_else(|| {
         LocalError::Config(
             "AWS_ENDPOINT_URL is not set: start the stack with `make dev` (it starts the emulator)"
                 .into(),
@@ -181,7 +184,7 @@ fn emulator_endpoint() -> Result<String, LocalError> {
 }
 
 pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
-    let endpoint = emulator_endpoint()?;
+    let endpoint = emulator_endpoint(&config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| LocalError::Bind {
@@ -214,7 +217,10 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     };
     let function_config = config.function_config(addr, sandbox.as_ref().map(|s| s.addr()))?;
 
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .load()
+        .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     bootstrap::ensure_table(&dynamo, &function_config.table_name)

@@ -295,6 +295,12 @@ async fn bad_input_gets_clear_client_errors() {
         (json!({"skip_qr": "yes"}), 400, "invalid JSON body"),
         (json!({"redirect": "x"}), 400, "unknown field"),
         (json!([1, 2]), 400, "invalid JSON body"),
+        (
+            json!([null, null, null, null, null]),
+            400,
+            "expected a JSON object",
+        ),
+        (json!("sandbox-monzo"), 400, "expected a JSON object"),
         (json!({"template": "a".repeat(20_000)}), 413, "larger than"),
     ];
     for (body, status, words) in cases {

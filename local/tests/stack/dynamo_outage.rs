@@ -1,0 +1,73 @@
+//! DynamoDB unreachable mid-run, then back: clear 503s meanwhile, and
+//! afterwards nothing lost or duplicated.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn an_outage_gives_clear_errors_and_loses_nothing() {
+    let stack = Stack::start().await;
+    let token = stack.token("dana").await;
+    let (before_outage, _) = stack.link(&token).await;
+    let callback = stack.decide(&before_outage, "approve").await;
+    let finexer_creates_before = stack.finexer_calls().await.len();
+
+    stack.dynamo.cut().await;
+
+    let response = stack.create_link(&token, json!({})).await;
+    assert!(response.headers().contains_key("retry-after"));
+    let body = problem(response, 503).await;
+    assert_eq!(body["type"], "/problems/store-unavailable");
+    assert!(
+        !body["detail"].as_str().unwrap().contains(&stack.table),
+        "no internals in the answer"
+    );
+    for path in ["/consents", &format!("/consents/{before_outage}")] {
+        let response = stack
+            .http
+            .get(format!("{}{path}", stack.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        problem(response, 503).await;
+    }
+    let response = stack
+        .http
+        .post(format!("{}/consents/{before_outage}/revoke", stack.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 503).await;
+    let response = stack.get(&callback).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("location").is_none());
+    let finexer_calls_during: Vec<String> =
+        stack.finexer_calls().await[finexer_creates_before..].to_vec();
+    assert!(
+        !finexer_calls_during.iter().any(|c| c.starts_with("POST")),
+        "nothing created or revoked at Finexer while the store was down: {finexer_calls_during:?}"
+    );
+
+    stack.dynamo.restore();
+
+    // The journey that was interrupted completes; the store holds exactly
+    // what was recorded before plus what happens now.
+    let response = stack.get(&callback).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        stack.consent(&token, &before_outage).await["status"],
+        "authorized"
+    );
+    let (after, _) = stack.link(&token).await;
+    let (_, list) = stack.api(&token, "GET", "/consents").await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["consent_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [after.as_str(), before_outage.as_str()]);
+}

@@ -1,0 +1,8 @@
+//! Hostile input, faults and races against the real local stack: moto (via
+//! `AWS_ENDPOINT_URL`, started by `make test`), the Finexer sandbox, and every
+//! handler behind the local gateway, each reached over HTTP on 127.0.0.1.
+
+mod dynamo_outage;
+mod faults;
+mod races;
+mod support;

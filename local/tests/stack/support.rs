@@ -1,0 +1,308 @@
+//! A stack per test: its own table and secret in moto, its own sandbox, and
+//! switchable TCP proxies in front of moto and the sandbox, so a test can cut
+//! either off (connection refused) and restore it with all data intact.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use connect_local::{LocalConfig, RunningStack};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+/// A TCP forwarder that can refuse connections and cut open ones.
+pub struct Proxy {
+    pub url: String,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let open = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let accept = tokio::spawn({
+            let open = open.clone();
+            let connections = connections.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        drop(inbound); // refused: closed at once
+                        continue;
+                    }
+                    let target = target.clone();
+                    connections.lock().await.spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            }
+        });
+        Proxy {
+            url,
+            open,
+            connections,
+            accept,
+        }
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    pub async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+pub struct Stack {
+    /// Kept so the stack runs as long as the test.
+    pub _running: RunningStack,
+    pub sandbox: finexer_sandbox::RunningSandbox,
+    pub dynamo: Proxy,
+    pub finexer: Proxy,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub table: String,
+}
+
+fn moto() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: these tests need the moto emulator; run them with `make test`",
+    );
+    let url = url::Url::parse(&endpoint).unwrap();
+    assert_eq!(
+        url.host_str(),
+        Some("127.0.0.1"),
+        "only 127.0.0.1 is contacted"
+    );
+    format!("127.0.0.1:{}", url.port().unwrap())
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::with(&[]).await
+    }
+
+    /// `extra`: function configuration on top of the test defaults.
+    pub async fn with(extra: &[(&str, &str)]) -> Stack {
+        let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
+            .await
+            .unwrap();
+        let finexer = Proxy::start(sandbox.addr().to_string()).await;
+        let dynamo = Proxy::start(moto()).await;
+        let suffix = format!("{:016x}", rand::random::<u64>());
+        let table = format!("stack-{suffix}");
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("LOCAL_ADDR".into(), "127.0.0.1:0".into()),
+            ("AWS_ENDPOINT_URL".into(), dynamo.url.clone()),
+            ("FINEXER_BASE_URL".into(), finexer.url.clone()),
+            ("CONSENT_TABLE".into(), table.clone()),
+            ("CONNECT_SECRET_ID".into(), format!("stack/{suffix}")),
+            ("FINEXER_TIMEOUT_MS".into(), "500".into()),
+        ]);
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let running = connect_local::start(config).await.unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Stack {
+            base: running.base_url.clone(),
+            _running: running,
+            sandbox,
+            dynamo,
+            finexer,
+            http,
+            table,
+        }
+    }
+
+    pub async fn token(&self, user: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/local/token", self.base))
+            .json(&json!({"user": user}))
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn create_link(&self, token: &str, body: Value) -> Response {
+        self.http
+            .post(format!("{}/links", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A link for a preselected bank, the browser's binding cookie, and the
+    /// consent page URL.
+    pub async fn link(&self, token: &str) -> (String, String) {
+        let response = self
+            .create_link(
+                token,
+                json!({"provider": "sandbox-barclays", "skip_info": true}),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["consent_id"].as_str().unwrap().to_owned(),
+            body["consent_url"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Clicks Approve (or Deny) on the sandbox's consent page and returns
+    /// where it sends the browser: our callback URL.
+    pub async fn decide(&self, consent_id: &str, decision: &str) -> String {
+        let response = self
+            .http
+            .post(format!(
+                "{}/connect/{consent_id}/decision",
+                self.sandbox.base_url()
+            ))
+            .form(&[("decision", decision), ("skip_info", "true")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{:?}",
+            response.text().await
+        );
+        response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, url: &str) -> Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    pub async fn api(&self, token: &str, method: &str, path: &str) -> (StatusCode, Value) {
+        let request = match method {
+            "POST" => self.http.post(format!("{}{path}", self.base)),
+            _ => self.http.get(format!("{}{path}", self.base)),
+        };
+        let response = request.bearer_auth(token).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn consent(&self, token: &str, id: &str) -> Value {
+        let (status, body) = self.api(token, "GET", &format!("/consents/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Finexer's own view of a consent.
+    pub async fn finexer_status(&self, id: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/consents/{id}", self.sandbox.base_url()))
+            .basic_auth(connect_local::SANDBOX_API_KEY, Some(""))
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn fault(&self, rule: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.sandbox.base_url()))
+            .json(&json!({"rules": [rule]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_sandbox/faults", self.sandbox.base_url()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Finexer API calls the sandbox received, as `METHOD /path`.
+    pub async fn finexer_calls(&self) -> Vec<String> {
+        let log: Value = self
+            .http
+            .get(format!("{}/_sandbox/requests", self.sandbox.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Asserts an API problem response: status, JSON problem shape.
+pub async fn problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    for field in ["type", "title", "status", "detail"] {
+        assert!(body.get(field).is_some(), "{body}");
+    }
+    body
+}

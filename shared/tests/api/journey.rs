@@ -1,6 +1,6 @@
 //! The journey as users live it: connect, come back, see it, revoke it.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -428,5 +428,56 @@ async fn a_first_link_needs_an_email_claim() {
     assert_eq!(status, 400);
     assert!(problem["detail"].as_str().unwrap().contains("email"));
     assert!(env.finexer_calls().await.is_empty());
+    assert_eq!(env.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn hostile_bodies_get_a_clear_400() {
+    use base64::Engine;
+    let env = TestEnv::start().await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_object = format!(
+        r#"{{"provider": {}1{}}}"#,
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
+    let mut bodies: Vec<(Value, &str)> = vec![
+        (
+            event("POST", "/links", "", Some(&deep_object), Some("ivy")),
+            "invalid JSON body",
+        ),
+        (
+            event(
+                "POST",
+                "/links",
+                "",
+                Some("{\"provider\": \"a\""),
+                Some("ivy"),
+            ),
+            "invalid JSON body",
+        ),
+    ];
+    let mut binary = event("POST", "/links", "", None, Some("ivy"));
+    binary["body"] = base64::engine::general_purpose::STANDARD
+        .encode(b"{\"provider\": \"\xff\xfe\"}")
+        .into();
+    binary["isBase64Encoded"] = true.into();
+    bodies.push((binary, "UTF-8"));
+    let mut form = event("POST", "/links", "", Some("provider=x"), Some("ivy"));
+    form["headers"]["content-type"] = "application/x-www-form-urlencoded".into();
+    bodies.push((form, "must be JSON"));
+    for (event, words) in bodies {
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let (status, problem) = json_of(shared::handlers::create_link(&env.app, request).await);
+        assert_eq!(status, 400, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(words),
+            "{problem}"
+        );
+    }
+    // Too large before it is parsed at all.
+    let request = request("POST", "/links", "", Some(&deep), Some("ivy"));
+    let (status, _) = json_of(shared::handlers::create_link(&env.app, request).await);
+    assert_eq!(status, 413);
     assert_eq!(env.item_count().await, 0);
 }

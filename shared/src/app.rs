@@ -16,6 +16,30 @@ pub struct App {
     pub store: Arc<dyn ConsentStore>,
     pub secrets: Arc<dyn SecretSource>,
     pub finexer: FinexerClient,
+    pub known_customers: KnownCustomers,
+}
+
+/// Users' Finexer customer ids seen by this process. A saved customer id
+/// never changes, so a warm container may skip the store read for it.
+#[derive(Default)]
+pub struct KnownCustomers(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+/// Bound on remembered users, so memory stays flat in a long-lived container.
+const KNOWN_CUSTOMERS_LIMIT: usize = 10_000;
+
+impl KnownCustomers {
+    pub fn get(&self, user: &str) -> Option<String> {
+        self.0.lock().ok()?.get(user).cloned()
+    }
+
+    pub fn remember(&self, user: &str, customer_id: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            if known.len() >= KNOWN_CUSTOMERS_LIMIT {
+                known.clear();
+            }
+            known.insert(user.to_owned(), customer_id.to_owned());
+        }
+    }
 }
 
 impl App {
@@ -34,6 +58,7 @@ impl App {
             store,
             secrets,
             finexer,
+            known_customers: KnownCustomers::default(),
         })
     }
 

@@ -191,6 +191,15 @@ fn option_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
 /// The user's Finexer customer, created on first use. A lease in the store
 /// makes concurrent first calls create one customer, not one each.
 async fn ensure_customer(app: &App, caller: &Caller) -> Result<String> {
+    if let Some(id) = app.known_customers.get(&caller.user_id) {
+        return Ok(id);
+    }
+    let id = find_or_create_customer(app, caller).await?;
+    app.known_customers.remember(&caller.user_id, &id);
+    Ok(id)
+}
+
+async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
     if let Some(id) = app.store.customer(&caller.user_id).await? {
         return Ok(id);
     }

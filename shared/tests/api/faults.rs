@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
-use shared::store::memory::MemoryStore;
-use shared::store::*;
 use wiremock::ResponseTemplate;
 
 use crate::journey::state_id_of;
@@ -192,60 +189,15 @@ async fn a_rejected_api_key_is_not_blamed_on_the_caller() {
     assert!(!problem.to_string().contains(API_KEY));
 }
 
-/// A store whose consent writes fail, as when DynamoDB goes away between
-/// the Finexer call and our write.
-struct FailingWrites(MemoryStore);
-
-#[async_trait]
-impl ConsentStore for FailingWrites {
-    async fn customer(&self, owner: &str) -> shared::Result<Option<String>> {
-        self.0.customer(owner).await
-    }
-    async fn claim_customer(&self, o: &str, n: i64, l: i64) -> shared::Result<CustomerClaim> {
-        self.0.claim_customer(o, n, l).await
-    }
-    async fn save_customer(&self, owner: &str, id: &str) -> shared::Result<String> {
-        self.0.save_customer(owner, id).await
-    }
-    async fn release_customer_claim(&self, owner: &str) -> shared::Result<()> {
-        self.0.release_customer_claim(owner).await
-    }
-    async fn insert_consent(&self, _: &ConsentRecord, _: &StateRecord) -> shared::Result<()> {
-        Err(shared::Error::StoreUnavailable("injected".into()))
-    }
-    async fn consent(&self, id: &str) -> shared::Result<Option<ConsentRecord>> {
-        self.0.consent(id).await
-    }
-    async fn consents_of(&self, owner: &str) -> shared::Result<Vec<ConsentRecord>> {
-        self.0.consents_of(owner).await
-    }
-    async fn consume_state(
-        &self,
-        s: &str,
-        c: &str,
-        n: i64,
-        f: &[ConsentStatus],
-        t: &Transition,
-    ) -> shared::Result<ConsumeOutcome> {
-        self.0.consume_state(s, c, n, f, t).await
-    }
-    async fn transition(
-        &self,
-        c: &str,
-        o: Option<&str>,
-        f: &[ConsentStatus],
-        t: &Transition,
-    ) -> shared::Result<Option<ConsentRecord>> {
-        self.0.transition(c, o, f, t).await
-    }
-}
-
 #[tokio::test]
 async fn a_consent_that_cannot_be_recorded_is_revoked_at_finexer() {
     let env = TestEnv::start().await;
     let app = shared::App::new(
         env.app.config.clone(),
-        Arc::new(FailingWrites(MemoryStore::new())),
+        Arc::new(SpyStore {
+            fail_inserts: true,
+            ..SpyStore::default()
+        }),
         env.app.secrets.clone(),
     )
     .unwrap();

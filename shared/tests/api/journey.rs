@@ -481,3 +481,37 @@ async fn hostile_bodies_get_a_clear_400() {
     assert_eq!(status, 413);
     assert_eq!(env.item_count().await, 0);
 }
+
+#[tokio::test]
+async fn a_warm_container_remembers_known_customers() {
+    let env = TestEnv::start().await;
+    let store = std::sync::Arc::new(SpyStore::default());
+    let app = shared::App::new(
+        env.app.config.clone(),
+        store.clone(),
+        env.app.secrets.clone(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let response = shared::handlers::create_link(
+            &app,
+            request("POST", "/links", "", Some("{}"), Some("lena")),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+    }
+    let reads = store
+        .customer_reads
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        reads, 1,
+        "only the first link reads the customer from the store"
+    );
+    let creates = env
+        .finexer_calls()
+        .await
+        .iter()
+        .filter(|c| *c == "POST /customers")
+        .count();
+    assert_eq!(creates, 1);
+}

@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use shared::store::memory::MemoryStore;
+use shared::store::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -489,4 +493,61 @@ pub fn html_error(response: &Response<Body>) -> u16 {
         "browser errors are HTML"
     );
     response.status().as_u16()
+}
+
+/// An in-memory store that counts customer reads and can fail consent
+/// writes, as when DynamoDB goes away between the Finexer call and our write.
+#[derive(Default)]
+pub struct SpyStore {
+    pub inner: MemoryStore,
+    pub fail_inserts: bool,
+    pub customer_reads: AtomicUsize,
+}
+
+#[async_trait]
+impl ConsentStore for SpyStore {
+    async fn customer(&self, owner: &str) -> shared::Result<Option<String>> {
+        self.customer_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.customer(owner).await
+    }
+    async fn claim_customer(&self, o: &str, n: i64, l: i64) -> shared::Result<CustomerClaim> {
+        self.inner.claim_customer(o, n, l).await
+    }
+    async fn save_customer(&self, owner: &str, id: &str) -> shared::Result<String> {
+        self.inner.save_customer(owner, id).await
+    }
+    async fn release_customer_claim(&self, owner: &str) -> shared::Result<()> {
+        self.inner.release_customer_claim(owner).await
+    }
+    async fn insert_consent(&self, c: &ConsentRecord, s: &StateRecord) -> shared::Result<()> {
+        if self.fail_inserts {
+            return Err(shared::Error::StoreUnavailable("injected".into()));
+        }
+        self.inner.insert_consent(c, s).await
+    }
+    async fn consent(&self, id: &str) -> shared::Result<Option<ConsentRecord>> {
+        self.inner.consent(id).await
+    }
+    async fn consents_of(&self, owner: &str) -> shared::Result<Vec<ConsentRecord>> {
+        self.inner.consents_of(owner).await
+    }
+    async fn consume_state(
+        &self,
+        s: &str,
+        c: &str,
+        n: i64,
+        f: &[ConsentStatus],
+        t: &Transition,
+    ) -> shared::Result<ConsumeOutcome> {
+        self.inner.consume_state(s, c, n, f, t).await
+    }
+    async fn transition(
+        &self,
+        c: &str,
+        o: Option<&str>,
+        f: &[ConsentStatus],
+        t: &Transition,
+    ) -> shared::Result<Option<ConsentRecord>> {
+        self.inner.transition(c, o, f, t).await
+    }
 }

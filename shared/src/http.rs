@@ -75,16 +75,15 @@ pub fn json_body<T: DeserializeOwned + Default>(request: &Request) -> Result<T> 
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::BadRequest("the body is not valid UTF-8".into()))?;
-    // Parse as a value first: serde would also read a struct from a JSON
-    // array (positionally), and the API takes objects only.
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
-    if !value.is_object() {
+    // serde would also read a struct from a JSON array (positionally); the
+    // API takes objects only. Deserialising straight into `T` keeps serde's
+    // refusal of duplicate and unknown fields.
+    if !text.trim_start().starts_with('{') {
         return Err(Error::BadRequest(
             "invalid JSON body: expected a JSON object".into(),
         ));
     }
-    serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 pub fn json_response<T: Serialize>(status: u16, value: &T) -> Result<Response<Body>> {

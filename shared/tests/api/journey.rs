@@ -457,6 +457,16 @@ async fn hostile_bodies_get_a_clear_400() {
             "invalid JSON body",
         ),
     ];
+    bodies.push((
+        event(
+            "POST",
+            "/links",
+            "",
+            Some(r#"{"provider": "a", "provider": "b"}"#),
+            Some("ivy"),
+        ),
+        "duplicate field",
+    ));
     let mut binary = event("POST", "/links", "", None, Some("ivy"));
     binary["body"] = base64::engine::general_purpose::STANDARD
         .encode(b"{\"provider\": \"\xff\xfe\"}")

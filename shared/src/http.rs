@@ -67,7 +67,8 @@ pub fn json_body<T: DeserializeOwned + Default>(request: &Request) -> Result<T> 
     }
     if let Some(kind) = request.headers().get("content-type") {
         let kind = kind.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !kind.starts_with("application/json") {
+        let media_type = kind.split(';').next().unwrap_or_default().trim();
+        if media_type != "application/json" {
             return Err(Error::BadRequest(
                 "the body must be JSON (content-type: application/json)".into(),
             ));
@@ -120,7 +121,8 @@ pub fn query_params(request: &Request) -> Result<Vec<(String, String)>> {
         .collect();
     for (i, (name, _)) in pairs.iter().enumerate() {
         if pairs[..i].iter().any(|(other, _)| other == name) {
-            return Err(Error::BadRequest(format!("parameter {name} is repeated")));
+            // Not echoed: the name is the caller's text.
+            return Err(Error::BadRequest("a query parameter is repeated".into()));
         }
     }
     Ok(pairs)

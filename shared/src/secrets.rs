@@ -16,7 +16,11 @@ use crate::error::{Error, Result};
 /// `{"finexer_api_key": "...", "state_keys": [{"kid": "2026-11", "key": "..."}, ...]}`.
 /// The first state key signs; every listed key verifies, so a key is rotated
 /// by putting a new one first and dropping the old one after a state lifetime.
+/// A top-level `state_key` (kid `state_key_id`) counts as the last key: it is
+/// the one CloudFormation generates at the first deploy, since
+/// `GenerateSecretString` can only add a top-level string.
 #[derive(Deserialize)]
+#[serde(from = "StoredSecret")]
 pub struct AppSecrets {
     pub finexer_api_key: SecretString,
     pub state_keys: Vec<SigningKey>,
@@ -28,13 +32,47 @@ pub struct SigningKey {
     pub key: SecretString,
 }
 
+/// The secret as stored, before the generated key joins the list.
+#[derive(Deserialize)]
+struct StoredSecret {
+    finexer_api_key: SecretString,
+    #[serde(default)]
+    state_keys: Vec<SigningKey>,
+    state_key: Option<SecretString>,
+    state_key_id: Option<String>,
+}
+
+impl From<StoredSecret> for AppSecrets {
+    fn from(stored: StoredSecret) -> Self {
+        let mut state_keys = stored.state_keys;
+        if let Some(key) = stored.state_key {
+            state_keys.push(SigningKey {
+                kid: stored.state_key_id.unwrap_or_else(|| "generated".into()),
+                key,
+            });
+        }
+        AppSecrets {
+            finexer_api_key: stored.finexer_api_key,
+            state_keys,
+        }
+    }
+}
+
 /// Shortest signing key accepted: HS256 wants at least its output size.
 pub const MIN_KEY_BYTES: usize = 32;
 
 impl AppSecrets {
     pub fn parse(json: &str) -> Result<Self> {
-        let secrets: AppSecrets = serde_json::from_str(json)
-            .map_err(|e| Error::SecretsUnavailable(format!("secret is not valid JSON: {e}")))?;
+        // serde's message may quote the offending value, which could be key
+        // material: report only what kind of error and where.
+        let secrets: AppSecrets = serde_json::from_str(json).map_err(|e| {
+            Error::SecretsUnavailable(format!(
+                "secret is not valid JSON or has the wrong shape ({:?} at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         secrets.validate()?;
         Ok(secrets)
     }
@@ -44,7 +82,9 @@ impl AppSecrets {
             return Err(Error::SecretsUnavailable("finexer_api_key is empty".into()));
         }
         if self.state_keys.is_empty() {
-            return Err(Error::SecretsUnavailable("state_keys is empty".into()));
+            return Err(Error::SecretsUnavailable(
+                "no state key (state_keys is empty and there is no state_key)".into(),
+            ));
         }
         for (i, key) in self.state_keys.iter().enumerate() {
             if key.kid.is_empty() || key.kid.len() > 64 {
@@ -163,6 +203,20 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_generated_key_verifies_after_the_listed_ones() {
+        let generated =
+            format!(r#"{{"finexer_api_key":"sk","state_key":"{KEY}","state_key_id":"initial"}}"#);
+        let secrets = AppSecrets::parse(&generated).unwrap();
+        assert_eq!(secrets.signing_key().kid, "initial", "alone, it signs");
+        let rotated = format!(
+            r#"{{"finexer_api_key":"sk","state_keys":[{{"kid":"2027-01","key":"{KEY}"}}],"state_key":"{KEY}","state_key_id":"initial"}}"#
+        );
+        let secrets = AppSecrets::parse(&rotated).unwrap();
+        assert_eq!(secrets.signing_key().kid, "2027-01");
+        assert!(secrets.verifying_key("initial").is_some());
+    }
+
+    #[test]
     fn weak_duplicate_or_missing_keys_are_refused() {
         let cases = [
             (
@@ -184,6 +238,14 @@ mod tests {
                 "finexer_api_key is empty",
             ),
             ("not json".into(), "not valid JSON"),
+            (
+                format!(r#"{{"finexer_api_key":"sk","state_keys":["{KEY}"]}}"#),
+                "wrong shape",
+            ),
+            (
+                format!(r#"{{"finexer_api_key":"sk","state_keys":"{KEY}"}}"#),
+                "wrong shape",
+            ),
         ];
         for (json, expected) in cases {
             let err = AppSecrets::parse(&json).err().expect(expected).to_string();

@@ -49,3 +49,9 @@ E2E_BASE_URL="http://$TEST_ADDR" scripts/e2e.sh
 
 say "Contract test: the running stack against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL="http://$TEST_ADDR" scripts/contract.sh
+
+say "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
+scripts/check-infra.sh
+
+say "Release zips: cargo lambda build for every function (x86_64), checked and sized"
+scripts/build-zips.sh

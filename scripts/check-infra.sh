@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Checks the deployment templates offline:
+#   1. cfn-lint on every template in infra/ (no errors, no warnings),
+#   2. `sam validate --lint` on each,
+#   3. tests/infra/check_consistency.py: environment, IAM actions, routes,
+#      table and secret against the Rust code, and the functions' Cargo.toml
+#      deploy metadata against the template (with negative checks).
+# Exits non-zero on any failure. Needs python3 (3.11) and the PyPI registry
+# the first time (the tools go into .venv-infra); nothing else is contacted.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv-infra"
+REQUIREMENTS="$ROOT/infra/requirements.txt"
+
+# AWS tooling runs offline with fake credentials: never the instance metadata
+# service, never a real account, no telemetry.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
+export AWS_SECRET_ACCESS_KEY=dummy-secret
+unset AWS_SESSION_TOKEN AWS_PROFILE
+export AWS_REGION=eu-west-2
+export AWS_DEFAULT_REGION=eu-west-2
+export SAM_CLI_TELEMETRY=0
+
+step() { printf '\n== %s\n' "$*"; }
+failed=()
+
+step "tools: $VENV from $REQUIREMENTS"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $(python3 --version)"
+  python3 -m venv "$VENV" || { echo "FAIL: python3 -m venv"; exit 1; }
+fi
+# pip is quick when everything is already installed at the pinned versions.
+if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"; then
+  echo "FAIL: pip install -r $REQUIREMENTS"
+  exit 1
+fi
+"$VENV/bin/pip" check >/dev/null || { echo "FAIL: pip check"; "$VENV/bin/pip" check; exit 1; }
+echo "cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}'), $("$VENV/bin/sam" --version)"
+
+mapfile -t templates < <(find infra -maxdepth 2 -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) \
+  -exec grep -l -E '^(AWSTemplateFormatVersion|Resources):|"Resources"' {} + | sort)
+if [ "${#templates[@]}" -eq 0 ]; then
+  echo "FAIL: no template found in infra/"
+  exit 1
+fi
+
+for template in "${templates[@]}"; do
+  step "cfn-lint $template"
+  if "$VENV/bin/cfn-lint" --format parseable -- "$template"; then
+    echo "ok: no errors or warnings"
+  else
+    failed+=("cfn-lint $template")
+  fi
+
+  step "sam validate --lint --template $template (offline)"
+  sam_home="$(mktemp -d)"
+  if HOME="$sam_home" "$VENV/bin/sam" validate --lint --template "$template" --region "$AWS_REGION"; then
+    :
+  else
+    failed+=("sam validate $template")
+  fi
+  rm -rf "$sam_home"
+done
+
+step "template against the code: tests/infra/check_consistency.py"
+if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml; then
+  failed+=("consistency")
+fi
+
+echo
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "check-infra: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "check-infra: all passed"

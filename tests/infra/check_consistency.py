@@ -1,0 +1,766 @@
+#!/usr/bin/env python3
+"""Does infra/template.yaml fit the Rust code it deploys?
+
+Everything the template must provide is derived from the code, so the check
+follows the code when it changes:
+
+* environment: the required names in the `VARIABLES` table of
+  shared/src/config.rs; every name the template sets must be in that table;
+* IAM: the handler a function's main.rs runs, the `ConsentStore` methods that
+  handler (and the helpers it calls in handlers/mod.rs) calls, the SDK
+  operations those methods make in shared/src/store/dynamo.rs, and the Secrets
+  Manager call in shared/src/secrets.rs; the policy must grant exactly those
+  actions on exactly the table, its `by_owner` index and the one secret;
+* routes: the `METHOD /path` routes each handler's module doc names, with the
+  JWT authorizer exactly where the handler reads the caller's claims;
+* table: keys, index and TTL attribute as dynamo.rs writes them;
+* secret: the JSON keys CloudFormation generates against the fields that
+  `AppSecrets` deserializes;
+* timeout: longer than a Finexer call with its retries, shorter than API
+  Gateway's 30 s;
+* each functions/<fn>/Cargo.toml `[package.metadata.lambda.deploy]` against the
+  template (memory, timeout, tracing, env names and values).
+
+Run: python3 tests/infra/check_consistency.py [--template PATH]
+It checks the real template, then runs negative checks (mutated copies that
+must be reported) and ends with the line "N passed, M failed".
+Needs PyYAML (installed with cfn-lint in .venv-infra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+
+# The whole SDK-call-to-IAM-action mapping. A call that is not listed here is
+# reported, so a new kind of call cannot slip through unmapped.
+DYNAMO_CALLS = {
+    "get_item": ["dynamodb:GetItem"],
+    "put_item": ["dynamodb:PutItem"],
+    "update_item": ["dynamodb:UpdateItem"],
+    "delete_item": ["dynamodb:DeleteItem"],
+    "query": ["dynamodb:Query"],
+    "scan": ["dynamodb:Scan"],
+    "batch_get_item": ["dynamodb:BatchGetItem"],
+    "batch_write_item": ["dynamodb:BatchWriteItem"],
+    # Transactions have no IAM action of their own: each item needs its action,
+    # taken from the item builders below.
+    "transact_write_items": [],
+    "transact_get_items": ["dynamodb:GetItem"],
+}
+TRANSACT_ITEMS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+SECRETS_CALLS = {"get_secret_value": ["secretsmanager:GetSecretValue"]}
+# Operations on an index are authorized on the index ARN.
+INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
+API_GATEWAY_MAX_SECONDS = 30
+
+
+# ------------------------------------------------------------------ loading
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags, read as their long form."""
+
+
+def _intrinsic(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=CfnLoader)
+
+
+def ref_name(value) -> str | None:
+    """`!Ref X` -> X; `!GetAtt X.Arn` -> X.Arn; `!Sub ${X.Arn}/rest` -> X.Arn/rest."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key == "Ref":
+            return inner
+        if key == "Fn::GetAtt":
+            return ".".join(inner) if isinstance(inner, list) else inner
+        if key == "Fn::Sub" and isinstance(inner, str):
+            return re.sub(r"\$\{([^}]+)\}", r"\1", inner)
+    return None
+
+
+class Source:
+    """The Rust sources, read from the repository unless overridden (tests)."""
+
+    def __init__(self, root: Path, overrides: dict[str, str] | None = None):
+        self.root = root
+        self.overrides = overrides or {}
+
+    def read(self, rel: str) -> str:
+        if rel in self.overrides:
+            return self.overrides[rel]
+        return (self.root / rel).read_text()
+
+    def exists(self, rel: str) -> bool:
+        return rel in self.overrides or (self.root / rel).exists()
+
+
+def strip_tests(rust: str) -> str:
+    return rust.split("#[cfg(test)]", 1)[0]
+
+
+def strip_comments(rust: str) -> str:
+    return re.sub(r"//[^\n]*", "", rust)
+
+
+def fn_bodies(rust: str) -> dict[str, str]:
+    """Each `fn name` in a file and its text up to the next `fn` (good enough
+    for this code: no nested fns)."""
+    rust = strip_comments(strip_tests(rust))
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"\bfn\s+(\w+)", rust)]
+    bodies: dict[str, str] = {}
+    for i, (start, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(rust)
+        bodies[name] = bodies.get(name, "") + rust[start:end]
+    return bodies
+
+
+# ------------------------------------------------------------------ facts from the code
+
+
+def config_variables(src: Source) -> dict[str, str | None]:
+    text = src.read("shared/src/config.rs")
+    table = re.search(r"pub const VARIABLES[^=]*=\s*&\[(.*?)\];", text, re.S)
+    if not table:
+        raise SystemExit("VARIABLES table not found in shared/src/config.rs")
+    variables = {}
+    for m in re.finditer(r'\(\s*"([A-Z0-9_]+)"\s*,\s*(None|Some\(\s*"([^"]*)"\s*\))', table.group(1)):
+        variables[m.group(1)] = m.group(3) if m.group(2) != "None" else None
+    if not variables:
+        raise SystemExit("VARIABLES table in shared/src/config.rs has no entries")
+    return variables
+
+
+def store_methods(src: Source) -> set[str]:
+    text = strip_comments(src.read("shared/src/store/mod.rs"))
+    trait = re.search(r"pub trait ConsentStore[^{]*\{(.*?)\n\}", text, re.S)
+    return set(re.findall(r"\bfn\s+(\w+)", trait.group(1)))
+
+
+def dynamo_operations(src: Source) -> dict[str, tuple[set[tuple[str, bool]], set[str]]]:
+    """ConsentStore method -> ({(IAM action, on_index)}, {unmapped SDK calls}),
+    following the `self.<helper>()` calls it makes, from store/dynamo.rs."""
+    bodies = fn_bodies(src.read("shared/src/store/dynamo.rs"))
+    direct: dict[str, set[tuple[str, bool]]] = {}
+    unknown: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
+    for name, body in bodies.items():
+        ops: set[tuple[str, bool]] = set()
+        on_index = ".index_name(" in body
+        unknown[name] = set()
+        for call in re.findall(r"\.client\s*\.\s*(\w+)\s*\(", body):
+            if call not in DYNAMO_CALLS:
+                unknown[name].add(call)
+                continue
+            for action in DYNAMO_CALLS[call]:
+                ops.add((action, on_index and action in INDEX_ACTIONS))
+        for builder in re.findall(r"\b(\w+)::builder\(\)", body):
+            if builder in TRANSACT_ITEMS:
+                ops.add((TRANSACT_ITEMS[builder], False))
+        direct[name] = ops
+        calls[name] = set(re.findall(r"\bself\s*\.\s*(\w+)\s*\(", body))
+
+    def resolve(name: str, seen: set[str]) -> tuple[set[tuple[str, bool]], set[str]]:
+        if name in seen or name not in direct:
+            return set(), set()
+        seen.add(name)
+        ops, unmapped = set(direct[name]), {f"{name}(): client.{c}()" for c in unknown[name]}
+        for callee in calls[name]:
+            more_ops, more_unmapped = resolve(callee, seen)
+            ops |= more_ops
+            unmapped |= more_unmapped
+        return ops, unmapped
+
+    return {name: resolve(name, set()) for name in direct}
+
+
+def secrets_operations(src: Source, problems: list[str]) -> set[str]:
+    text = strip_comments(strip_tests(src.read("shared/src/secrets.rs")))
+    actions: set[str] = set()
+    for call in re.findall(r"\.client\s*\.\s*(\w+)\s*\(", text):
+        if call not in SECRETS_CALLS:
+            problems.append(f"secrets.rs calls client.{call}(), unknown to SECRETS_CALLS")
+            continue
+        actions.update(SECRETS_CALLS[call])
+    return actions
+
+
+def handler_of(src: Source, crate: str) -> tuple[str, str]:
+    """The handler function a function's main.rs runs, and its module file."""
+    main = src.read(f"functions/{crate}/src/main.rs")
+    m = re.search(r"shared::handlers::(\w+)", main)
+    if not m:
+        raise SystemExit(f"functions/{crate}/src/main.rs runs no shared::handlers::<fn>")
+    name = m.group(1)
+    for path in sorted((src.root / "shared/src/handlers").glob("*.rs")):
+        rel = str(path.relative_to(src.root))
+        if re.search(rf"pub async fn {name}\s*\(", src.read(rel)):
+            return name, rel
+    raise SystemExit(f"handler {name} of {crate} not found in shared/src/handlers")
+
+
+def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
+    """IAM actions a handler needs: {(action, resource_kind)} with resource_kind
+    'table', 'index' or 'secret'."""
+    methods = store_methods(src)
+    ops = dynamo_operations(src)
+    text = strip_comments(strip_tests(src.read(handler_file)))
+    # Helpers in handlers/mod.rs that the handler calls count as the handler's.
+    helpers = fn_bodies(src.read("shared/src/handlers/mod.rs"))
+    texts = [text] + [body for name, body in helpers.items() if re.search(rf"\b{name}\s*\(", text)]
+    called = set()
+    for t in texts:
+        called |= {m for m in re.findall(r"\bstore\s*\.\s*(\w+)\s*\(", t) if m in methods}
+    needs: set[tuple[str, str]] = set()
+    for method in called:
+        if method not in ops:
+            problems.append(f"{handler_file}: store method {method} has no DynamoStore implementation")
+            continue
+        actions, unmapped = ops[method]
+        for call in sorted(unmapped):
+            problems.append(
+                f"dynamo.rs {call} is not in the IAM mapping of {Path(__file__).name}; add it to DYNAMO_CALLS"
+            )
+        for action, on_index in actions:
+            needs.add((action, "index" if on_index else "table"))
+    # Finexer calls need the API key and state tokens the signing keys: both
+    # come from the secret.
+    if any(re.search(r"\.(finexer|secrets)\s*\.", t) for t in texts):
+        for action in secrets_operations(src, problems):
+            needs.add((action, "secret"))
+    return {"store_methods": called, "needs": needs, "text": text}
+
+
+def handler_routes(src: Source, handler_file: str) -> set[str]:
+    """`METHOD /path` routes named in the handler module's leading doc comment."""
+    doc = "".join(
+        line[3:] + " " for line in src.read(handler_file).splitlines() if line.startswith("//!")
+    )
+    return set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", doc))
+
+
+def table_schema(src: Source) -> dict:
+    text = src.read("shared/src/store/dynamo.rs")
+    index = re.search(r'OWNER_INDEX:\s*&str\s*=\s*"([^"]+)"', text).group(1)
+    ttl = re.search(r'TTL_ATTRIBUTE:\s*&str\s*=\s*"([^"]+)"', text).group(1)
+    create = fn_bodies(text)["create_table"]
+    keys = re.findall(r'key\("(\w+)",\s*KeyType::(Hash|Range)\)', create)
+    keys = [(n, k.upper()) for n, k in keys]
+    # create_table() builds the index's keys first, then the table's.
+    return {
+        "index": index,
+        "ttl": ttl,
+        "index_keys": keys[:2],
+        "table_keys": keys[2:4],
+        "attributes": set(re.findall(r'attribute\("(\w+)"\)', create)),
+    }
+
+
+def secret_fields(src: Source) -> tuple[set[str], set[str]]:
+    """(all, required) top-level JSON keys the secret may/must have, from the
+    serde struct `AppSecrets` deserializes from (following `#[serde(from =
+    "X")]` / `try_from`)."""
+    text = strip_comments(strip_tests(src.read("shared/src/secrets.rs")))
+    structs = {
+        m.group(2): (m.group(1), m.group(3))
+        for m in re.finditer(r"((?:#\[[^\]]*\]\s*)*)pub(?:\([^)]*\))?\s+struct\s+(\w+)\s*\{(.*?)\n\}", text, re.S)
+    }
+    structs.update({
+        m.group(2): (m.group(1), m.group(3))
+        for m in re.finditer(r"((?:#\[[^\]]*\]\s*)*)struct\s+(\w+)\s*\{(.*?)\n\}", text, re.S)
+        if m.group(2) not in structs
+    })
+    name = "AppSecrets"
+    attrs, body = structs[name]
+    via = re.search(r'#\[serde\([^\]]*\b(?:try_)?from\s*=\s*"(\w+)"', attrs)
+    if via and via.group(1) in structs:
+        attrs, body = structs[via.group(1)]
+    container_default = re.search(r"#\[serde\([^\]]*\bdefault\b", attrs) is not None
+    all_fields, required = set(), set()
+    for m in re.finditer(r"((?:#\[[^\]]*\]\s*)*)(?:pub(?:\([^)]*\))?\s+)?(\w+)\s*:\s*([^,\n]+),", body):
+        field_attrs, field, kind = m.groups()
+        rename = re.search(r'rename\s*=\s*"([^"]+)"', field_attrs)
+        key = rename.group(1) if rename else field
+        all_fields.add(key)
+        optional = kind.strip().startswith("Option<") or "default" in field_attrs or container_default
+        if not optional:
+            required.add(key)
+    return all_fields, required
+
+
+def finexer_budget(src: Source) -> tuple[int, int]:
+    text = src.read("shared/src/finexer.rs")
+    attempts = int(re.search(r"const MAX_ATTEMPTS:\s*u32\s*=\s*(\d+)", text).group(1))
+    wait = re.search(r"const MAX_INLINE_WAIT:\s*Duration\s*=\s*Duration::from_(secs|millis)\((\d+)\)", text)
+    wait_ms = int(wait.group(2)) * (1000 if wait.group(1) == "secs" else 1)
+    return attempts, wait_ms
+
+
+# ------------------------------------------------------------------ the check
+
+
+def function_env(template: dict, resource: dict) -> dict:
+    env = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    env.update(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    return env
+
+
+def function_prop(template: dict, resource: dict, name: str):
+    props = resource["Properties"]
+    if name in props:
+        return props[name]
+    return template.get("Globals", {}).get("Function", {}).get(name)
+
+
+def policy_grants(resource: dict) -> tuple[set[tuple[str, str]], list[str]]:
+    """{(action, resource name)} the function's inline policies grant."""
+    grants, problems = set(), []
+    for policy in resource["Properties"].get("Policies", []):
+        if not isinstance(policy, dict) or "Statement" not in policy:
+            problems.append(f"policy {policy!r} is not an inline statement list (SAM templates or "
+                            "managed policies cannot be checked for least privilege)")
+            continue
+        for stmt in policy["Statement"]:
+            if stmt.get("Effect") != "Allow":
+                continue
+            actions = stmt.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = stmt.get("Resource", [])
+            resources = resources if isinstance(resources, list) else [resources]
+            for action in actions:
+                for res in resources:
+                    name = res if isinstance(res, str) else ref_name(res)
+                    grants.add((action, name or json.dumps(res)))
+    return grants, problems
+
+
+def route_table(template: dict, api_name: str) -> dict[str, dict]:
+    body = template["Resources"][api_name]["Properties"].get("DefinitionBody", {})
+    routes = {}
+    for path, methods in body.get("paths", {}).items():
+        for method, op in methods.items():
+            if method.startswith("x-") or method == "parameters":
+                continue
+            integration = op.get("x-amazon-apigateway-integration", {})
+            uri = integration.get("uri")
+            uri = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+            target = re.search(r":function:\$\{AWS::StackName\}-([\w-]+)/invocations$", uri or "")
+            routes[f"{method.upper()} {path}"] = {
+                "function": target.group(1) if target else None,
+                "security": op.get("security"),
+                "integration": integration,
+            }
+    return routes
+
+
+def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | None = None) -> list[str]:
+    problems: list[str] = []
+    template = load_template(template_path)
+    resources = template.get("Resources", {})
+    variables = config_variables(src)
+    required = {name for name, default in variables.items() if default is None}
+
+    functions = {
+        name: res for name, res in resources.items() if res.get("Type") == "AWS::Serverless::Function"
+    }
+    crates = sorted(p.parent.name for p in (src.root / "functions").glob("*/Cargo.toml"))
+    by_crate: dict[str, tuple[str, dict]] = {}
+    for logical, res in functions.items():
+        code_uri = res["Properties"].get("CodeUri", "")
+        crate = Path(str(code_uri)).name
+        if (template_path.parent / str(code_uri)).resolve() != (src.root / "functions" / crate).resolve() \
+                and str(code_uri) != f"../functions/{crate}":
+            problems.append(f"{logical}: CodeUri {code_uri} is not ../functions/<crate>")
+        by_crate[crate] = (logical, res)
+    for crate in crates:
+        if crate not in by_crate:
+            problems.append(f"functions/{crate} has no AWS::Serverless::Function in the template")
+
+    apis = [n for n, r in resources.items() if r.get("Type") == "AWS::Serverless::HttpApi"]
+    tables = {n for n, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table"}
+    secrets = {n for n, r in resources.items() if r.get("Type") == "AWS::SecretsManager::Secret"}
+    if len(apis) != 1:
+        problems.append(f"expected one AWS::Serverless::HttpApi, found {apis}")
+        return problems
+    api = apis[0]
+    routes = route_table(template, api)
+    authorizers = resources[api]["Properties"].get("Auth", {}).get("Authorizers", {})
+    jwt_authorizers = {n for n, a in authorizers.items() if "JwtConfiguration" in a}
+    permissions = [r for r in resources.values() if r.get("Type") == "AWS::Lambda::Permission"]
+    attempts, inline_wait_ms = finexer_budget(src)
+    seen_routes: set[str] = set()
+
+    for crate in crates:
+        if crate not in by_crate:
+            continue
+        logical, res = by_crate[crate]
+        props = res["Properties"]
+        where = f"{logical} ({crate})"
+
+        # -- build and runtime
+        meta = res.get("Metadata", {})
+        if meta.get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"{where}: Metadata.BuildMethod must be rust-cargolambda")
+        if meta.get("BuildProperties", {}).get("Binary") != crate:
+            problems.append(f"{where}: Metadata.BuildProperties.Binary must be {crate}")
+        if function_prop(template, res, "Handler") != "bootstrap":
+            problems.append(f"{where}: Handler must be bootstrap")
+        if function_prop(template, res, "Runtime") != "provided.al2023":
+            problems.append(f"{where}: Runtime must be provided.al2023")
+        if function_prop(template, res, "Architectures") != [{"Ref": "Architecture"}]:
+            problems.append(f"{where}: Architectures must be [!Ref Architecture]")
+        name = props.get("FunctionName")
+        if ref_name(name) != f"AWS::StackName-{crate}":
+            problems.append(f"{where}: FunctionName must be !Sub ${{AWS::StackName}}-{crate} (the routes call it by that name)")
+        log_group = ref_name(props.get("LoggingConfig", {}).get("LogGroup"))
+        if log_group not in resources or resources[log_group].get("Type") != "AWS::Logs::LogGroup":
+            problems.append(f"{where}: LoggingConfig.LogGroup must name the function's AWS::Logs::LogGroup")
+        elif "RetentionInDays" not in resources[log_group]["Properties"]:
+            problems.append(f"{where}: log group {log_group} has no RetentionInDays")
+
+        # -- environment
+        env = function_env(template, res)
+        for var in sorted(required - env.keys()):
+            problems.append(f"{where}: environment lacks required {var} (shared/src/config.rs VARIABLES)")
+        for var in sorted(env.keys() - variables.keys()):
+            problems.append(f"{where}: environment sets {var}, which shared/src/config.rs does not read")
+        table_ref = ref_name(env.get("CONSENT_TABLE"))
+        secret_ref = ref_name(env.get("CONNECT_SECRET_ID"))
+        if table_ref not in tables:
+            problems.append(f"{where}: CONSENT_TABLE is not !Ref of the template's table")
+        if secret_ref not in secrets:
+            problems.append(f"{where}: CONNECT_SECRET_ID is not !Ref of the template's secret")
+
+        # -- IAM: exactly what the code calls
+        handler, handler_file = handler_of(src, crate)
+        facts = handler_needs(src, handler_file, problems)
+        schema = table_schema(src)
+        resource_of = {
+            "table": f"{table_ref}.Arn",
+            "index": f"{table_ref}.Arn/index/{schema['index']}",
+            "secret": secret_ref,
+        }
+        needed = {(action, resource_of[kind]) for action, kind in facts["needs"]}
+        granted, policy_problems = policy_grants(res)
+        problems += [f"{where}: {p}" for p in policy_problems]
+        for action, target in sorted(needed - granted):
+            problems.append(
+                f"{where}: policy lacks {action} on {target} (handler {handler} calls "
+                f"{', '.join(sorted(facts['store_methods'])) or 'the secret'})"
+            )
+        for action, target in sorted(granted - needed):
+            problems.append(f"{where}: policy grants {action} on {target}, which the code of {handler} does not need")
+
+        # -- routes and authorization
+        expected = handler_routes(src, handler_file)
+        if not expected:
+            problems.append(f"{handler_file}: module doc names no `METHOD /path` route")
+        reads_caller = "Caller::from_request" in facts["text"]
+        for route in sorted(expected):
+            seen_routes.add(route)
+            found = routes.get(route)
+            if not found:
+                problems.append(f"{where}: route {route} (from {handler_file}) is not in the API")
+                continue
+            if found["function"] != crate:
+                problems.append(f"{where}: route {route} integrates {found['function']}, not {crate}")
+            integration = found["integration"]
+            if integration.get("type") != "aws_proxy" or str(integration.get("payloadFormatVersion")) != "2.0":
+                problems.append(f"{where}: route {route} must be an aws_proxy integration, payload format 2.0")
+            security = found["security"] or []
+            secured = any(set(s) & jwt_authorizers for s in security)
+            if reads_caller and not secured:
+                problems.append(f"{where}: route {route} has no JWT authorizer, but {handler} reads the caller's claims")
+            if not reads_caller and security:
+                problems.append(f"{where}: route {route} has an authorizer, but {handler} is public")
+            method, path = route.split(" ", 1)
+            arn_path = re.sub(r"\{[^}]+\}", "*", path)
+            want = f"arn:AWS::Partition:execute-api:AWS::Region:AWS::AccountId:{api}/*/{method}{arn_path}"
+            if not any(
+                ref_name(p["Properties"].get("FunctionName")) == logical
+                and ref_name(p["Properties"].get("SourceArn")) == want
+                and p["Properties"].get("Principal") == "apigateway.amazonaws.com"
+                for p in permissions
+            ):
+                problems.append(f"{where}: no AWS::Lambda::Permission lets the API invoke it for {route}")
+
+        # -- timeout and memory
+        timeout = function_prop(template, res, "Timeout")
+        memory = function_prop(template, res, "MemorySize")
+        finexer_ms = int(env.get("FINEXER_TIMEOUT_MS") or variables["FINEXER_TIMEOUT_MS"])
+        worst_ms = attempts * finexer_ms + (attempts - 1) * inline_wait_ms
+        if not isinstance(timeout, int) or timeout * 1000 <= worst_ms:
+            problems.append(f"{where}: Timeout {timeout}s must exceed one Finexer call with retries ({worst_ms} ms)")
+        elif timeout >= API_GATEWAY_MAX_SECONDS:
+            problems.append(f"{where}: Timeout {timeout}s must stay under API Gateway's {API_GATEWAY_MAX_SECONDS} s")
+
+        # -- Cargo.toml [package.metadata.lambda.deploy]
+        manifest = (cargo_overrides or {}).get(crate)
+        if manifest is None:
+            manifest = tomllib.loads(src.read(f"functions/{crate}/Cargo.toml"))
+        deploy = manifest.get("package", {}).get("metadata", {}).get("lambda", {}).get("deploy")
+        where_toml = f"functions/{crate}/Cargo.toml [package.metadata.lambda.deploy]"
+        if deploy is None:
+            problems.append(f"{where_toml}: missing")
+            continue
+        if deploy.get("memory") != memory:
+            problems.append(f"{where_toml}: memory {deploy.get('memory')} != template MemorySize {memory}")
+        if deploy.get("timeout") != timeout:
+            problems.append(f"{where_toml}: timeout {deploy.get('timeout')} != template Timeout {timeout}")
+        tracing = function_prop(template, res, "Tracing") or "PassThrough"
+        if str(deploy.get("tracing", "passthrough")).lower() != str(tracing).lower():
+            problems.append(f"{where_toml}: tracing {deploy.get('tracing')} != template Tracing {tracing}")
+        deploy_env = deploy.get("env", deploy.get("env_var", {}))
+        if isinstance(deploy_env, list):
+            deploy_env = dict(item.split("=", 1) for item in deploy_env)
+        for var, value in sorted(deploy_env.items()):
+            if var not in env:
+                problems.append(f"{where_toml}: env {var} is not set by the template")
+            elif isinstance(env[var], str) and env[var] != value:
+                problems.append(f"{where_toml}: env {var}={value!r} but the template sets {env[var]!r}")
+            elif not isinstance(env[var], str):
+                problems.append(f"{where_toml}: env {var} is stage-specific in the template; leave it to the stack")
+        if not deploy.get("merge_env") and not required <= deploy_env.keys():
+            problems.append(f"{where_toml}: without merge_env = true a deploy would drop the stack's "
+                            f"{', '.join(sorted(required - deploy_env.keys()))}")
+
+    for route in sorted(set(routes) - seen_routes):
+        problems.append(f"API route {route} is served by no handler's documented routes")
+
+    # -- API settings
+    api_props = resources[api]["Properties"]
+    if api_props.get("StageName") != "$default":
+        problems.append(f"{api}: StageName must be $default (no stage prefix in paths)")
+    origins = api_props.get("CorsConfiguration", {}).get("AllowOrigins")
+    if origins in (None, "*", ["*"]) or (isinstance(origins, list) and "*" in origins):
+        problems.append(f"{api}: CORS AllowOrigins must be the configured frontend origins, not {origins!r}")
+    default_settings = api_props.get("DefaultRouteSettings", {})
+    if not {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= default_settings.keys():
+        problems.append(f"{api}: DefaultRouteSettings must set ThrottlingRateLimit and ThrottlingBurstLimit")
+    for key in api_props.get("RouteSettings", {}):
+        if key not in routes:
+            problems.append(f"{api}: RouteSettings names {key}, which is not a route")
+
+    # -- table against dynamo.rs
+    schema = table_schema(src)
+    for tname in tables:
+        table = resources[tname]
+        tprops = table["Properties"]
+        if table.get("DeletionPolicy") != "Retain":
+            problems.append(f"{tname}: DeletionPolicy must be Retain")
+        if tprops.get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append(f"{tname}: BillingMode must be PAY_PER_REQUEST")
+        if [(k["AttributeName"], k["KeyType"]) for k in tprops.get("KeySchema", [])] != schema["table_keys"]:
+            problems.append(f"{tname}: KeySchema differs from dynamo.rs create_table() {schema['table_keys']}")
+        indexes = {i["IndexName"]: i for i in tprops.get("GlobalSecondaryIndexes", [])}
+        index = indexes.get(schema["index"])
+        if not index:
+            problems.append(f"{tname}: no GSI {schema['index']} (dynamo.rs OWNER_INDEX)")
+        else:
+            if [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] != schema["index_keys"]:
+                problems.append(f"{tname}: GSI {schema['index']} keys differ from dynamo.rs {schema['index_keys']}")
+            if index.get("Projection", {}).get("ProjectionType") != "ALL":
+                problems.append(f"{tname}: GSI {schema['index']} must project ALL (listings decode whole records)")
+        defined = {a["AttributeName"] for a in tprops.get("AttributeDefinitions", [])}
+        if defined != schema["attributes"]:
+            problems.append(f"{tname}: AttributeDefinitions {sorted(defined)} != dynamo.rs {sorted(schema['attributes'])}")
+        ttl = tprops.get("TimeToLiveSpecification", {})
+        if ttl.get("AttributeName") != schema["ttl"] or ttl.get("Enabled") is not True:
+            problems.append(f"{tname}: TTL must be enabled on {schema['ttl']} (dynamo.rs TTL_ATTRIBUTE)")
+        if tprops.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{tname}: PointInTimeRecovery must be enabled")
+        if tprops.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            problems.append(f"{tname}: SSE must be enabled")
+
+    # -- secret shape against secrets.rs
+    all_fields, required_fields = secret_fields(src)
+    for sname in secrets:
+        generate = resources[sname]["Properties"].get("GenerateSecretString")
+        if not generate or "SecretString" in resources[sname]["Properties"]:
+            problems.append(f"{sname}: the signing key must be generated (GenerateSecretString), never written in the template")
+            continue
+        keys = set(json.loads(generate["SecretStringTemplate"])) | {generate["GenerateStringKey"]}
+        if generate.get("PasswordLength", 32) < 32:
+            problems.append(f"{sname}: PasswordLength must give at least 32 bytes (secrets.rs MIN_KEY_BYTES)")
+        for key in sorted(required_fields - keys):
+            problems.append(
+                f"{sname}: generated secret lacks {key!r}, which shared/src/secrets.rs AppSecrets requires; "
+                "GenerateSecretString can only add a top-level string, so secrets.rs must accept the generated shape"
+            )
+        for key in sorted(keys - all_fields):
+            problems.append(f"{sname}: generated secret key {key!r} is ignored by shared/src/secrets.rs AppSecrets")
+
+    return list(dict.fromkeys(problems))
+
+
+# ------------------------------------------------------------------ negative checks
+
+
+def dump(template: dict, directory: Path) -> Path:
+    path = directory / "template.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    return path
+
+
+def mutated(template_path: Path, mutate) -> Path:
+    template = load_template(template_path)
+    mutate(template)
+    directory = Path(tempfile.mkdtemp(prefix="infra-mutant-"))
+    return dump(template, directory)
+
+
+def statements(template: dict, logical: str) -> list[dict]:
+    return template["Resources"][logical]["Properties"]["Policies"][0]["Statement"]
+
+
+def drop_action(logical: str, action: str):
+    def mutate(t):
+        for stmt in statements(t, logical):
+            acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            stmt["Action"] = [a for a in acts if a != action]
+    return mutate
+
+
+def add_action(logical: str, action: str):
+    def mutate(t):
+        stmt = statements(t, logical)[0]
+        acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+        stmt["Action"] = acts + [action]
+    return mutate
+
+
+def negative_cases(template_path: Path, root: Path):
+    """(description, problems found, substring that must be among them)."""
+    cases = []
+
+    def case(description, expect, template=None, overrides=None, cargo=None):
+        path = template or template_path
+        found = check(path, Source(root, overrides), cargo)
+        cases.append((description, found, expect))
+
+    case("create-link policy without dynamodb:PutItem",
+         "CreateLinkFunction (create-link): policy lacks dynamodb:PutItem",
+         template=mutated(template_path, drop_action("CreateLinkFunction", "dynamodb:PutItem")))
+    case("callback policy without UpdateItem (its transaction's Update items)",
+         "CallbackFunction (callback): policy lacks dynamodb:UpdateItem",
+         template=mutated(template_path, drop_action("CallbackFunction", "dynamodb:UpdateItem")))
+    case("revoke policy with an extra dynamodb:Scan",
+         "RevokeFunction (revoke): policy grants dynamodb:Scan",
+         template=mutated(template_path, add_action("RevokeFunction", "dynamodb:Scan")))
+
+    def query_on_table(t):
+        for stmt in statements(t, "ConsentsFunction"):
+            if stmt.get("Action") in ("dynamodb:Query", ["dynamodb:Query"]):
+                stmt["Resource"] = {"Fn::GetAtt": ["ConsentTable", "Arn"]}
+    case("consents Query granted on the table instead of the by_owner index",
+         "policy lacks dynamodb:Query on ConsentTable.Arn/index/by_owner",
+         template=mutated(template_path, query_on_table))
+
+    def drop_env(t):
+        del t["Globals"]["Function"]["Environment"]["Variables"]["CONSENT_TABLE"]
+    case("CONSENT_TABLE missing from the environment",
+         "environment lacks required CONSENT_TABLE", template=mutated(template_path, drop_env))
+
+    def open_links(t):
+        del t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]["/links"]["post"]["security"]
+    case("POST /links without the JWT authorizer",
+         "route POST /links has no JWT authorizer", template=mutated(template_path, open_links))
+
+    def wide_cors(t):
+        t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] = ["*"]
+    case("CORS open to every origin", "CORS AllowOrigins must be", template=mutated(template_path, wide_cors))
+
+    config = (root / "shared/src/config.rs").read_text()
+    case("a new required variable in config.rs",
+         "environment lacks required NEW_REQUIRED_VAR",
+         overrides={"shared/src/config.rs": config.replace(
+             '("CONSENT_TABLE", None,', '("NEW_REQUIRED_VAR", None, "x"),\n    ("CONSENT_TABLE", None,', 1)})
+
+    revoke = (root / "shared/src/handlers/revoke.rs").read_text()
+    case("revoke's code starts deleting items (store.release_customer_claim)",
+         "RevokeFunction (revoke): policy lacks dynamodb:DeleteItem",
+         overrides={"shared/src/handlers/revoke.rs": revoke.replace(
+             "let owner = caller.user_id.as_str();",
+             "let owner = caller.user_id.as_str();\n    app.store.release_customer_claim(owner).await?;", 1)})
+
+    manifest = tomllib.loads((root / "functions/consents/Cargo.toml").read_text())
+    manifest["package"]["metadata"]["lambda"]["deploy"]["memory"] = 256
+    case("consents Cargo.toml deploy memory differs from the template",
+         "functions/consents/Cargo.toml [package.metadata.lambda.deploy]: memory 256",
+         cargo={"consents": manifest})
+
+    def long_timeout(t):
+        t["Globals"]["Function"]["Timeout"] = 10
+    case("timeout shorter than a Finexer call with retries",
+         "must exceed one Finexer call with retries", template=mutated(template_path, long_timeout))
+    return cases
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--skip-negative", action="store_true")
+    args = parser.parse_args()
+
+    passed = failed = 0
+    print(f"consistency of {args.template} with the code in {args.root}")
+    problems = check(args.template, Source(args.root))
+    if problems:
+        failed += 1
+        print(f"FAIL template/code consistency: {len(problems)} problem(s)")
+        for p in problems:
+            print(f"  - {p}")
+    else:
+        passed += 1
+        print("ok   template/code consistency")
+
+    if not args.skip_negative:
+        for description, found, expect in negative_cases(args.template, args.root):
+            hit = [p for p in found if expect in p]
+            if hit:
+                passed += 1
+                print(f"ok   negative: {description}: reported ({hit[0]})")
+            else:
+                failed += 1
+                print(f"FAIL negative: {description}: expected a problem containing {expect!r}, got:")
+                for p in found:
+                    print(f"  - {p}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,8 +40,11 @@ pub struct LinkCreated {
 /// longer than a Finexer create can take with its retries.
 const CUSTOMER_LEASE_SECONDS: i64 = 30;
 /// How long a concurrent first request waits for that customer.
-const CUSTOMER_WAIT: Duration = Duration::from_secs(5);
+const CUSTOMER_WAIT: Duration = Duration::from_secs(10);
+/// First wait between polls; doubles up to `CUSTOMER_POLL_MAX`, so many
+/// waiters do not crowd out the one creating the customer.
 const CUSTOMER_POLL: Duration = Duration::from_millis(100);
+const CUSTOMER_POLL_MAX: Duration = Duration::from_millis(800);
 
 pub async fn create_link(app: &App, request: Request) -> Response<Body> {
     handle(app, request)
@@ -211,6 +214,7 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
         )
     })?;
     let deadline = tokio::time::Instant::now() + CUSTOMER_WAIT;
+    let mut poll = CUSTOMER_POLL;
     loop {
         let claim = app
             .store
@@ -244,7 +248,13 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
                 };
             }
             CustomerClaim::Busy if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(CUSTOMER_POLL).await;
+                tokio::time::sleep(poll).await;
+                poll = (poll * 2).min(CUSTOMER_POLL_MAX);
+                // A plain read while the other request works; claim again
+                // only if it has not saved one (its lease may have lapsed).
+                if let Some(id) = app.store.customer(&caller.user_id).await? {
+                    return Ok(id);
+                }
             }
             CustomerClaim::Busy => {
                 return Err(Error::Busy(

@@ -20,4 +20,4 @@ trap stop_moto EXIT INT TERM
 start_moto
 
 say "Starting the API, the Finexer sandbox and the demo page"
-"$ROOT/target/debug/connect-local"
+"${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local"

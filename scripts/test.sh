@@ -40,7 +40,7 @@ for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR"; do
 done
 LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR CONSENT_TABLE=connect-test \
   CONNECT_SECRET_ID=connect-test/secret \
-  "$ROOT/target/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
 STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack (see .local/stack.log)"
 

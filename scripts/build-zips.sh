@@ -44,7 +44,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV"
   python3 -m venv "$VENV"
 fi
-installed="$("$VENV/bin/pip" show cargo-lambda 2>/dev/null | sed -n 's/^Version: //p')"
+# `pip show` fails when it is not installed yet: that is the answer, not an error.
+installed="$({ "$VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } | sed -n 's/^Version: //p')"
 if [ "$installed" != "$CARGO_LAMBDA_VERSION" ]; then
   echo "pip install cargo-lambda==$CARGO_LAMBDA_VERSION (brings zig as the ziglang wheel)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"

@@ -1,0 +1,144 @@
+//! The harness's own calls to the Finexer sandbox (API, admin endpoints and
+//! request log) and to the local stack. Loopback only.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The sandbox's default API key (Basic auth user name, empty password).
+pub const SANDBOX_API_KEY: &str = "sk_sandbox_test";
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new() -> Result<Http, String> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Http { client })
+    }
+
+    async fn json(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
+        let response = request.send().await.map_err(|e| format!("{what}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{what}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{what}: HTTP {status}: {text}"));
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{what}: {e}: {text}"))
+    }
+
+    /// `GET /consents/{id}` at the sandbox (as Finexer).
+    pub async fn sandbox_consent(&self, base: &str, id: &str) -> Result<Value, String> {
+        let request = self
+            .client
+            .get(format!("{base}/consents/{id}"))
+            .basic_auth(SANDBOX_API_KEY, Some(""));
+        self.json(request, "sandbox GET /consents/{id}").await
+    }
+
+    /// Every pending consent at the sandbox, page by page (at most `max`).
+    pub async fn sandbox_pending(&self, base: &str, max: usize) -> Result<Vec<Value>, String> {
+        let mut all = Vec::new();
+        for page in 0..(max / 100 + 1) {
+            let request = self
+                .client
+                .get(format!("{base}/consents"))
+                .query(&[
+                    ("status", "pending".to_owned()),
+                    ("limit", "100".to_owned()),
+                    ("offset", (page * 100).to_string()),
+                ])
+                .basic_auth(SANDBOX_API_KEY, Some(""));
+            let list = self.json(request, "sandbox GET /consents").await?;
+            let data = list["data"].as_array().cloned().unwrap_or_default();
+            let done = data.len() < 100;
+            all.extend(data);
+            if done || all.len() >= max {
+                break;
+            }
+        }
+        all.truncate(max);
+        Ok(all)
+    }
+
+    /// Approves a consent as if the user had clicked through the bank.
+    pub async fn sandbox_authorize(&self, base: &str, id: &str) -> Result<(), String> {
+        let request = self
+            .client
+            .post(format!("{base}/_sandbox/consents/{id}/status"))
+            .json(&json!({"status": "authorized"}));
+        self.json(request, "sandbox authorize").await.map(|_| ())
+    }
+
+    pub async fn sandbox_clear_log(&self, base: &str) -> Result<(), String> {
+        let request = self.client.delete(format!("{base}/_sandbox/requests"));
+        self.json(request, "sandbox DELETE /_sandbox/requests")
+            .await
+            .map(|_| ())
+    }
+
+    /// The sandbox's request log: `(method, path, status, duration_ms)`.
+    pub async fn sandbox_log(&self, base: &str) -> Result<Vec<(String, String, u16, u64)>, String> {
+        let request = self.client.get(format!("{base}/_sandbox/requests"));
+        let log = self.json(request, "sandbox GET /_sandbox/requests").await?;
+        Ok(log["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["method"].as_str().unwrap_or_default().to_owned(),
+                    e["path"].as_str().unwrap_or_default().to_owned(),
+                    e["status"].as_u64().unwrap_or_default() as u16,
+                    e["duration_ms"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// A bearer token from the local stack's sign-in stand-in.
+    pub async fn local_token(&self, base: &str, user: &str) -> Result<String, String> {
+        let request = self
+            .client
+            .post(format!("{base}/local/token"))
+            .json(&json!({"user": user}));
+        let answer = self.json(request, "local POST /local/token").await?;
+        answer["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no token in the answer".to_owned())
+    }
+
+    /// `POST /links` through the local stack; the new consent id.
+    pub async fn local_create_link(&self, base: &str, token: &str) -> Result<String, String> {
+        let request = self
+            .client
+            .post(format!("{base}/links"))
+            .bearer_auth(token)
+            .json(&json!({}));
+        let answer = self.json(request, "local POST /links").await?;
+        answer["consent_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no consent_id in the answer".to_owned())
+    }
+}
+
+/// The `state` our create-link put into the return URL Finexer recorded.
+pub fn state_of(sandbox_consent: &Value) -> Option<String> {
+    let return_url = sandbox_consent["redirect"]["return_url"].as_str()?;
+    let url = url::Url::parse(return_url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+}

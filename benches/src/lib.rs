@@ -1,0 +1,11 @@
+//! Benchmark harness (`scripts/bench.sh`, results in `benches/RESULTS.md`).
+//!
+//! The library holds what the binaries share and what is worth a unit test:
+//! API Gateway v2 events, order statistics, and the "sequential round trips"
+//! rule. The binaries are `bench-hello` (the reference Lambda), `connect-bench`
+//! (Runtime API emulator, counting proxy, every measured part and the report)
+//! and `bench-overhead` (criterion benchmarks of the handlers).
+
+pub mod events;
+pub mod rounds;
+pub mod stats;

@@ -217,7 +217,8 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     };
     let function_config = config.function_config(addr, sandbox.as_ref().map(|s| s.addr()))?;
 
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let aws = shared::net::aws_config_loader()
+        .map_err(|e| LocalError::Emulator(e.to_string()))?
         .endpoint_url(&endpoint)
         .load()
         .await;

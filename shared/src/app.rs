@@ -68,7 +68,7 @@ impl App {
     /// secrets are fetched on first use.
     pub async fn from_env() -> Result<App> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = crate::net::aws_config_loader()?.load().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         let secrets = SecretsManagerSource::new(
             aws_sdk_secretsmanager::Client::new(&aws),

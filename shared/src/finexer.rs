@@ -176,7 +176,7 @@ pub struct FinexerClient {
 
 impl FinexerClient {
     pub fn new(base: Url, timeout: Duration, secrets: Arc<dyn SecretSource>) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::http_client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(50))

@@ -10,6 +10,7 @@ pub mod finexer;
 pub mod handlers;
 pub mod http;
 pub mod lambda;
+pub mod net;
 pub mod secrets;
 pub mod state;
 pub mod store;

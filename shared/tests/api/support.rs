@@ -69,7 +69,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1"),
         "tests talk to 127.0.0.1 only, not {endpoint}"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    shared::net::aws_config_loader().unwrap().load().await
 }
 
 pub fn secret_json(keys: &[(&str, &str)]) -> String {

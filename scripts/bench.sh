@@ -161,14 +161,17 @@ wait_for_stack() {
   fail "the local stack on :$1 did not answer within 60 s (log: $WORK/local*.log)"
 }
 
-# Two moto instances: moto copies a whole table on every TransactWriteItems,
-# so a table grown by the functions' runs would slow the load test down.
+# Two moto instances, so that the thousands of items the functions' runs
+# write do not slow the load test's moto. Both run as the tests run moto
+# (scripts/moto_server.py): one request at a time, since moto's transactions
+# are not isolated (plain moto_server answered concurrent transactions with
+# 500 pages, the 503s of an earlier run).
 LOAD_MOTO_PORT=$((BENCH_MOTO_PORT + 1))
 port_free "$LOAD_MOTO_PORT" || fail "port $LOAD_MOTO_PORT is taken; set BENCH_MOTO_PORT"
 say "Starting moto on 127.0.0.1:$BENCH_MOTO_PORT (functions) and :$LOAD_MOTO_PORT (local stack)"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$BENCH_MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+"$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$BENCH_MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 PIDS+=($!)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$LOAD_MOTO_PORT" >"$WORK/moto-load.log" 2>&1 &
+"$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$LOAD_MOTO_PORT" >"$WORK/moto-load.log" 2>&1 &
 PIDS+=($!)
 wait_for_port "$BENCH_MOTO_PORT" 30 moto
 wait_for_port "$LOAD_MOTO_PORT" 30 moto

@@ -69,6 +69,11 @@ impl App {
     pub async fn from_env() -> Result<App> {
         let config = Config::from_env()?;
         let aws = crate::net::aws_config_loader()?.load().await;
+        if aws.region().is_none() {
+            return Err(Error::Config(
+                "AWS_REGION is not set (Lambda sets it; set it for a local run)".into(),
+            ));
+        }
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         let secrets = SecretsManagerSource::new(
             aws_sdk_secretsmanager::Client::new(&aws),

@@ -166,9 +166,26 @@ const MAX_ATTEMPTS: u32 = 3;
 /// on to our caller.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 
+/// How a built request reaches Finexer. Production sends it with reqwest;
+/// the overhead benchmark answers in-process, so that its figure is our own
+/// CPU time (request building, auth, JSON) without the network stack's.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response>;
+}
+
+#[async_trait::async_trait]
+impl Transport for reqwest::Client {
+    async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        self.execute(request).await
+    }
+}
+
 #[derive(Clone)]
 pub struct FinexerClient {
+    /// Builds requests (and sends them, unless `transport` is replaced).
     http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     base: Url,
     secrets: Arc<dyn SecretSource>,
     backoff: Duration,
@@ -184,11 +201,18 @@ impl FinexerClient {
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
+            transport: Arc::new(http.clone()),
             http,
             base,
             secrets,
             backoff: Duration::from_millis(100),
         })
+    }
+
+    /// Sends through `transport` instead of the network (benchmarks).
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// Shorter backoff between retries, for tests.
@@ -293,7 +317,11 @@ impl FinexerClient {
             if let Some(form) = form {
                 request = request.form(form);
             }
-            let failure = match request.send().await {
+            let sent = match request.build() {
+                Ok(request) => self.transport.send(request).await,
+                Err(e) => Err(e),
+            };
+            let failure = match sent {
                 Ok(response) if response.status().is_success() => {
                     return response.json::<T>().await.map_err(|e| {
                         unavailable(format!("{method} {path}: unreadable answer: {e}"), None)
@@ -428,4 +456,89 @@ pub fn consent_page_url(
         url.query_pairs_mut().extend_pairs(extra);
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::secrets::{AppSecrets, StaticSecrets};
+
+    /// Answers from a script and keeps what it was sent.
+    struct Scripted {
+        answers: Mutex<Vec<(u16, &'static str)>>,
+        seen: Mutex<Vec<(String, String, Option<String>)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Scripted {
+        async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+            let auth = request
+                .headers()
+                .get(reqwest::header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            self.seen.lock().unwrap().push((
+                request.method().to_string(),
+                request.url().path().to_owned(),
+                auth,
+            ));
+            let (status, body) = self.answers.lock().unwrap().remove(0);
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap();
+            Ok(reqwest::Response::from(response))
+        }
+    }
+
+    fn client(answers: Vec<(u16, &'static str)>) -> (FinexerClient, Arc<Scripted>) {
+        let secrets = AppSecrets::parse(
+            r#"{"finexer_api_key":"sk_test","state_keys":[{"kid":"k","key":"0123456789abcdef0123456789abcdef"}]}"#,
+        )
+        .unwrap();
+        let scripted = Arc::new(Scripted {
+            answers: Mutex::new(answers),
+            seen: Mutex::new(Vec::new()),
+        });
+        let client = FinexerClient::new(
+            Url::parse("http://127.0.0.1:9/v1/").unwrap(),
+            Duration::from_secs(1),
+            Arc::new(StaticSecrets(Arc::new(secrets))),
+        )
+        .unwrap()
+        .with_backoff(Duration::from_millis(1))
+        .with_transport(scripted.clone());
+        (client, scripted)
+    }
+
+    #[tokio::test]
+    async fn a_replaced_transport_gets_the_whole_request_and_its_answer_is_parsed() {
+        let (client, scripted) = client(vec![
+            (503, r#"{"error":{"code":"busy"}}"#),
+            (
+                200,
+                r#"{"id":"bc_1","object":"consent","status":"authorized","customer":"cus_1"}"#,
+            ),
+        ]);
+        let consent = client.get_consent("bc_1").await.unwrap();
+        assert_eq!(consent.id, "bc_1");
+        assert_eq!(consent.status, ConsentStatus::Authorized);
+        let seen = scripted.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "a safe call is retried after a 503");
+        assert_eq!(seen[0].0, "GET");
+        assert_eq!(seen[0].1, "/v1/consents/bc_1");
+        assert!(seen[0].2.as_deref().unwrap().starts_with("Basic "));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_is_unavailable_not_a_panic() {
+        let (client, _) = client(vec![(200, "<html>")]);
+        let error = client.get_consent("bc_1").await.unwrap_err();
+        assert!(
+            matches!(error, Error::FinexerUnavailable { .. }),
+            "{error:?}"
+        );
+    }
 }

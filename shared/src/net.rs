@@ -42,14 +42,25 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().tls_backend_preconfigured(TLS.clone())
 }
 
-/// The AWS SDK's configuration loader (standard chain: environment, region,
-/// `AWS_ENDPOINT_URL`) with [`AwsHttpClient`] as its HTTP client.
+/// The AWS SDK's configuration loader with [`AwsHttpClient`] as its HTTP
+/// client, and credentials and region from the environment only.
+///
+/// Lambda always sets `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN` and `AWS_REGION`. The default chains would also build
+/// profile, web-identity (an STS client), container and instance-metadata
+/// providers: start-up work for nothing on Lambda, and off Lambda a fallback
+/// to the metadata address, which nothing here may contact. Other settings
+/// (`AWS_ENDPOINT_URL` included) are read as usual.
 pub fn aws_config_loader() -> Result<aws_config::ConfigLoader> {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(AWS_CONNECT_TIMEOUT)
         .build();
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(AwsHttpClient::new()?)
+        .credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+        .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .timeout_config(timeouts))
 }
 

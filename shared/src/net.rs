@@ -192,6 +192,12 @@ mod tests {
         HttpRequest::try_from(request).unwrap()
     }
 
+    async fn listener() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
     fn connector(read_timeout: Option<Duration>) -> AwsConnector {
         AwsConnector {
             http: AwsHttpClient::new().unwrap().http,
@@ -201,8 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_a_retryable_io_error_never_connected() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         drop(listener);
         let error = connector(None).call(request(addr)).await.unwrap_err();
         assert!(error.is_io(), "{error:?}");
@@ -211,8 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_server_is_a_timeout_after_the_read_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         let hold = tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -228,8 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_answer_comes_back_whole_and_redirects_are_not_followed() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut seen = vec![0u8; 4096];
@@ -258,8 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streamed_request_body_is_sent_whole() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut seen = Vec::new();

@@ -16,7 +16,7 @@ mod report;
 mod runtime_api;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connect_benches::events::{self, User};
@@ -640,6 +640,19 @@ async fn round_trip_part(
     Ok(())
 }
 
+/// wrk against one route of the local stack, within the settings' bounds.
+async fn load_route(settings: &Settings, route: &str, script: &Path) -> Result<Value, String> {
+    let url = format!("{}{route}", settings.local);
+    load::run(&load::LoadSpec {
+        url: &url,
+        threads: settings.load_threads,
+        connections: settings.load_connections,
+        seconds: settings.load_seconds,
+        script,
+    })
+    .await
+}
+
 async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> Result<(), String> {
     let token = http.local_token(&settings.local, "load-user").await?;
     // The user's customer is created on first use: not part of the load.
@@ -653,15 +666,7 @@ async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> R
     );
     let script = dir.join("create_link.lua");
     std::fs::write(&script, load::create_link_script(&token)).map_err(|e| e.to_string())?;
-    let url = format!("{}/links", settings.local);
-    let created = load::run(&load::LoadSpec {
-        url: &url,
-        threads: settings.load_threads,
-        connections: settings.load_connections,
-        seconds: settings.load_seconds,
-        script: &script,
-    })
-    .await;
+    let created = load_route(settings, "/links", &script).await;
     results.load.push(LoadResult {
         name: "create-link",
         result: created,
@@ -706,15 +711,7 @@ async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> R
         load::callback_script(&paths_file, settings.load_threads),
     )
     .map_err(|e| e.to_string())?;
-    let url = format!("{}/callback", settings.local);
-    let result = load::run(&load::LoadSpec {
-        url: &url,
-        threads: settings.load_threads,
-        connections: settings.load_connections,
-        seconds: settings.load_seconds,
-        script: &script,
-    })
-    .await;
+    let result = load_route(settings, "/callback", &script).await;
     results.load.push(LoadResult {
         name: "callback",
         result,

@@ -196,7 +196,6 @@ impl FinexerClient {
         let http = crate::net::http_client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("finexer-connect/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;

@@ -36,10 +36,14 @@ static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
         .with_no_client_auth()
 });
 
-/// A reqwest builder with the shared TLS configuration (TLS 1.2 and 1.3,
-/// Mozilla's roots, aws-lc-rs).
+/// A reqwest builder with what every outbound client shares: the TLS
+/// configuration (TLS 1.2 and 1.3, Mozilla's roots, aws-lc-rs), and idle
+/// connections dropped after 50 s, before the servers' own idle limits close
+/// them under a request.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().tls_backend_preconfigured(TLS.clone())
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(TLS.clone())
+        .pool_idle_timeout(Duration::from_secs(50))
 }
 
 /// The AWS SDK's configuration loader with [`AwsHttpClient`] as its HTTP
@@ -79,7 +83,6 @@ impl AwsHttpClient {
             // AWS endpoints answer, they do not redirect; following one
             // would send a signed request somewhere it was not signed for.
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .map_err(|e| Error::Internal(format!("AWS HTTP client: {e}")))?;
         Ok(Self { http })
@@ -133,6 +136,8 @@ async fn to_reqwest(
         .to_bytes();
     let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
         .map_err(|e| ConnectorError::user(e.into()))?;
+    // reqwest has no per-request read timeout; the SDK's bounds the whole
+    // exchange here, which is stricter (it is unset unless configured).
     *request.timeout_mut() = read_timeout;
     Ok(request)
 }

@@ -172,6 +172,20 @@ const ODD_VALUES: &[&str] = &[
     "==",
 ];
 
+/// `text` edited at byte `at` (ASCII text): 0 replaces the character there
+/// with `with`, 1 inserts `with` before it, 2 deletes it, 3 cuts the text off
+/// there, 4 cuts it off and appends `with`.
+fn edit(text: &str, at: usize, with: &str, how: u8) -> String {
+    let (head, tail) = text.split_at(at);
+    match how {
+        0 => format!("{head}{with}{}", &tail[1..]),
+        1 => format!("{head}{with}{tail}"),
+        2 => format!("{head}{}", &tail[1..]),
+        3 => head.to_owned(),
+        _ => format!("{head}{with}"),
+    }
+}
+
 /// A state value: a genuine token (as is, or edited), or anything else.
 fn state_value(tokens: Vec<String>) -> impl Strategy<Value = String> {
     let edited = (
@@ -180,15 +194,7 @@ fn state_value(tokens: Vec<String>) -> impl Strategy<Value = String> {
         "[A-Za-z0-9_.=-]",
         0..4u8,
     )
-        .prop_map(|(token, at, with, how)| {
-            let i = at.index(token.len());
-            match how {
-                0 => format!("{}{with}{}", &token[..i], &token[i + 1..]),
-                1 => format!("{}{with}{}", &token[..i], &token[i..]),
-                2 => format!("{}{}", &token[..i], &token[i + 1..]),
-                _ => token[..i].to_owned(),
-            }
-        });
+        .prop_map(|(token, at, with, how)| edit(&token, at.index(token.len()), &with, how));
     prop_oneof![
         4 => prop::sample::select(tokens),
         3 => edited,
@@ -1335,16 +1341,9 @@ fn url_like() -> impl Strategy<Value = String> {
         prop::sample::select(FRONTENDS.to_vec()),
         any::<Index>(),
         "[ -~]{0,3}",
-        0..3u8,
+        prop::sample::select(vec![0u8, 1, 4]),
     )
-        .prop_map(|(url, at, text, how)| {
-            let i = at.index(url.len());
-            match how {
-                0 => format!("{}{text}{}", &url[..i], &url[i + 1..]),
-                1 => format!("{}{text}{}", &url[..i], &url[i..]),
-                _ => format!("{}{text}", &url[..i]),
-            }
-        });
+        .prop_map(|(url, at, text, how)| edit(url, at.index(url.len()), &text, how));
     prop_oneof![
         4 => edited,
         2 => prop::sample::select(vec![

@@ -113,7 +113,7 @@ pub fn binding_hash(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
 
-pub fn bound_claims(jti: &str, binding: Option<&str>) -> StateClaims {
+pub fn bound_claims(jti: &str, _binding: Option<&str>) -> StateClaims {
     StateClaims {
         jti: jti.to_owned(),
         sub: USER.to_owned(),
@@ -122,7 +122,6 @@ pub fn bound_claims(jti: &str, binding: Option<&str>) -> StateClaims {
         iat: ISSUED,
         nbf: ISSUED,
         exp: EXPIRES,
-        bh: binding.map(binding_hash),
     }
 }
 
@@ -177,10 +176,15 @@ pub fn record(
         revoke_requested_at: revoked.then(|| at.clone()),
         revoked_at: revoked.then(|| at.clone()),
         expires_at: None,
+        confirm_code_hash: None,
+        confirm_by: None,
+        confirmed_at: None,
+        revoke_reason: None,
         history: vec![StatusChange {
             at,
             to: status,
             source: ChangeSource::Create,
+            reason: None,
         }],
     }
 }
@@ -203,6 +207,8 @@ pub enum Outcome {
     Unavailable,
     /// 303 to the consent's recorded frontend with its outcome.
     Redirect,
+    /// 200, the one page every stateless return gets, whatever the consent.
+    Unfinished,
 }
 
 pub struct Fixture {
@@ -296,26 +302,20 @@ impl Fixture {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        // An unknown id, valid or not, finds no record: refused either way.
-        let Some(consent) = get("fx_consent").and_then(|id| self.consent(id)) else {
+        // Cookies play no part: the owner's confirmation binds the consent.
+        let _ = cookie;
+        let Some(id) = get("fx_consent").filter(|id| valid_id(id)) else {
             return Outcome::Refused;
         };
-        let state = get("state");
-        if get("error").is_none() && state.is_none() {
+        // Without a state, every id (known or not) gets the same page.
+        let Some(state) = get("state") else {
+            return Outcome::Unfinished;
+        };
+        // An unknown id finds no record; only the exact token issued with
+        // this consent is genuine.
+        let Some(consent) = self.consent(id).filter(|c| c.token == state) else {
             return Outcome::Refused;
-        }
-        // Only the exact token issued with this consent is genuine.
-        if state.is_some_and(|s| s != consent.token) {
-            return Outcome::Refused;
-        }
-        // A bound state needs its cookie, or none (the default policy
-        // tolerates a missing one); a state without binding takes any.
-        if state.is_some()
-            && let Some(binding) = consent.binding
-            && binding_cookie(cookie).is_some_and(|sent| sent != binding)
-        {
-            return Outcome::Refused;
-        }
+        };
         match consent.kind {
             Seeded::Pending => Outcome::Unavailable,
             Seeded::Done => Outcome::Redirect,
@@ -391,14 +391,18 @@ impl Fixture {
                 {
                     return Err(format!("{query:?}: redirect says {location}"));
                 }
-                // A binding cookie that was sent is cleared once used.
-                let cleared = headers
-                    .get_all("set-cookie")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .any(|v| v.starts_with(&format!("{BINDING_COOKIE}=;")));
-                if binding_cookie(cookie).is_some() != cleared {
-                    return Err(format!("{query:?} {cookie:?}: cookie cleared: {cleared}"));
+                if headers.get("set-cookie").is_some() {
+                    return Err(format!("{query:?} {cookie:?}: the callback set a cookie"));
+                }
+            }
+            Outcome::Unfinished => {
+                let home = self.app.config.default_frontend();
+                let page = shared::http::unfinished_page(home);
+                let same = status == 200
+                    && location.is_none()
+                    && matches!(response.body(), Body::Text(text) if *text == page);
+                if !same {
+                    return Err(format!("{query:?}: not the one stateless page ({status})"));
                 }
             }
         }
@@ -695,4 +699,13 @@ pub fn check_status(raw: &str, status: &ConsentStatus) -> Result<(), String> {
         return Err(format!("{raw:?} does not round-trip: {text} -> {again:?}"));
     }
     Ok(())
+}
+
+/// The callback's id check: short, printable, no separators.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

@@ -126,6 +126,8 @@ impl LocalConfig {
                 "FINEXER_BASE_URL",
                 sandbox.map_or_else(String::new, |a| format!("http://{a}")),
             ),
+            // The demo shows accounts; deployments decide for themselves.
+            ("ACCOUNT_DATA_ENABLED", "true".to_owned()),
         ];
         Config::from_lookup(|name| {
             let set = self.overrides.iter().find(|(n, _)| n == name);
@@ -274,6 +276,10 @@ pub fn router(state: Arc<LocalState>) -> Router {
         .route(
             "/consents/{id}/revoke",
             post(|s, r| invoke(s, Function::Revoke, r)),
+        )
+        .route(
+            "/consents/{id}/confirm",
+            post(|s, r| invoke(s, Function::Confirm, r)),
         )
         .route("/consents", get(|s, r| invoke(s, Function::Consents, r)))
         .route(

@@ -8,16 +8,6 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// Whether the callback insists on the browser-binding cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrowserBinding {
-    /// A missing cookie is accepted (bank apps may open the return URL in
-    /// another browser); a present but wrong cookie is always refused.
-    Tolerate,
-    /// A missing cookie is refused as well.
-    Require,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Finexer API base URL (`FINEXER_BASE_URL`).
@@ -37,10 +27,13 @@ pub struct Config {
     pub frontend_urls: Vec<Url>,
     /// Lifetime of a state token (`STATE_TTL_SECONDS`).
     pub state_ttl: Duration,
+    /// How long the one-time confirmation code from the callback stays
+    /// valid; an authorized consent unconfirmed by then is revoked
+    /// (`CONFIRM_TTL_SECONDS`).
+    pub confirm_ttl: Duration,
     /// Whether account data may be shown to users (`ACCOUNT_DATA_ENABLED`).
+    /// Off unless switched on: showing it needs FCA authorisation.
     pub account_data_enabled: bool,
-    /// Browser-binding cookie policy (`BROWSER_BINDING`: `tolerate` | `require`).
-    pub browser_binding: BrowserBinding,
 }
 
 /// Every variable, its default (None = required) and meaning; the README's
@@ -79,14 +72,14 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "lifetime of a state token",
     ),
     (
-        "ACCOUNT_DATA_ENABLED",
-        Some("true"),
-        "serve account data routes",
+        "CONFIRM_TTL_SECONDS",
+        Some("600"),
+        "how long a consent may wait for its owner's confirmation",
     ),
     (
-        "BROWSER_BINDING",
-        Some("tolerate"),
-        "callback cookie policy",
+        "ACCOUNT_DATA_ENABLED",
+        Some("false"),
+        "serve account data routes",
     ),
 ];
 
@@ -110,8 +103,8 @@ impl Config {
         let callback_url = reader.url("CALLBACK_URL");
         let frontend_urls = reader.url_list("FRONTEND_URLS");
         let state_ttl = reader.seconds("STATE_TTL_SECONDS", 60, 3_600);
+        let confirm_ttl = reader.seconds("CONFIRM_TTL_SECONDS", 60, 86_400);
         let account_data_enabled = reader.boolean("ACCOUNT_DATA_ENABLED");
-        let browser_binding = reader.browser_binding("BROWSER_BINDING");
 
         if !reader.problems.is_empty() {
             return Err(Error::Config(reader.problems.join("; ")));
@@ -125,8 +118,8 @@ impl Config {
             callback_url: callback_url.expect("checked"),
             frontend_urls: frontend_urls.expect("checked"),
             state_ttl: state_ttl.expect("checked"),
+            confirm_ttl: confirm_ttl.expect("checked"),
             account_data_enabled: account_data_enabled.expect("checked"),
-            browser_binding: browser_binding.expect("checked"),
         })
     }
 
@@ -220,18 +213,6 @@ impl Reader<'_> {
             }
         }
     }
-
-    fn browser_binding(&mut self, name: &str) -> Option<BrowserBinding> {
-        match self.raw(name)?.to_ascii_lowercase().as_str() {
-            "tolerate" => Some(BrowserBinding::Tolerate),
-            "require" => Some(BrowserBinding::Require),
-            _ => {
-                self.problems
-                    .push(format!("{name} must be tolerate or require"));
-                None
-            }
-        }
-    }
 }
 
 /// An absolute URL we may send a browser or request to: https anywhere, plain
@@ -291,8 +272,11 @@ mod tests {
             config.default_frontend().as_str(),
             "https://app.example.com/connected"
         );
-        assert!(config.account_data_enabled);
-        assert_eq!(config.browser_binding, BrowserBinding::Tolerate);
+        assert!(
+            !config.account_data_enabled,
+            "account data is off unless switched on"
+        );
+        assert_eq!(config.confirm_ttl, Duration::from_secs(600));
     }
 
     #[test]

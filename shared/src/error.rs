@@ -188,16 +188,14 @@ impl Error {
         self.log();
         let (status, _, title) = self.classify();
         let page = crate::http::error_page(title, &self.public_detail(), home);
-        let mut builder = Response::builder()
-            .status(status)
-            .header("content-type", "text/html; charset=utf-8")
-            .header("cache-control", "no-store")
-            .header("referrer-policy", "no-referrer");
-        if let Some(seconds) = self.retry_after() {
-            builder = builder.header("retry-after", seconds.to_string());
+        let mut response =
+            crate::http::html_page(status, &page).unwrap_or_else(|_| Response::new(Body::Empty));
+        if let Some(value) = self
+            .retry_after()
+            .and_then(|seconds| seconds.to_string().parse().ok())
+        {
+            response.headers_mut().insert("retry-after", value);
         }
-        builder
-            .body(Body::Text(page))
-            .unwrap_or_else(|_| Response::new(Body::Empty))
+        response
     }
 }

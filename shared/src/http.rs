@@ -167,6 +167,28 @@ fn escape_html(text: &str) -> String {
     out
 }
 
+/// An HTML page for the browser; never cached, never leaking the URL onwards.
+pub fn html_page(status: u16, page: &str) -> Result<Response<Body>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .body(Body::Text(page.to_owned()))
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// What a browser sees when it comes back without our state: one page for
+/// every consent, whatever its status, so that the page reveals nothing.
+pub fn unfinished_page(home: &Url) -> String {
+    error_page(
+        "Bank connection not completed here",
+        "This window cannot finish the bank connection. Go back to the app to see \
+         whether it went through, or to try again.",
+        home,
+    )
+}
+
 /// The plain page a browser sees when the callback cannot continue.
 pub fn error_page(title: &str, detail: &str, home: &Url) -> String {
     format!(

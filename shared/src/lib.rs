@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod binding;
 pub mod config;
 pub mod error;
 pub mod finexer;

@@ -28,13 +28,10 @@ pub struct StateClaims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
-    /// SHA-256 (base64url) of the browser-binding cookie, when one was set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bh: Option<String>,
 }
 
 impl StateClaims {
-    pub fn new(sub: &str, issued_at: i64, ttl_seconds: i64, browser_hash: Option<String>) -> Self {
+    pub fn new(sub: &str, issued_at: i64, ttl_seconds: i64) -> Self {
         StateClaims {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             sub: sub.to_owned(),
@@ -43,7 +40,6 @@ impl StateClaims {
             iat: issued_at,
             nbf: issued_at,
             exp: issued_at + ttl_seconds,
-            bh: browser_hash,
         }
     }
 }
@@ -142,15 +138,15 @@ mod tests {
     #[test]
     fn a_fresh_token_round_trips() {
         let s = secrets(&[("k1", K1)]);
-        let claims = StateClaims::new("user-1", now(), 900, Some("hash".into()));
+        let claims = StateClaims::new("user-1", now(), 900);
         let token = sign(&claims, &s).unwrap();
         assert_eq!(verify(&token, &s).unwrap(), claims);
     }
 
     #[test]
     fn every_token_has_its_own_id() {
-        let a = StateClaims::new("u", now(), 900, None);
-        let b = StateClaims::new("u", now(), 900, None);
+        let a = StateClaims::new("u", now(), 900);
+        let b = StateClaims::new("u", now(), 900);
         assert_ne!(a.jti, b.jti);
         assert_eq!(a.jti.len(), 32);
     }
@@ -158,19 +154,19 @@ mod tests {
     #[test]
     fn expired_and_not_yet_valid_tokens_are_refused() {
         let s = secrets(&[("k1", K1)]);
-        let expired = sign(&StateClaims::new("u", now() - 1000, 900, None), &s).unwrap();
+        let expired = sign(&StateClaims::new("u", now() - 1000, 900), &s).unwrap();
         assert_eq!(reason(verify(&expired, &s)), "expired");
-        let future = sign(&StateClaims::new("u", now() + 600, 900, None), &s).unwrap();
+        let future = sign(&StateClaims::new("u", now() + 600, 900), &s).unwrap();
         assert_eq!(reason(verify(&future, &s)), "not yet valid");
     }
 
     #[test]
     fn rotation_old_key_verifies_until_dropped() {
         let old = secrets(&[("k1", K1)]);
-        let token = sign(&StateClaims::new("u", now(), 900, None), &old).unwrap();
+        let token = sign(&StateClaims::new("u", now(), 900), &old).unwrap();
         let rotated = secrets(&[("k2", K2), ("k1", K1)]);
         assert!(verify(&token, &rotated).is_ok());
-        let new_token = sign(&StateClaims::new("u", now(), 900, None), &rotated).unwrap();
+        let new_token = sign(&StateClaims::new("u", now(), 900), &rotated).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&new_token)
                 .unwrap()
@@ -185,11 +181,11 @@ mod tests {
     #[test]
     fn tampering_and_foreign_keys_are_refused() {
         let s = secrets(&[("k1", K1)]);
-        let token = sign(&StateClaims::new("u", now(), 900, None), &s).unwrap();
+        let token = sign(&StateClaims::new("u", now(), 900), &s).unwrap();
 
         // Re-signed with another key under the same kid.
         let other = secrets(&[("k1", K2)]);
-        let forged = sign(&StateClaims::new("u", now(), 900, None), &other).unwrap();
+        let forged = sign(&StateClaims::new("u", now(), 900), &other).unwrap();
         assert_eq!(reason(verify(&forged, &s)), "bad signature");
 
         // Payload swapped, signature kept.
@@ -209,7 +205,7 @@ mod tests {
     #[test]
     fn alg_none_and_rs256_headers_are_refused() {
         let s = secrets(&[("k1", K1)]);
-        let token = sign(&StateClaims::new("u", now(), 900, None), &s).unwrap();
+        let token = sign(&StateClaims::new("u", now(), 900), &s).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         for header in [
             r#"{"alg":"none","typ":"JWT","kid":"k1"}"#,
@@ -231,7 +227,7 @@ mod tests {
     #[test]
     fn a_token_without_key_id_is_refused() {
         let s = secrets(&[("k1", K1)]);
-        let claims = StateClaims::new("u", now(), 900, None);
+        let claims = StateClaims::new("u", now(), 900);
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,

@@ -4,15 +4,13 @@
 
 use lambda_http::{Body, Request, Response};
 
-use super::{checked_id, now};
+use super::{checked_id, confirm, now, revocation};
 use crate::app::{App, timestamp};
-use crate::binding;
 use crate::error::{Error, Result};
 use crate::finexer::Consent;
 use crate::http::{ReturnTarget, param, query_params, redirect};
-use crate::secrets::AppSecrets;
 use crate::state::{self, StateClaims};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Transition};
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Guard, Transition};
 
 pub async fn callback(app: &App, request: Request) -> Response<Body> {
     handle(app, &request)
@@ -25,137 +23,141 @@ async fn handle(app: &App, request: &Request) -> Result<Response<Body>> {
     let consent_id = param(&params, "fx_consent")
         .ok_or_else(|| Error::BadRequest("The link is missing its connection id.".into()))?;
     let consent_id = checked_id(consent_id, "fx_consent")?;
-    let state = param(&params, "state");
-    let cookie = binding::cookie(request);
-    let verify = |token: &str, secrets: &AppSecrets| -> Result<StateClaims> {
-        let claims = state::verify(token, secrets)?;
-        binding::check(
-            claims.bh.as_deref(),
-            cookie.as_deref(),
-            app.config.browser_binding,
-        )?;
-        Ok(claims)
+    let Some(token) = param(&params, "state") else {
+        return without_state(app, consent_id).await;
     };
-    let mut response = match param(&params, "error") {
-        Some(error) => denied(app, consent_id, state, error, &verify).await?,
-        None => {
-            let token = state.ok_or(Error::InvalidState("missing state"))?;
-            approved(app, consent_id, token, &verify).await?
-        }
-    };
-    if cookie.is_some() {
-        // The binding has done its job: don't leave it in the browser.
-        if let Ok(clear) = binding::clear_cookie().parse() {
-            response.headers_mut().append("set-cookie", clear);
-        }
+    let secrets = app.secrets.secrets().await?;
+    let claims = state::verify(token, &secrets)?;
+    match param(&params, "error") {
+        Some(error) => denied(app, consent_id, &claims, error).await,
+        None => approved(app, consent_id, &claims).await,
     }
-    Ok(response)
 }
 
-/// Verifies a state token and its browser binding.
-type Verify<'a> = dyn Fn(&str, &AppSecrets) -> Result<StateClaims> + Send + Sync + 'a;
-
-async fn approved(
-    app: &App,
-    consent_id: &str,
-    token: &str,
-    verify: &Verify<'_>,
-) -> Result<Response<Body>> {
-    let secrets = app.secrets.secrets().await?;
-    let claims = verify(token, &secrets)?;
+async fn approved(app: &App, consent_id: &str, claims: &StateClaims) -> Result<Response<Body>> {
     // Independent reads, made together: our record and Finexer's.
     let (record, remote) = tokio::join!(
         app.store.consent(consent_id),
         app.finexer.get_consent(consent_id)
     );
     let record = record?.ok_or(Error::InvalidState("unknown consent"))?;
-    check_binding(&record, &claims)?;
+    check_binding(&record, claims)?;
     let return_to = ReturnTarget::from_record(&record.return_to, &app.config.frontend_urls)?;
     if record.status != ConsentStatus::Pending {
-        return repeat_outcome(&record, &return_to);
+        return repeat_outcome(app, record, &return_to).await;
     }
     let change = outcome_of(&remote?)?;
-    complete(app, consent_id, Some(&claims), change, return_to).await
+    complete(app, consent_id, claims, change, return_to).await
 }
 
 async fn denied(
     app: &App,
     consent_id: &str,
-    token: Option<&str>,
+    claims: &StateClaims,
     error: &str,
-    verify: &Verify<'_>,
 ) -> Result<Response<Body>> {
-    // Banks may drop our state on the way back: then the consent id alone
-    // finds the record, and Finexer confirms the cancellation.
-    let claims = match token {
-        Some(token) => Some(verify(token, &*app.secrets.secrets().await?)?),
-        None => None,
-    };
     let record = app
         .store
         .consent(consent_id)
         .await?
         .ok_or(Error::InvalidState("unknown consent"))?;
-    if let Some(claims) = &claims {
-        check_binding(&record, claims)?;
-    }
+    check_binding(&record, claims)?;
     let return_to = ReturnTarget::from_record(&record.return_to, &app.config.frontend_urls)?;
     if record.status != ConsentStatus::Pending {
-        return repeat_outcome(&record, &return_to);
+        return repeat_outcome(app, record, &return_to).await;
     }
     let remote = app.finexer.get_consent(consent_id).await?;
+    // The URL says denied; Finexer's record decides (it may say authorized).
     let change = outcome_of(&remote)?;
-    if change.to == ConsentStatus::Authorized {
-        // The URL says denied, Finexer says authorized: believe Finexer, but
-        // only with a valid state, as on the approve path.
-        if claims.is_none() {
-            return Err(Error::InvalidState("authorized consent without state"));
-        }
-    } else {
+    if change.to != ConsentStatus::Authorized {
         tracing::info!(consent_id, error = %sanitised(error), "consent denied");
     }
-    complete(app, consent_id, claims.as_ref(), change, return_to).await
+    complete(app, consent_id, claims, change, return_to).await
 }
 
-/// Writes the outcome (consuming the state when there is one) and sends the
-/// browser back; a lost race is answered like a reload.
+/// Banks may drop our state on the way back. Without it nothing proves who
+/// is asking, so this path reveals nothing: every id, known or not, in any
+/// status, gets the same page. It only settles a still-pending record that
+/// Finexer says was denied or failed; an approval needs the state.
+async fn without_state(app: &App, consent_id: &str) -> Result<Response<Body>> {
+    if let Err(e) = settle_pending_denial(app, consent_id).await {
+        // Not shown: the page must not differ. The reconciler retries.
+        tracing::warn!(consent_id, error = %e, "stateless callback not settled");
+    }
+    crate::http::html_page(
+        200,
+        &crate::http::unfinished_page(app.config.default_frontend()),
+    )
+}
+
+async fn settle_pending_denial(app: &App, consent_id: &str) -> Result<()> {
+    let Some(record) = app.store.consent(consent_id).await? else {
+        return Ok(());
+    };
+    if record.status != ConsentStatus::Pending {
+        return Ok(());
+    }
+    let change = outcome_of(&app.finexer.get_consent(consent_id).await?)?;
+    if change.to == ConsentStatus::Authorized {
+        return Ok(());
+    }
+    let applied = app
+        .store
+        .transition(
+            consent_id,
+            Guard::default(),
+            &[ConsentStatus::Pending],
+            &change,
+        )
+        .await?;
+    if applied.is_some() {
+        tracing::info!(consent_id, status = %change.to, "consent outcome recorded without state");
+    }
+    Ok(())
+}
+
+/// Writes the outcome and consumes the state, atomically, then sends the
+/// browser back; an authorized consent comes back with its one-time
+/// confirmation code. A lost race is answered like a reload.
 async fn complete(
     app: &App,
     consent_id: &str,
-    claims: Option<&StateClaims>,
-    change: Transition,
+    claims: &StateClaims,
+    mut change: Transition,
     return_to: ReturnTarget,
 ) -> Result<Response<Body>> {
-    let from = [ConsentStatus::Pending];
-    let applied = match claims {
-        Some(claims) => {
-            app.store
-                .consume_state(
-                    &claims.jti,
-                    consent_id,
-                    now().unix_timestamp(),
-                    &from,
-                    &change,
-                )
-                .await?
-                == ConsumeOutcome::Applied
-        }
-        None => app
-            .store
-            .transition(consent_id, None, &from, &change)
-            .await?
-            .is_some(),
+    let code = if change.to == ConsentStatus::Authorized {
+        let (code, hash) = confirm::new_code();
+        change.confirm_code_hash = Some(hash);
+        change.confirm_by = Some(timestamp(now() + app.config.confirm_ttl)?);
+        Some(code)
+    } else {
+        None
     };
-    if applied {
+    let outcome = app
+        .store
+        .consume_state(
+            &claims.jti,
+            consent_id,
+            now().unix_timestamp(),
+            &[ConsentStatus::Pending],
+            &change,
+        )
+        .await?;
+    if outcome == ConsumeOutcome::Applied {
         tracing::info!(consent_id, status = %change.to, "consent outcome recorded");
-        return redirect(&outcome_url(&return_to, consent_id, &change.to));
+        let mut pairs = outcome_pairs(consent_id, &change.to);
+        if let Some(code) = &code {
+            pairs.push(("code", code));
+        }
+        return redirect(&return_to.with_query(&pairs));
     }
     let current = app
         .store
         .consent(consent_id)
         .await?
         .ok_or(Error::InvalidState("unknown consent"))?;
-    repeat_outcome(&current, &return_to)
+    repeat_outcome(app, current, &return_to).await
 }
 
 /// The record change that Finexer's view of the consent calls for.
@@ -178,21 +180,28 @@ fn outcome_of(remote: &Consent) -> Result<Transition> {
     Ok(change)
 }
 
-/// A used state: a reload of a finished journey gets the same result again;
-/// anything else (revoked since, still pending) gets the error page.
-fn repeat_outcome(record: &ConsentRecord, return_to: &ReturnTarget) -> Result<Response<Body>> {
+/// A used state: a reload of a finished journey gets the same result again,
+/// without a code (the one code went out with the first answer); anything
+/// else (revoked since, still pending) gets the error page.
+async fn repeat_outcome(
+    app: &App,
+    record: ConsentRecord,
+    return_to: &ReturnTarget,
+) -> Result<Response<Body>> {
+    let record = revocation::settle_unconfirmed(app, record).await?;
     if record.status.is_outcome() && record.revoked_at.is_none() {
-        return redirect(&outcome_url(return_to, &record.consent_id, &record.status));
+        let pairs = outcome_pairs(&record.consent_id, &record.status);
+        return redirect(&return_to.with_query(&pairs));
     }
     Err(Error::InvalidState("state already used"))
 }
 
-fn outcome_url(return_to: &ReturnTarget, consent_id: &str, status: &ConsentStatus) -> url::Url {
+fn outcome_pairs<'a>(consent_id: &'a str, status: &'a ConsentStatus) -> Vec<(&'a str, &'a str)> {
     let mut pairs = vec![("consent_id", consent_id), ("status", status.as_str())];
     if *status == ConsentStatus::Canceled {
         pairs.push(("error", "access_denied"));
     }
-    return_to.with_query(&pairs)
+    pairs
 }
 
 fn check_binding(record: &ConsentRecord, claims: &StateClaims) -> Result<()> {

@@ -6,13 +6,13 @@ use std::time::Duration;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use super::{ConsentView, checked_id, now, owned_consent};
+use super::{ConsentView, checked_id, now, owned_consent, revocation};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::finexer::BankAccount;
 use crate::http::{json_response, path_segments};
-use crate::store::ConsentStatus;
+use crate::store::{ConsentRecord, ConsentStatus};
 
 /// Finexer lists accounts a few seconds after an authorization: within this
 /// window an empty list is asked again, briefly.
@@ -61,40 +61,54 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let owner = caller.user_id.as_str();
     match route(&request)? {
         Route::List => {
-            let records = app.store.consents_of(owner).await?;
-            let data: Vec<ConsentView> = records.into_iter().map(ConsentView::from).collect();
+            let mut data = Vec::new();
+            for record in app.store.consents_of(owner).await? {
+                let record = revocation::settle_unconfirmed(app, record).await?;
+                data.push(ConsentView::from(record));
+            }
             json_response(200, &List { data })
         }
         Route::One(id) => {
             let record = owned_consent(&*app.store, &id, owner).await?;
+            let record = revocation::settle_unconfirmed(app, record).await?;
             json_response(200, &ConsentView::from(record))
         }
         Route::ConsentAccounts(id) => {
             ensure_account_data_enabled(app)?;
             let record = owned_consent(&*app.store, &id, owner).await?;
+            let record = revocation::settle_unconfirmed(app, record).await?;
             if record.status != ConsentStatus::Authorized {
                 return Err(Error::Conflict(format!(
                     "The consent is {}; accounts are available for authorized consents only.",
                     record.status
                 )));
             }
-            let fresh = record
-                .authorized_at
-                .as_deref()
-                .and_then(|at| {
-                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .is_some_and(|at| now() - at < FRESH_AUTHORIZATION);
-            let data = accounts(app, &record.customer_id, Some(&id), fresh).await?;
+            if !record.is_confirmed() {
+                return Err(Error::Conflict(
+                    "Confirm the consent first: its accounts are served once its owner has \
+                     confirmed it (POST /consents/{id}/confirm)."
+                        .into(),
+                ));
+            }
+            let data = accounts(app, &record).await?;
             json_response(200, &List { data })
         }
         Route::AllAccounts => {
             ensure_account_data_enabled(app)?;
-            let data = match app.store.customer(owner).await? {
-                Some(customer) => accounts(app, &customer, None, false).await?,
-                None => Vec::new(),
-            };
+            // Our records decide which consents count, never Finexer's
+            // customer-wide listing: it also holds consents we refused or
+            // that were never confirmed.
+            let confirmed: Vec<_> = app
+                .store
+                .consents_of(owner)
+                .await?
+                .into_iter()
+                .filter(|record| record.is_confirmed())
+                .collect();
+            let lists =
+                futures_util::future::try_join_all(confirmed.iter().map(|r| accounts(app, r)))
+                    .await?;
+            let data = lists.into_iter().flatten().collect();
             json_response(200, &List { data })
         }
     }
@@ -111,16 +125,23 @@ fn ensure_account_data_enabled(app: &App) -> Result<()> {
     ))
 }
 
-async fn accounts(
-    app: &App,
-    customer: &str,
-    consent: Option<&str>,
-    freshly_authorized: bool,
-) -> Result<Vec<BankAccount>> {
+/// One confirmed consent's accounts. Finexer lists them a few seconds after
+/// an authorization, so an empty list just after it is asked again, briefly.
+async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>> {
+    let fresh = record
+        .authorized_at
+        .as_deref()
+        .and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|at| now() - at < FRESH_AUTHORIZATION);
     let mut attempt = 0;
     loop {
-        let list = app.finexer.bank_accounts(customer, consent).await?;
-        if !list.is_empty() || !freshly_authorized || attempt >= ACCOUNT_RETRIES {
+        let list = app
+            .finexer
+            .bank_accounts(&record.customer_id, Some(&record.consent_id))
+            .await?;
+        if !list.is_empty() || !fresh || attempt >= ACCOUNT_RETRIES {
             return Ok(list);
         }
         attempt += 1;

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use super::now;
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
-use crate::binding;
 use crate::error::{Error, Result};
 use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
@@ -77,12 +76,10 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
 
     let secrets = app.secrets.secrets().await?;
     let issued = now();
-    let (binding, binding_hash) = binding::new_binding();
     let claims = StateClaims::new(
         &caller.user_id,
         issued.unix_timestamp(),
         app.config.state_ttl.as_secs() as i64,
-        Some(binding_hash),
     );
     let token = state::sign(&claims, &secrets)?;
     let mut return_url = app.config.callback_url.clone();
@@ -112,10 +109,15 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         revoke_requested_at: None,
         revoked_at: None,
         expires_at: None,
+        confirm_code_hash: None,
+        confirm_by: None,
+        confirmed_at: None,
+        revoke_reason: None,
         history: vec![StatusChange {
             at: created_at,
             to: consent.status.clone(),
             source: ChangeSource::Create,
+            reason: None,
         }],
     };
     let state_record = StateRecord {
@@ -156,22 +158,14 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         }
     };
     tracing::info!(consent_id = %record.consent_id, "consent link created");
-    let mut response = json_response(
+    json_response(
         201,
         &LinkCreated {
             consent_id: record.consent_id,
             consent_url: page.into(),
             expires_at: timestamp(issued + app.config.state_ttl)?,
         },
-    )?;
-    let cookie = binding::set_cookie(&binding, app.config.state_ttl.as_secs());
-    response.headers_mut().append(
-        "set-cookie",
-        cookie
-            .parse()
-            .map_err(|_| Error::Internal("binding cookie header".into()))?,
-    );
-    Ok(response)
+    )
 }
 
 /// Leaves no consent at Finexer that no record of ours knows about.

@@ -3,11 +3,14 @@
 //! the local server run the same code.
 
 mod callback;
+mod confirm;
 mod consents;
 mod create_link;
+mod revocation;
 mod revoke;
 
 pub use callback::callback;
+pub use confirm::{Confirm, confirm};
 pub use consents::consents;
 pub use create_link::{CreateLink, LinkCreated, create_link};
 pub use revoke::revoke;
@@ -30,6 +33,12 @@ pub struct ConsentView {
     pub revoke_requested_at: Option<String>,
     pub revoked_at: Option<String>,
     pub expires_at: Option<String>,
+    /// Until when the owner may confirm an authorized consent.
+    pub confirm_by: Option<String>,
+    /// When the owner confirmed it; its accounts are served only after.
+    pub confirmed_at: Option<String>,
+    /// Why it was revoked, when the owner did not ask for it.
+    pub revoke_reason: Option<String>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -39,6 +48,8 @@ pub struct HistoryEntry {
     pub from: Option<ConsentStatus>,
     pub to: ConsentStatus,
     pub source: ChangeSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl From<ConsentRecord> for ConsentView {
@@ -54,6 +65,7 @@ impl From<ConsentRecord> for ConsentView {
                     from,
                     to: change.to,
                     source: change.source,
+                    reason: change.reason,
                 }
             })
             .collect();
@@ -67,6 +79,9 @@ impl From<ConsentRecord> for ConsentView {
             revoke_requested_at: record.revoke_requested_at,
             revoked_at: record.revoked_at,
             expires_at: record.expires_at,
+            confirm_by: record.confirm_by,
+            confirmed_at: record.confirmed_at,
+            revoke_reason: record.revoke_reason,
             history,
         }
     }
@@ -83,6 +98,17 @@ fn checked_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
         Ok(raw)
     } else {
         Err(Error::BadRequest(format!("{what} is not a valid id")))
+    }
+}
+
+/// The consent id in a `/consents/{id}/<action>` path.
+fn consent_id_before(request: &lambda_http::Request, action: &str) -> Result<String> {
+    let segments = crate::http::path_segments(request);
+    match segments.as_slice() {
+        [.., consents, id, last] if consents == "consents" && last == action => {
+            Ok(checked_id(id, "consent id")?.to_owned())
+        }
+        _ => Err(Error::NotFound),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | item      | pk                 | sk         | other attributes |
 //! |-----------|--------------------|------------|------------------|
-//! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields, `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`) |
+//! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields (the confirmation code only as `confirm_code_hash`), `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`) |
 //! | customer  | `USER#<sub>`       | `CUSTOMER` | `customer_id`, or `lease_until` while one is being created |
 //! | state     | `STATE#<jti>`      | `STATE`    | `consent_id`, `owner`, `expires_at`, `used_at`, `ttl` (TTL attribute) |
 
@@ -86,16 +86,11 @@ struct TransitionUpdate {
 }
 
 fn transition_update(
-    owner: Option<&str>,
+    guard: Guard<'_>,
     from: &[ConsentStatus],
     change: &Transition,
 ) -> Result<TransitionUpdate> {
-    let entry = serde_dynamo::to_attribute_value(StatusChange {
-        at: change.at.clone(),
-        to: change.to.clone(),
-        source: change.source,
-    })
-    .map_err(corrupt)?;
+    let entry = serde_dynamo::to_attribute_value(change.entry()).map_err(corrupt)?;
     let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
     let mut values: Item = HashMap::from([
         (":to".into(), s(change.to.as_str())),
@@ -108,14 +103,7 @@ fn transition_update(
         "updated_at = :at".to_owned(),
         "history = list_append(if_not_exists(history, :empty), :entry)".to_owned(),
     ];
-    let optional = [
-        ("provider", &change.provider),
-        ("authorized_at", &change.authorized_at),
-        ("expires_at", &change.expires_at),
-        ("revoke_requested_at", &change.revoke_requested_at),
-        ("revoked_at", &change.revoked_at),
-    ];
-    for (field, value) in optional {
+    for (field, value) in change.fields() {
         if let Some(value) = value {
             update.push(format!("{field} = :{field}"));
             values.insert(format!(":{field}"), s(value));
@@ -130,10 +118,19 @@ fn transition_update(
         "attribute_exists(pk) AND #status IN ({})",
         placeholders.join(", ")
     );
-    if let Some(owner) = owner {
+    if let Some(owner) = guard.owner {
         names.insert("#owner".into(), "owner".into());
         values.insert(":owner".into(), s(owner));
         condition.push_str(" AND #owner = :owner");
+    }
+    if guard.unconfirmed || guard.code.is_some() {
+        condition.push_str(" AND attribute_not_exists(confirmed_at)");
+    }
+    if let Some((hash, now)) = guard.code {
+        values.insert(":code".into(), s(hash));
+        values.insert(":now".into(), s(now));
+        // Fixed-width timestamps: text order is time order.
+        condition.push_str(" AND confirm_code_hash = :code AND confirm_by > :now");
     }
     Ok(TransitionUpdate {
         update: format!("SET {}", update.join(", ")),
@@ -406,7 +403,7 @@ impl ConsentStore for DynamoStore {
             .expression_attribute_values(":consent", s(consent_id))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let plan = transition_update(None, from, change)?;
+        let plan = transition_update(Guard::default(), from, change)?;
         let apply = Update::builder()
             .table_name(&self.table)
             .set_key(Some(consent_key(consent_id)))
@@ -457,11 +454,11 @@ impl ConsentStore for DynamoStore {
     async fn transition(
         &self,
         consent_id: &str,
-        owner: Option<&str>,
+        guard: Guard<'_>,
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>> {
-        let plan = transition_update(owner, from, change)?;
+        let plan = transition_update(guard, from, change)?;
         let result = self
             .client
             .update_item()

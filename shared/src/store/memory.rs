@@ -32,8 +32,8 @@ impl MemoryStore {
     }
 }
 
-fn matches(record: &ConsentRecord, owner: Option<&str>, from: &[ConsentStatus]) -> bool {
-    owner.is_none_or(|o| record.owner == o) && from.contains(&record.status)
+fn matches(record: &ConsentRecord, guard: Guard<'_>, from: &[ConsentStatus]) -> bool {
+    from.contains(&record.status) && guard.admits(record)
 }
 
 #[async_trait]
@@ -136,7 +136,7 @@ impl ConsentStore for MemoryStore {
             return Ok(ConsumeOutcome::StateUnusable);
         }
         match tables.consents.get_mut(consent_id) {
-            Some(record) if matches(record, None, from) => change.apply(record),
+            Some(record) if matches(record, Guard::default(), from) => change.apply(record),
             _ => return Ok(ConsumeOutcome::ConsentChanged),
         }
         if let Some((_, used)) = tables.states.get_mut(state_id) {
@@ -148,13 +148,13 @@ impl ConsentStore for MemoryStore {
     async fn transition(
         &self,
         consent_id: &str,
-        owner: Option<&str>,
+        guard: Guard<'_>,
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>> {
         let mut tables = self.tables();
         match tables.consents.get_mut(consent_id) {
-            Some(record) if matches(record, owner, from) => {
+            Some(record) if matches(record, guard, from) => {
                 change.apply(record);
                 Ok(Some(record.clone()))
             }

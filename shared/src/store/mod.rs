@@ -19,6 +19,8 @@ pub use crate::finexer::ConsentStatus;
 pub enum ChangeSource {
     Create,
     Callback,
+    /// The owner confirmed the consent with the callback's one-time code.
+    Confirm,
     Revoke,
 }
 
@@ -29,6 +31,9 @@ pub struct StatusChange {
     pub at: String,
     pub to: ConsentStatus,
     pub source: ChangeSource,
+    /// Why, when the system (not the owner) made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +59,36 @@ pub struct ConsentRecord {
     /// When the consent itself expires at Finexer (`expiry_date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// SHA-256 (base64url) of the one-time confirmation code the callback
+    /// handed to the browser; the code itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_code_hash: Option<String>,
+    /// Until when that code is accepted; an authorized consent still
+    /// unconfirmed after it is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<String>,
+    /// When the owner confirmed it: only then is its data served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<String>,
+    /// Why the system revoked it, when the owner did not ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
     #[serde(default)]
     pub history: Vec<StatusChange>,
+}
+
+impl ConsentRecord {
+    /// Authorized and confirmed by its owner: its data may be served.
+    pub fn is_confirmed(&self) -> bool {
+        self.status == ConsentStatus::Authorized && self.confirmed_at.is_some()
+    }
+
+    /// Authorized, never confirmed, and its confirmation window has passed.
+    pub fn confirmation_lapsed(&self, now: &str) -> bool {
+        self.status == ConsentStatus::Authorized
+            && self.confirmed_at.is_none()
+            && self.confirm_by.as_deref().is_some_and(|by| by <= now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +112,11 @@ pub struct Transition {
     pub expires_at: Option<String>,
     pub revoke_requested_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub confirm_code_hash: Option<String>,
+    pub confirm_by: Option<String>,
+    pub confirmed_at: Option<String>,
+    /// Recorded as the record's `revoke_reason` and in the history entry.
+    pub reason: Option<String>,
 }
 
 impl Transition {
@@ -92,7 +130,36 @@ impl Transition {
             expires_at: None,
             revoke_requested_at: None,
             revoked_at: None,
+            confirm_code_hash: None,
+            confirm_by: None,
+            confirmed_at: None,
+            reason: None,
         }
+    }
+
+    /// The history entry this change adds.
+    pub fn entry(&self) -> StatusChange {
+        StatusChange {
+            at: self.at.clone(),
+            to: self.to.clone(),
+            source: self.source,
+            reason: self.reason.clone(),
+        }
+    }
+
+    /// The optional fields it sets, by record attribute name.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("provider", &self.provider),
+            ("authorized_at", &self.authorized_at),
+            ("expires_at", &self.expires_at),
+            ("revoke_requested_at", &self.revoke_requested_at),
+            ("revoked_at", &self.revoked_at),
+            ("confirm_code_hash", &self.confirm_code_hash),
+            ("confirm_by", &self.confirm_by),
+            ("confirmed_at", &self.confirmed_at),
+            ("revoke_reason", &self.reason),
+        ]
     }
 
     /// Applies the change to a record in memory (the in-memory store, and the
@@ -106,17 +173,43 @@ impl Transition {
             (&self.expires_at, &mut record.expires_at),
             (&self.revoke_requested_at, &mut record.revoke_requested_at),
             (&self.revoked_at, &mut record.revoked_at),
+            (&self.confirm_code_hash, &mut record.confirm_code_hash),
+            (&self.confirm_by, &mut record.confirm_by),
+            (&self.confirmed_at, &mut record.confirmed_at),
+            (&self.reason, &mut record.revoke_reason),
         ];
         for (new, field) in fields {
             if let Some(value) = new {
                 *field = Some(value.clone());
             }
         }
-        record.history.push(StatusChange {
-            at: self.at.clone(),
-            to: self.to.clone(),
-            source: self.source,
+        record.history.push(self.entry());
+    }
+}
+
+/// What must hold, besides the consent's status, for a transition to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Guard<'a> {
+    /// The consent belongs to this user.
+    pub owner: Option<&'a str>,
+    /// The consent has not been confirmed.
+    pub unconfirmed: bool,
+    /// `(hash, now)`: its confirmation code hashes to `hash` and is still
+    /// valid at `now` (implies `unconfirmed`).
+    pub code: Option<(&'a str, &'a str)>,
+}
+
+impl Guard<'_> {
+    /// Whether `record` (already known to be in an expected status) passes.
+    pub fn admits(&self, record: &ConsentRecord) -> bool {
+        let owner = self.owner.is_none_or(|owner| record.owner == owner);
+        let unconfirmed =
+            !(self.unconfirmed || self.code.is_some()) || record.confirmed_at.is_none();
+        let code = self.code.is_none_or(|(hash, now)| {
+            record.confirm_code_hash.as_deref() == Some(hash)
+                && record.confirm_by.as_deref().is_some_and(|by| by > now)
         });
+        owner && unconfirmed && code
     }
 }
 
@@ -183,12 +276,12 @@ pub trait ConsentStore: Send + Sync {
     ) -> Result<ConsumeOutcome>;
 
     /// Applies `change` if the consent exists, its status is one of `from` and
-    /// (when given) it belongs to `owner`. Returns the updated record, or None
-    /// when the condition did not hold.
+    /// `guard` holds, atomically. Returns the updated record, or None when the
+    /// condition did not hold.
     async fn transition(
         &self,
         consent_id: &str,
-        owner: Option<&str>,
+        guard: Guard<'_>,
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>>;

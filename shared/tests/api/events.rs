@@ -16,9 +16,12 @@ const EXPECTED: &[(&str, u16)] = &[
     ("create-link/unknown-field.json", 400),
     ("callback/forged-state.json", 400),
     ("callback/missing-consent-id.json", 400),
-    ("callback/denied-unknown-consent.json", 400),
+    ("callback/stateless-return.json", 200),
     ("revoke/unknown-consent.json", 404),
     ("revoke/no-claims.json", 401),
+    ("confirm/unknown-consent.json", 404),
+    ("confirm/malformed-code.json", 400),
+    ("confirm/no-claims.json", 401),
     ("consents/list.json", 200),
     ("consents/one-unknown.json", 404),
     ("consents/accounts.json", 200),
@@ -30,6 +33,7 @@ async fn run(app: &App, function: &str, request: Request) -> Response<Body> {
         "create-link" => shared::handlers::create_link(app, request).await,
         "callback" => shared::handlers::callback(app, request).await,
         "revoke" => shared::handlers::revoke(app, request).await,
+        "confirm" => shared::handlers::confirm(app, request).await,
         "consents" => shared::handlers::consents(app, request).await,
         other => panic!("no function {other}"),
     }
@@ -40,7 +44,7 @@ async fn every_sample_event_gets_its_expected_answer() {
     let env = TestEnv::start().await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut seen = 0;
-    for function in ["create-link", "callback", "revoke", "consents"] {
+    for function in ["create-link", "callback", "revoke", "confirm", "consents"] {
         for entry in std::fs::read_dir(root.join(function)).unwrap() {
             let path = entry.unwrap().path();
             let name = format!("{function}/{}", path.file_name().unwrap().to_string_lossy());

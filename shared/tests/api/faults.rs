@@ -68,11 +68,13 @@ async fn reads_are_retried_and_throttling_is_passed_on() {
     // One 500, then fine: the read is retried inside the request.
     env.finexer_fault("GET", "^/consents/", server_error(), Some(1))
         .await;
-    let back = location(
+    let back = query_of(&location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
-    );
-    assert_eq!(query_of(&back)["status"], "authorized");
+    ));
+    assert_eq!(back["status"], "authorized");
+    let (status, _) = env.confirm("carol", &consent_id, &back["code"]).await;
+    assert_eq!(status, 200);
 
     // A long Retry-After is handed to our caller rather than waited out.
     env.finexer_fault(
@@ -155,12 +157,7 @@ async fn a_failed_revocation_is_recorded_and_completed_by_a_retry() {
 #[tokio::test]
 async fn account_reads_fail_clearly() {
     let env = TestEnv::start().await;
-    let (consent_id, state) = env.link("fay").await;
-    env.finexer_state.set(&consent_id, "authorized");
-    location(
-        &env.callback(&format!("fx_consent={consent_id}&state={state}"))
-            .await,
-    );
+    let consent_id = env.confirmed_link("fay").await;
     env.finexer_fault("GET", "^/bank_accounts$", server_error(), None)
         .await;
     let (status, problem) = env

@@ -41,12 +41,39 @@ async fn approve_journey_from_link_to_revocation() {
     let result = query_of(&back);
     assert_eq!(result["consent_id"], consent_id);
     assert_eq!(result["status"], "authorized");
+    let code = &result["code"];
+    assert_eq!(code.len(), 43, "256 random bits, base64url");
     assert!(
         env.finexer_calls()
             .await
             .contains(&format!("GET /consents/{consent_id}")),
         "the callback confirms with Finexer"
     );
+    // The code is stored only as its hash.
+    let item = env
+        .item(&format!("CONSENT#{consent_id}"), "CONSENT")
+        .await
+        .unwrap();
+    assert!(
+        !format!("{item:?}").contains(code.as_str()),
+        "the code itself is not stored"
+    );
+
+    // Until its owner confirms it, the consent's data is not served.
+    let (status, _) = env
+        .consents("alice", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, 409, "confirm first");
+    let (_, all) = env.consents("alice", "/accounts").await;
+    assert_eq!(all["data"], json!([]), "an unconfirmed consent is left out");
+
+    // The owner confirms with the code; a repeat gets the same answer.
+    let (status, confirmed) = env.confirm("alice", consent_id, code).await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert!(confirmed["confirmed_at"].is_string());
+    let (status, again) = env.confirm("alice", consent_id, code).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, confirmed, "a repeat changes nothing");
 
     // consents shows it authorized, with its history.
     let (status, record) = env
@@ -62,10 +89,11 @@ async fn approve_journey_from_link_to_revocation() {
     assert_eq!(record["history"][1]["from"], "pending");
     assert_eq!(record["history"][1]["to"], "authorized");
     assert_eq!(record["history"][1]["source"], "callback");
-    assert!(
-        record.get("state_id").is_none(),
-        "internal binding not shown"
-    );
+    assert_eq!(record["history"][2]["to"], "authorized");
+    assert_eq!(record["history"][2]["source"], "confirm");
+    for internal in ["state_id", "confirm_code_hash"] {
+        assert!(record.get(internal).is_none(), "{internal} not shown");
+    }
 
     let (status, list) = env.consents("alice", "/consents").await;
     assert_eq!(status, 200);
@@ -96,6 +124,7 @@ async fn approve_journey_from_link_to_revocation() {
         [
             ("pending", "create"),
             ("authorized", "callback"),
+            ("authorized", "confirm"),
             ("revoke_pending", "revoke"),
             ("canceled", "revoke")
         ]
@@ -109,7 +138,7 @@ async fn approve_journey_from_link_to_revocation() {
     // Revoking twice is fine and changes nothing more.
     let (status, again) = env.revoke("alice", consent_id).await;
     assert_eq!(status, 200);
-    assert_eq!(again["history"].as_array().unwrap().len(), 4);
+    assert_eq!(again["history"].as_array().unwrap().len(), 5);
 
     // The revoked consent has no accounts to show.
     let (status, _) = env
@@ -188,28 +217,46 @@ async fn denial_with_state_cancels_and_returns_the_user() {
 async fn denial_without_state_is_confirmed_with_finexer() {
     let env = TestEnv::start().await;
     let (consent_id, _) = env.link("erin").await;
+    let stateless = format!("fx_consent={consent_id}&error=access_denied");
 
     // Finexer does not (yet) say canceled: nothing changes.
-    let response = env
-        .callback(&format!("fx_consent={consent_id}&error=access_denied"))
-        .await;
-    assert_eq!(html_error(&response), 409);
+    let first = env.callback(&stateless).await;
+    assert_eq!(first.status(), 200);
     let (_, record) = env
         .consents("erin", &format!("/consents/{consent_id}"))
         .await;
     assert_eq!(record["status"], "pending");
 
+    // Finexer says canceled: recorded, and the page is the same one.
     env.finexer_state.set(&consent_id, "canceled");
-    let response = env
-        .callback(&format!("fx_consent={consent_id}&error=access_denied"))
-        .await;
-    let back = location(&response);
-    assert_eq!(back.path(), "/connected");
-    assert_eq!(query_of(&back)["status"], "canceled");
+    let second = env.callback(&stateless).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.body(), first.body(), "the page never differs");
+    assert!(second.headers().get("location").is_none());
     let (_, record) = env
         .consents("erin", &format!("/consents/{consent_id}"))
         .await;
     assert_eq!(record["status"], "canceled");
+    assert_eq!(record["history"][1]["source"], "callback");
+}
+
+#[tokio::test]
+async fn an_approval_without_state_is_not_recorded() {
+    let env = TestEnv::start().await;
+    let (consent_id, _) = env.link("erin2").await;
+    env.finexer_state.set(&consent_id, "authorized");
+    for query in [
+        format!("fx_consent={consent_id}"),
+        format!("fx_consent={consent_id}&error=access_denied"),
+    ] {
+        let response = env.callback(&query).await;
+        assert_eq!(response.status(), 200, "{query}");
+        assert!(response.headers().get("location").is_none());
+    }
+    let (_, record) = env
+        .consents("erin2", &format!("/consents/{consent_id}"))
+        .await;
+    assert_eq!(record["status"], "pending", "an approval needs the state");
 }
 
 #[tokio::test]
@@ -218,9 +265,16 @@ async fn a_reload_of_the_callback_gets_the_same_result() {
     let (consent_id, state) = env.link("frank").await;
     env.finexer_state.set(&consent_id, "authorized");
     let query = format!("fx_consent={consent_id}&state={state}");
-    let first = location(&env.callback(&query).await);
-    let second = location(&env.callback(&query).await);
-    assert_eq!(first, second);
+    let first = query_of(&location(&env.callback(&query).await));
+    let second = query_of(&location(&env.callback(&query).await));
+    assert!(first.contains_key("code"));
+    assert!(
+        !second.contains_key("code"),
+        "the one code went out with the first answer"
+    );
+    for name in ["consent_id", "status"] {
+        assert_eq!(first[name], second[name]);
+    }
     let (_, record) = env
         .consents("frank", &format!("/consents/{consent_id}"))
         .await;

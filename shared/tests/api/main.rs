@@ -1,8 +1,8 @@
 //! Integration tests of the four handlers against a real DynamoDB and Secrets
 //! Manager API (moto) and a wiremock Finexer. Run with `make test`.
 
-mod binding;
 mod callback_security;
+mod confirm;
 mod events;
 mod faults;
 mod journey;

@@ -30,10 +30,15 @@ fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecor
         revoke_requested_at: None,
         revoked_at: None,
         expires_at: None,
+        confirm_code_hash: None,
+        confirm_by: None,
+        confirmed_at: None,
+        revoke_reason: None,
         history: vec![StatusChange {
             at: created_at.into(),
             to: ConsentStatus::Pending,
             source: ChangeSource::Create,
+            reason: None,
         }],
     };
     let state = StateRecord {
@@ -113,7 +118,7 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     cancel.revoked_at = Some(cancel.at.clone());
     assert!(
         store
-            .transition("bc_b", Some("someone-else"), &pending, &cancel)
+            .transition("bc_b", owned_by("someone-else"), &pending, &cancel)
             .await
             .unwrap()
             .is_none(),
@@ -121,7 +126,7 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     );
     assert!(
         store
-            .transition("bc_b", Some("u1"), &pending, &cancel)
+            .transition("bc_b", owned_by("u1"), &pending, &cancel)
             .await
             .unwrap()
             .is_some()
@@ -277,4 +282,11 @@ async fn state_items_carry_the_ttl_attribute() {
         ttl > state.expires_at,
         "kept a while after expiry for reloads"
     );
+}
+
+fn owned_by(owner: &str) -> Guard<'_> {
+    Guard {
+        owner: Some(owner),
+        ..Guard::default()
+    }
 }

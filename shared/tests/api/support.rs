@@ -83,7 +83,6 @@ pub fn secret_json(keys: &[(&str, &str)]) -> String {
 pub struct Options {
     pub account_data_enabled: bool,
     pub timeout_ms: u64,
-    pub browser_binding: &'static str,
 }
 
 impl Default for Options {
@@ -91,7 +90,6 @@ impl Default for Options {
         Options {
             account_data_enabled: true,
             timeout_ms: 1000,
-            browser_binding: "tolerate",
         }
     }
 }
@@ -135,7 +133,6 @@ impl TestEnv {
                 "ACCOUNT_DATA_ENABLED",
                 options.account_data_enabled.to_string(),
             ),
-            ("BROWSER_BINDING", options.browser_binding.into()),
         ]);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let store = DynamoStore::new(dynamo.clone(), &table);
@@ -197,14 +194,6 @@ impl TestEnv {
         json_of(response)
     }
 
-    /// The callback as a browser carrying `cookie` calls it.
-    pub async fn callback_with_cookie(&self, query: &str, cookie: &str) -> Response<Body> {
-        let mut event = event("GET", "/callback", query, None, None);
-        event["cookies"] = serde_json::json!([cookie]);
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        shared::handlers::callback(&self.app, request).await
-    }
-
     pub async fn callback(&self, query: &str) -> Response<Body> {
         shared::handlers::callback(&self.app, request("GET", "/callback", query, None, None)).await
     }
@@ -213,6 +202,44 @@ impl TestEnv {
         json_of(
             shared::handlers::consents(&self.app, request("GET", path, "", None, Some(user))).await,
         )
+    }
+
+    pub async fn confirm(&self, user: &str, consent_id: &str, code: &str) -> (u16, Value) {
+        let body = json!({ "code": code }).to_string();
+        json_of(
+            shared::handlers::confirm(
+                &self.app,
+                request(
+                    "POST",
+                    &format!("/consents/{consent_id}/confirm"),
+                    "",
+                    Some(&body),
+                    Some(user),
+                ),
+            )
+            .await,
+        )
+    }
+
+    /// Approves `consent_id` at Finexer and comes back through the callback
+    /// with `state`; returns the one-time code the redirect carries.
+    pub async fn approve(&self, consent_id: &str, state: &str) -> String {
+        self.finexer_state.set(consent_id, "authorized");
+        let response = self
+            .callback(&format!("fx_consent={consent_id}&state={state}"))
+            .await;
+        let back = query_of(&location(&response));
+        assert_eq!(back["status"], "authorized", "{back:?}");
+        back["code"].clone()
+    }
+
+    /// A consent of `user`'s, approved and confirmed: its data is served.
+    pub async fn confirmed_link(&self, user: &str) -> String {
+        let (consent_id, state) = self.link(user).await;
+        let code = self.approve(&consent_id, &state).await;
+        let (status, body) = self.confirm(user, &consent_id, &code).await;
+        assert_eq!(status, 200, "{body}");
+        consent_id
     }
 
     pub async fn revoke(&self, user: &str, consent_id: &str) -> (u16, Value) {
@@ -544,10 +571,10 @@ impl ConsentStore for SpyStore {
     async fn transition(
         &self,
         c: &str,
-        o: Option<&str>,
+        g: Guard<'_>,
         f: &[ConsentStatus],
         t: &Transition,
     ) -> shared::Result<Option<ConsentRecord>> {
-        self.inner.transition(c, o, f, t).await
+        self.inner.transition(c, g, f, t).await
     }
 }

@@ -1,0 +1,6 @@
+//! The `confirm` Lambda: see `shared::handlers::confirm`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run(shared::handlers::confirm).await
+}

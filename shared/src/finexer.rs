@@ -162,6 +162,10 @@ enum Retry {
 }
 
 const MAX_ATTEMPTS: u32 = 3;
+/// Largest answer body read from Finexer, success or error. Its answers are
+/// small JSON documents (100 accounts at most); more is a fault or an attack,
+/// and is refused before it is buffered whole.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Longest `Retry-After` we wait for inside one request; longer ones are passed
 /// on to our caller.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
@@ -197,6 +201,9 @@ impl FinexerClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .user_agent(concat!("finexer-connect/", env!("CARGO_PKG_VERSION")))
+            // Finexer answers, it does not redirect: following one would send
+            // our API key (Basic auth) wherever the Location header points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -322,14 +329,29 @@ impl FinexerClient {
             };
             let failure = match sent {
                 Ok(response) if response.status().is_success() => {
-                    return response.json::<T>().await.map_err(|e| {
+                    let body = read_capped(response, &method, path).await?;
+                    return serde_json::from_slice::<T>(&body).map_err(|e| {
                         unavailable(format!("{method} {path}: unreadable answer: {e}"), None)
                     });
+                }
+                // Not retried: the same request would be redirected again.
+                Ok(response) if response.status().is_redirection() => {
+                    return Err(unavailable(
+                        format!(
+                            "{method} {path}: answered a redirect (HTTP {}), which is not followed",
+                            response.status().as_u16()
+                        ),
+                        None,
+                    ));
                 }
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);
-                    let body = response.text().await.unwrap_or_default();
+                    // Only read for its error envelope: an unreadable or
+                    // oversized one just means there is none.
+                    let body = read_capped(response, &method, path)
+                        .await
+                        .unwrap_or_default();
                     Failure::Status(status, retry_after, body)
                 }
                 Err(e) => Failure::Transport(e),
@@ -356,7 +378,7 @@ impl FinexerClient {
 }
 
 enum Failure {
-    Status(StatusCode, Option<Duration>, String),
+    Status(StatusCode, Option<Duration>, Vec<u8>),
     Transport(reqwest::Error),
 }
 
@@ -371,7 +393,7 @@ impl Failure {
     fn into_error(self, method: &Method, path: &str) -> Error {
         match self {
             Failure::Status(status, retry_after, body) => {
-                let parsed = serde_json::from_str::<ErrorEnvelope>(&body).ok();
+                let parsed = serde_json::from_slice::<ErrorEnvelope>(&body).ok();
                 let code = parsed
                     .as_ref()
                     .and_then(|e| e.error.code.clone())
@@ -421,6 +443,43 @@ fn unavailable(detail: String, retry_after: Option<Duration>) -> Error {
     }
 }
 
+/// The answer's body, refused once it passes [`MAX_ANSWER_BYTES`]: early when
+/// its declared length says so, otherwise while it is read.
+async fn read_capped(
+    mut response: reqwest::Response,
+    method: &Method,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let too_large = || unavailable(format!("{method} {path}: answer larger than 1 MiB"), None);
+    // The header as sent, or the body's exact size where the body knows it.
+    let declared = response
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .or_else(|| response.content_length());
+    if declared.is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(unavailable(
+                    format!("{method} {path}: unreadable answer: {e}"),
+                    None,
+                ));
+            }
+        }
+    }
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
     let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
@@ -432,15 +491,134 @@ fn encode_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
+/// Hosts that Finexer's `redirect.consent_url` may point at.
+///
+/// Entries are exact host names, or `*.<domain>` for every subdomain of
+/// `<domain>` (not `<domain>` itself). Ports are not compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentHosts(Vec<String>);
+
+impl ConsentHosts {
+    /// Parses a comma-separated list of host names (lower-cased; no scheme,
+    /// port or path). Err(reason) on an empty list or a bad entry.
+    pub fn parse(raw: &str) -> std::result::Result<ConsentHosts, String> {
+        let mut hosts = Vec::new();
+        for entry in raw.split(',') {
+            let entry = entry.trim().to_ascii_lowercase();
+            if entry.is_empty() {
+                // Strict: "a,,b" or a trailing comma is more likely a typo
+                // than an intent.
+                return Err("empty entry".into());
+            }
+            let valid = match entry.strip_prefix("*.") {
+                // A wildcard over a bare label ("*.com") would be a whole TLD.
+                Some(domain) => domain.contains('.') && valid_host(domain),
+                None => valid_host(&entry),
+            };
+            if !valid {
+                return Err(format!(
+                    "{entry:?} is not a host name (no scheme, port or path; one leading \"*.\" at most)"
+                ));
+            }
+            hosts.push(entry);
+        }
+        if hosts.is_empty() {
+            return Err("no hosts".into());
+        }
+        Ok(ConsentHosts(hosts))
+    }
+
+    /// Derived from FINEXER_BASE_URL: its own host, plus, when that host is
+    /// `api.<domain>`, `<domain>` and every subdomain of `<domain>`.
+    pub fn derived_from(base: &Url) -> ConsentHosts {
+        let mut hosts = Vec::new();
+        if let Some(host) = base.host_str() {
+            hosts.push(host.to_ascii_lowercase());
+            if let Some(url::Host::Domain(domain)) = base.host() {
+                let domain = domain.to_ascii_lowercase();
+                match domain.strip_prefix("api.") {
+                    Some(parent) if parent.contains('.') => {
+                        hosts.push(parent.to_owned());
+                        hosts.push(format!("*.{parent}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ConsentHosts(hosts)
+    }
+
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.0.iter().any(|entry| match entry.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .and_then(|rest| rest.strip_suffix('.'))
+                .is_some_and(|sub| !sub.is_empty()),
+            None => *entry == host,
+        })
+    }
+}
+
+/// A lower-case DNS name, IPv4 address or bracketed IPv6 address, in the form
+/// `Url::host_str` gives, so that entries compare equal to parsed URLs' hosts.
+fn valid_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// 127.0.0.0/8, ::1 or `localhost`: the only hosts plain http may name, since
+/// traffic to them never leaves the machine (the sandbox serves its pages so).
+fn loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// `consent_url` with the consent page options Finexer reads from its query.
+///
+/// The URL is where we send the user's browser, so it is checked first: https
+/// (http only to a loopback host), no user info, and a host in `hosts`.
+/// A refusal's detail starts with `consent_url refused:` and never includes
+/// the URL's query, which may carry tokens.
 pub fn consent_page_url(
     consent_url: &str,
+    hosts: &ConsentHosts,
     template: Option<&str>,
     skip_info: Option<bool>,
     skip_qr: Option<bool>,
 ) -> Result<Url> {
     let mut url = Url::parse(consent_url)
         .map_err(|_| unavailable("Finexer returned an invalid consent_url".into(), None))?;
+    let refused = |reason: String| unavailable(format!("consent_url refused: {reason}"), None);
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback_host(&url) => {}
+        "http" => return Err(refused("plain http to a non-loopback host".into())),
+        other => return Err(refused(format!("scheme {other:?} is not allowed"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused("it carries user info".into()));
+    }
+    match url.host_str() {
+        Some(host) if hosts.allows(host) => {}
+        Some(host) => return Err(refused(format!("host {host:?} is not allowed"))),
+        None => return Err(refused("it has no host".into())),
+    }
     let mut extra: Vec<(&str, String)> = Vec::new();
     if let Some(template) = template {
         extra.push(("template", template.to_owned()));
@@ -466,7 +644,7 @@ mod tests {
 
     /// Answers from a script and keeps what it was sent.
     struct Scripted {
-        answers: Mutex<Vec<(u16, &'static str)>>,
+        answers: Mutex<Vec<http::Response<reqwest::Body>>>,
         seen: Mutex<Vec<(String, String, Option<String>)>>,
     }
 
@@ -482,17 +660,26 @@ mod tests {
                 request.url().path().to_owned(),
                 auth,
             ));
-            let (status, body) = self.answers.lock().unwrap().remove(0);
-            let response = http::Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(body)
-                .unwrap();
+            let response = self.answers.lock().unwrap().remove(0);
             Ok(reqwest::Response::from(response))
         }
     }
 
+    fn answer(status: u16, body: impl Into<reqwest::Body>) -> http::Response<reqwest::Body> {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.into())
+            .unwrap()
+    }
+
     fn client(answers: Vec<(u16, &'static str)>) -> (FinexerClient, Arc<Scripted>) {
+        client_answering(answers.into_iter().map(|(s, b)| answer(s, b)).collect())
+    }
+
+    fn client_answering(
+        answers: Vec<http::Response<reqwest::Body>>,
+    ) -> (FinexerClient, Arc<Scripted>) {
         let secrets = AppSecrets::parse(
             r#"{"finexer_api_key":"sk_test","state_keys":[{"kid":"k","key":"0123456789abcdef0123456789abcdef"}]}"#,
         )
@@ -538,6 +725,279 @@ mod tests {
         assert!(
             matches!(error, Error::FinexerUnavailable { .. }),
             "{error:?}"
+        );
+    }
+
+    /// A body of unknown length, as a chunked answer from the network has,
+    /// arriving in `chunks`; and then never ending when `endless`.
+    async fn streamed(chunks: Vec<bytes::Bytes>, endless: bool) -> reqwest::Body {
+        use futures::StreamExt;
+        use http_body_util::BodyExt;
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            // `Full` makes the frame: http-body is no direct dependency.
+            frames.push(http_body_util::Full::new(chunk).frame().await.unwrap());
+        }
+        let rest = if endless {
+            futures::stream::pending().left_stream()
+        } else {
+            futures::stream::empty().right_stream()
+        };
+        let stream = futures::stream::iter(frames).chain(rest);
+        reqwest::Body::wrap(http_body_util::StreamBody::new(stream))
+    }
+
+    fn pieces(body: impl Into<bytes::Bytes>, size: usize) -> Vec<bytes::Bytes> {
+        let body = body.into();
+        (0..body.len())
+            .step_by(size)
+            .map(|at| body.slice(at..(at + size).min(body.len())))
+            .collect()
+    }
+
+    fn too_large(error: &Error) -> bool {
+        matches!(
+            error,
+            Error::FinexerUnavailable { detail, retry_after: None }
+                if detail == "GET /consents/bc_1: answer larger than 1 MiB"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_unavailable_and_sent_once() {
+        let redirect = http::Response::builder()
+            .status(302)
+            .header("location", "https://evil.example/")
+            .body(reqwest::Body::from(""))
+            .unwrap();
+        let (client, scripted) = client_answering(vec![redirect]);
+        let error = client.get_consent("bc_1").await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::FinexerUnavailable { detail, retry_after: None }
+                    if detail == "GET /consents/bc_1: answered a redirect (HTTP 302), which is not followed"
+            ),
+            "{error:?}"
+        );
+        assert_eq!(scripted.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_1_mib_is_refused_from_its_content_length() {
+        let body = vec![b' '; 2 * MAX_ANSWER_BYTES];
+        let sized = answer(200, body.clone());
+        let mut declared = answer(200, body);
+        declared.headers_mut().insert(
+            reqwest::header::CONTENT_LENGTH,
+            (2 * MAX_ANSWER_BYTES).into(),
+        );
+        // Declared by the header alone, over a body that never ends: refused
+        // without reading it.
+        let mut endless = answer(200, streamed(vec!["{".into()], true).await);
+        endless.headers_mut().insert(
+            reqwest::header::CONTENT_LENGTH,
+            (MAX_ANSWER_BYTES + 1).into(),
+        );
+        for response in [sized, declared, endless] {
+            let (client, scripted) = client_answering(vec![response]);
+            let error = tokio::time::timeout(Duration::from_secs(5), client.get_consent("bc_1"))
+                .await
+                .expect("the body is not read")
+                .unwrap_err();
+            assert!(too_large(&error), "{error:?}");
+            assert_eq!(scripted.seen.lock().unwrap().len(), 1, "not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_1_mib_without_a_length_is_refused_while_read() {
+        // A body built from bytes tells its size even without the header.
+        assert_eq!(
+            reqwest::Response::from(answer(200, vec![0u8; 10])).content_length(),
+            Some(10)
+        );
+        let response = reqwest::Response::from(answer(200, streamed(pieces("{}", 1), false).await));
+        assert_eq!(response.content_length(), None);
+        assert!(
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .is_none()
+        );
+
+        let body = streamed(pieces(vec![b' '; 2 * MAX_ANSWER_BYTES], 64 * 1024), false).await;
+        let (client, scripted) = client_answering(vec![answer(200, body)]);
+        let error = client.get_consent("bc_1").await.unwrap_err();
+        assert!(too_large(&error), "{error:?}");
+        assert_eq!(scripted.seen.lock().unwrap().len(), 1, "not retried");
+    }
+
+    #[tokio::test]
+    async fn an_answer_just_under_1_mib_is_parsed() {
+        let head = r#"{"id":"bc_1","status":"pending","provider":""#;
+        let tail = r#""}"#;
+        let filler = "x".repeat(MAX_ANSWER_BYTES - 16 - head.len() - tail.len());
+        let body = format!("{head}{filler}{tail}");
+        assert!(body.len() < MAX_ANSWER_BYTES);
+        // Once whole, once in pieces of unknown total length.
+        let chunked = streamed(pieces(body.clone(), 100_000), false).await;
+        let (client, _) = client_answering(vec![answer(200, body), answer(200, chunked)]);
+        for _ in 0..2 {
+            let consent = client.get_consent("bc_1").await.unwrap();
+            assert_eq!(consent.id, "bc_1");
+            assert_eq!(consent.provider.unwrap().len(), filler.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_error_body_is_an_error_without_an_envelope() {
+        let body = format!(
+            r#"{{"error":{{"code":"bad_provider","message":"{}"}}}}"#,
+            "x".repeat(MAX_ANSWER_BYTES)
+        );
+        let (client, scripted) = client_answering(vec![answer(400, body)]);
+        let error = client.get_consent("bc_1").await.unwrap_err();
+        assert!(
+            matches!(&error, Error::FinexerRejected { status: 400, code, message }
+                if code == "unknown" && message == "request refused"),
+            "{error:?}"
+        );
+        assert_eq!(scripted.seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn consent_hosts_derived_from_an_api_host_cover_its_domain() {
+        let hosts = ConsentHosts::derived_from(&Url::parse("https://api.finexer.com").unwrap());
+        assert_eq!(
+            hosts,
+            ConsentHosts::parse("api.finexer.com, finexer.com, *.finexer.com").unwrap()
+        );
+        for host in [
+            "connect.finexer.com",
+            "finexer.com",
+            "a.b.finexer.com",
+            "API.finexer.com",
+        ] {
+            assert!(hosts.allows(host), "{host}");
+        }
+        for host in [
+            "finexer.com.evil.example",
+            "evilfinexer.com",
+            ".finexer.com",
+            "finexer.co",
+            "com",
+            "",
+        ] {
+            assert!(!hosts.allows(host), "{host}");
+        }
+
+        let local = ConsentHosts::derived_from(&Url::parse("http://127.0.0.1:3301").unwrap());
+        assert!(local.allows("127.0.0.1"));
+        assert!(!local.allows("127.0.0.2"));
+        assert!(!local.allows("localhost"));
+
+        // Not `api.`: the host alone.
+        let other = ConsentHosts::derived_from(&Url::parse("https://finexer.example/v1/").unwrap());
+        assert_eq!(other, ConsentHosts::parse("finexer.example").unwrap());
+        assert!(!other.allows("connect.finexer.example"));
+    }
+
+    #[test]
+    fn consent_hosts_parse_refuses_what_is_not_a_host() {
+        let parsed =
+            ConsentHosts::parse(" Connect.Finexer.com ,*.finexer.com,[::1],127.0.0.1").unwrap();
+        assert!(parsed.allows("connect.finexer.com"));
+        assert!(parsed.allows("x.finexer.com"));
+        assert!(!parsed.allows("finexer.com"));
+        assert!(parsed.allows("[::1]"));
+        for raw in [
+            "",
+            " ",
+            "a.example,",
+            "a.example,,b.example",
+            "https://a.example",
+            "a.example:443",
+            "a.example/x",
+            "u@a.example",
+            "*.com",
+            "*.*.a.example",
+            "a.*.example",
+            "*",
+            "-a.example",
+            "a..example",
+            "[::1",
+            "[zz]",
+            "caf\u{e9}.example",
+        ] {
+            assert!(ConsentHosts::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn consent_page_url_refuses_unexpected_hosts_and_schemes() {
+        let hosts = ConsentHosts::derived_from(&Url::parse("https://api.finexer.com").unwrap());
+        for refused in [
+            "http://connect.finexer.com/x?token=secret",
+            "https://evil.example/x?token=secret",
+            "https://u:p@connect.finexer.com/x?token=secret",
+            "https://u@connect.finexer.com/x",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "http://127.0.0.1:3301/connect/bc_1",
+        ] {
+            let error = consent_page_url(refused, &hosts, Some("t"), None, None).unwrap_err();
+            match error {
+                Error::FinexerUnavailable {
+                    detail,
+                    retry_after: None,
+                } => {
+                    assert!(detail.starts_with("consent_url refused: "), "{detail}");
+                    assert!(!detail.contains("secret"), "{detail}");
+                    assert!(!detail.contains("u:p"), "{detail}");
+                }
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+
+        let page = consent_page_url(
+            "https://connect.finexer.com/c/bc_1",
+            &hosts,
+            Some("dark"),
+            Some(true),
+            Some(false),
+        )
+        .unwrap();
+        assert_eq!(
+            page.as_str(),
+            "https://connect.finexer.com/c/bc_1?template=dark&skip_info=true&skip_qr=false"
+        );
+
+        let local = ConsentHosts::derived_from(&Url::parse("http://127.0.0.1:3301").unwrap());
+        let page = consent_page_url(
+            "http://127.0.0.1:3301/connect/bc_1",
+            &local,
+            None,
+            Some(true),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            page.as_str(),
+            "http://127.0.0.1:3301/connect/bc_1?skip_info=true"
+        );
+        // Loopback by name or IPv6 too, when listed.
+        let named = ConsentHosts::parse("localhost,[::1]").unwrap();
+        for url in ["http://localhost:3301/c", "http://[::1]:3301/c"] {
+            assert!(
+                consent_page_url(url, &named, None, None, None).is_ok(),
+                "{url}"
+            );
+        }
+        // Plain http to a listed but non-loopback host is still refused.
+        let listed = ConsentHosts::parse("connect.finexer.com").unwrap();
+        assert!(
+            consent_page_url("http://connect.finexer.com/c", &listed, None, None, None).is_err()
         );
     }
 }

@@ -9,7 +9,7 @@ use super::now;
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
+use crate::finexer::{ConsentHosts, ConsentStatus, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, CustomerClaim, StateRecord, StatusChange};
@@ -131,9 +131,13 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         &consent.status,
         consent.redirect.and_then(|r| r.consent_url),
     ) {
-        (ConsentStatus::Pending, Some(url)) => {
-            consent_page_url(&url, template, input.skip_info, input.skip_qr)
-        }
+        (ConsentStatus::Pending, Some(url)) => consent_page_url(
+            &url,
+            &ConsentHosts::derived_from(&app.config.finexer_base_url),
+            template,
+            input.skip_info,
+            input.skip_qr,
+        ),
         _ => Err(Error::FinexerUnavailable {
             detail: format!(
                 "consent {} came back {} without a consent page",

@@ -7,11 +7,15 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::finexer::ConsentHosts;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Finexer API base URL (`FINEXER_BASE_URL`).
     pub finexer_base_url: Url,
+    /// Hosts Finexer's consent pages may be on (`FINEXER_CONSENT_HOSTS`;
+    /// derived from the base URL when unset).
+    pub finexer_consent_hosts: ConsentHosts,
     /// Per-attempt timeout of a Finexer call (`FINEXER_TIMEOUT_MS`).
     pub finexer_timeout: Duration,
     /// Secrets Manager secret holding the API key and signing keys (`CONNECT_SECRET_ID`).
@@ -57,6 +61,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "Finexer API base URL",
     ),
     (
+        "FINEXER_CONSENT_HOSTS",
+        Some(""),
+        "hosts allowed in Finexer's consent_url (comma separated, `*.` for subdomains); empty: the base URL's host and, for api.<domain>, <domain> and its subdomains",
+    ),
+    (
         "FINEXER_TIMEOUT_MS",
         Some("5000"),
         "timeout of one Finexer call",
@@ -96,6 +105,8 @@ impl Config {
             problems: Vec::new(),
         };
         let finexer_base_url = reader.url("FINEXER_BASE_URL");
+        let finexer_consent_hosts =
+            reader.consent_hosts("FINEXER_CONSENT_HOSTS", &finexer_base_url);
         let finexer_timeout = reader.millis("FINEXER_TIMEOUT_MS", 1, 60_000);
         let secret_id = reader.string("CONNECT_SECRET_ID");
         let secrets_cache_ttl = reader.seconds("SECRETS_CACHE_SECONDS", 0, 86_400);
@@ -111,6 +122,7 @@ impl Config {
         }
         Ok(Config {
             finexer_base_url: finexer_base_url.expect("checked"),
+            finexer_consent_hosts: finexer_consent_hosts.expect("checked"),
             finexer_timeout: finexer_timeout.expect("checked"),
             secret_id: secret_id.expect("checked"),
             secrets_cache_ttl: secrets_cache_ttl.expect("checked"),
@@ -201,6 +213,20 @@ impl Reader<'_> {
 
     fn millis(&mut self, name: &str, min: u64, max: u64) -> Option<Duration> {
         self.number(name, min, max).map(Duration::from_millis)
+    }
+
+    fn consent_hosts(&mut self, name: &str, base: &Option<Url>) -> Option<ConsentHosts> {
+        let raw = (self.lookup)(name).unwrap_or_default();
+        if raw.trim().is_empty() {
+            return base.as_ref().map(ConsentHosts::derived_from);
+        }
+        match ConsentHosts::parse(&raw) {
+            Ok(hosts) => Some(hosts),
+            Err(why) => {
+                self.problems.push(format!("{name}: {why}"));
+                None
+            }
+        }
     }
 
     fn boolean(&mut self, name: &str) -> Option<bool> {

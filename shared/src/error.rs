@@ -40,6 +40,10 @@ pub enum Error {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// Finexer answered something we must not use (a consent page on a host
+    /// or scheme we do not trust); the consent is revoked.
+    #[error("Finexer's answer was refused: {0}")]
+    FinexerInvalid(String),
     /// Another request is doing the same work right now (e.g. creating the
     /// user's Finexer customer); the caller should retry shortly.
     #[error("{0}")]
@@ -91,6 +95,7 @@ impl Error {
                 "upstream-unavailable",
                 "Bank connection provider unavailable",
             ),
+            Error::FinexerInvalid(_) => (502, "upstream-error", "Bank connection provider error"),
             Error::Busy(_) => (503, "busy", "Try again shortly"),
             Error::StoreUnavailable(_) => (503, "store-unavailable", "Service unavailable"),
             Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
@@ -136,6 +141,9 @@ impl Error {
             }
             Error::FinexerUnavailable { .. } => {
                 "The bank connection provider did not answer in time; try again shortly.".into()
+            }
+            Error::FinexerInvalid(_) => {
+                "The bank connection provider answered something we cannot use.".into()
             }
             Error::StoreUnavailable(_) => "Storage is unavailable; try again shortly.".into(),
             Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {

@@ -593,7 +593,7 @@ fn loopback_host(url: &Url) -> bool {
 ///
 /// The URL is where we send the user's browser, so it is checked first: https
 /// (http only to a loopback host), no user info, and a host in `hosts`.
-/// A refusal's detail starts with `consent_url refused:` and never includes
+/// A refusal is [`Error::FinexerInvalid`] (a 502); its detail never includes
 /// the URL's query, which may carry tokens.
 pub fn consent_page_url(
     consent_url: &str,
@@ -603,8 +603,8 @@ pub fn consent_page_url(
     skip_qr: Option<bool>,
 ) -> Result<Url> {
     let mut url = Url::parse(consent_url)
-        .map_err(|_| unavailable("Finexer returned an invalid consent_url".into(), None))?;
-    let refused = |reason: String| unavailable(format!("consent_url refused: {reason}"), None);
+        .map_err(|_| Error::FinexerInvalid("consent_url refused: not a URL".into()))?;
+    let refused = |reason: String| Error::FinexerInvalid(format!("consent_url refused: {reason}"));
     match url.scheme() {
         "https" => {}
         "http" if loopback_host(&url) => {}
@@ -948,10 +948,7 @@ mod tests {
         ] {
             let error = consent_page_url(refused, &hosts, Some("t"), None, None).unwrap_err();
             match error {
-                Error::FinexerUnavailable {
-                    detail,
-                    retry_after: None,
-                } => {
+                Error::FinexerInvalid(detail) => {
                     assert!(detail.starts_with("consent_url refused: "), "{detail}");
                     assert!(!detail.contains("secret"), "{detail}");
                     assert!(!detail.contains("u:p"), "{detail}");

@@ -9,7 +9,7 @@ use super::now;
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::finexer::{ConsentHosts, ConsentStatus, NewConsent, NewCustomer, consent_page_url};
+use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, CustomerClaim, StateRecord, StatusChange};
@@ -133,7 +133,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     ) {
         (ConsentStatus::Pending, Some(url)) => consent_page_url(
             &url,
-            &ConsentHosts::derived_from(&app.config.finexer_base_url),
+            &app.config.finexer_consent_hosts,
             template,
             input.skip_info,
             input.skip_qr,

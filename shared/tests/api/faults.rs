@@ -213,3 +213,32 @@ async fn a_consent_that_cannot_be_recorded_is_revoked_at_finexer() {
         "{calls:?}"
     );
 }
+
+#[tokio::test]
+async fn a_consent_page_on_an_unexpected_host_is_refused_and_revoked() {
+    let env = TestEnv::start().await;
+    let answer = consent_json("bc_elsewhere", "pending", None, "https://evil.example");
+    env.finexer_fault(
+        "POST",
+        "^/consents$",
+        ResponseTemplate::new(200).set_body_json(answer),
+        None,
+    )
+    .await;
+    let (status, problem) = env.create_link("ivan", json!({})).await;
+    assert_eq!(status, 502, "{problem}");
+    assert!(
+        !problem.to_string().contains("evil.example"),
+        "the URL is not repeated"
+    );
+    assert!(
+        env.finexer_calls()
+            .await
+            .contains(&"POST /consents/bc_elsewhere/revoke".to_owned()),
+        "the consent is not left live at Finexer"
+    );
+    assert!(
+        env.item("CONSENT#bc_elsewhere", "CONSENT").await.is_none(),
+        "nothing recorded"
+    );
+}

@@ -7,7 +7,9 @@ follows the code when it changes:
 * environment: the required names in the `VARIABLES` table of
   shared/src/config.rs; every name the template sets must be in that table;
 * IAM: the handler a function's main.rs runs, the `ConsentStore` methods that
-  handler (and the helpers it calls in handlers/mod.rs) calls, the SDK
+  handler calls, directly or through the functions it reaches in
+  shared/src/handlers (the helpers of mod.rs, `revocation::finish()` and
+  whatever those call in turn), the SDK
   operations those methods make in shared/src/store/dynamo.rs, and the Secrets
   Manager call in shared/src/secrets.rs; the policy must grant exactly those
   actions on exactly the table, its `by_owner` index and the one secret;
@@ -231,15 +233,63 @@ def handler_of(src: Source, crate: str) -> tuple[str, str]:
     raise SystemExit(f"handler {name} of {crate} not found in shared/src/handlers")
 
 
+HANDLERS_DIR = "shared/src/handlers"
+# A call: `name(`, `module::name(` or `super::name(`, not a method call
+# (`.name(`) and not a path's inner segment (`a::module::name(`).
+CALL = re.compile(r"(?<![\w.:])(?:(\w+)\s*::\s*)?(\w+)\s*\(")
+
+
+def handler_modules(src: Source) -> dict[str, dict[str, str]]:
+    """Module name (`mod` for handlers/mod.rs) -> its functions' bodies."""
+    modules = {}
+    for path in sorted((src.root / HANDLERS_DIR).glob("*.rs")):
+        modules[path.stem] = fn_bodies(src.read(f"{HANDLERS_DIR}/{path.name}"))
+    return modules
+
+
+def reachable_helpers(src: Source, handler_file: str, text: str) -> dict[tuple[str, str], str]:
+    """(module, fn) -> body of every function in shared/src/handlers that the
+    handler module's `text` reaches: helpers of handlers/mod.rs (`name(`,
+    `super::name(`), functions of sibling modules (`revocation::finish(`,
+    `confirm::new_code(`), and, transitively, what those call, including
+    functions of their own module (`name(`)."""
+    modules = handler_modules(src)
+    own = Path(handler_file).stem
+
+    def callees(body: str, module: str) -> set[tuple[str, str]]:
+        found = set()
+        for qualifier, name in CALL.findall(body):
+            if not qualifier:
+                for candidate in (module, "mod"):
+                    if name in modules.get(candidate, {}):
+                        found.add((candidate, name))
+                        break
+            elif qualifier == "super" and name in modules.get("mod", {}):
+                found.add(("mod", name))
+            elif qualifier in modules and qualifier != "mod" and name in modules[qualifier]:
+                found.add((qualifier, name))
+        return found
+
+    reached: dict[tuple[str, str], str] = {}
+    todo = [key for key in callees(text, own) if key[0] != own]
+    while todo:
+        key = todo.pop()
+        if key in reached:
+            continue
+        reached[key] = modules[key[0]][key[1]]
+        todo += [k for k in callees(reached[key], key[0]) if k not in reached and k[0] != own]
+    return reached
+
+
 def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
     """IAM actions a handler needs: {(action, resource_kind)} with resource_kind
     'table', 'index' or 'secret'."""
     methods = store_methods(src)
     ops = dynamo_operations(src)
     text = strip_comments(strip_tests(src.read(handler_file)))
-    # Helpers in handlers/mod.rs that the handler calls count as the handler's.
-    helpers = fn_bodies(src.read("shared/src/handlers/mod.rs"))
-    texts = [text] + [body for name, body in helpers.items() if re.search(rf"\b{name}\s*\(", text)]
+    # Functions of the other handler modules that the handler calls, directly
+    # or through each other, count as the handler's.
+    texts = [text] + [body for _, body in sorted(reachable_helpers(src, handler_file, text).items())]
     called = set()
     for t in texts:
         called |= {m for m in re.findall(r"\bstore\s*\.\s*(\w+)\s*\(", t) if m in methods}
@@ -676,6 +726,12 @@ def negative_cases(template_path: Path, root: Path):
     case("callback policy without UpdateItem (its transaction's Update items)",
          "CallbackFunction (callback): policy lacks dynamodb:UpdateItem",
          template=mutated(template_path, drop_action("CallbackFunction", "dynamodb:UpdateItem")))
+    case("consents policy without UpdateItem (a lapsed consent is revoked through revocation.rs)",
+         "ConsentsFunction (consents): policy lacks dynamodb:UpdateItem",
+         template=mutated(template_path, drop_action("ConsentsFunction", "dynamodb:UpdateItem")))
+    case("confirm policy without the secret (it revokes at Finexer through revocation.rs)",
+         "ConfirmFunction (confirm): policy lacks secretsmanager:GetSecretValue",
+         template=mutated(template_path, drop_action("ConfirmFunction", "secretsmanager:GetSecretValue")))
     case("revoke policy with an extra dynamodb:Scan",
          "RevokeFunction (revoke): policy grants dynamodb:Scan",
          template=mutated(template_path, add_action("RevokeFunction", "dynamodb:Scan")))
@@ -700,6 +756,16 @@ def negative_cases(template_path: Path, root: Path):
 
     def wide_cors(t):
         t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] = ["*"]
+    def open_confirm(t):
+        del t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]["/consents/{id}/confirm"]["post"]["security"]
+    case("POST /consents/{id}/confirm without the JWT authorizer",
+         "route POST /consents/{id}/confirm has no JWT authorizer", template=mutated(template_path, open_confirm))
+
+    def drop_confirm(t):
+        del t["Resources"]["ConfirmFunction"]
+    case("the confirm function missing from the template",
+         "functions/confirm has no AWS::Serverless::Function", template=mutated(template_path, drop_confirm))
+
     case("CORS open to every origin", "CORS AllowOrigins must be", template=mutated(template_path, wide_cors))
 
     config = (root / "shared/src/config.rs").read_text()
@@ -714,6 +780,17 @@ def negative_cases(template_path: Path, root: Path):
          overrides={"shared/src/handlers/revoke.rs": revoke.replace(
              "let owner = caller.user_id.as_str();",
              "let owner = caller.user_id.as_str();\n    app.store.release_customer_claim(owner).await?;", 1)})
+
+    # consents reaches finish() only through settle_unconfirmed(): the check
+    # must follow calls inside revocation.rs, not just into it.
+    revocation = (root / "shared/src/handlers/revocation.rs").read_text()
+    marker = "pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {"
+    if marker not in revocation:
+        raise SystemExit("negative check: revocation::finish's signature changed; update the marker")
+    case("revocation::finish starts deleting items (consents reaches it via settle_unconfirmed)",
+         "ConsentsFunction (consents): policy lacks dynamodb:DeleteItem",
+         overrides={"shared/src/handlers/revocation.rs": revocation.replace(
+             marker, marker + "\n    app.store.release_customer_claim(consent_id).await?;", 1)})
 
     manifest = tomllib.loads((root / "functions/consents/Cargo.toml").read_text())
     manifest["package"]["metadata"]["lambda"]["deploy"]["memory"] = 256

@@ -96,7 +96,22 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    assert_eq!(http.get(&callback).send().await.unwrap().status(), 303);
+    let back = http.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    let code = url::Url::parse(back.headers()["location"].to_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let confirm = http
+        .post(format!("{base}/consents/{consent_id}/confirm"))
+        .bearer_auth(&bearer)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 200);
     for path in [
         format!("/consents/{consent_id}/accounts"),
         format!("/consents/{consent_id}"),
@@ -143,6 +158,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         ("state-signing key", signing_key),
         ("state token", state),
         ("state token signature", state_signature),
+        ("confirmation code", code),
         ("bearer token", bearer),
         ("bearer token signature", bearer_signature),
     ];

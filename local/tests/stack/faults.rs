@@ -186,9 +186,7 @@ async fn revoke_when_finexer_fails() {
 async fn account_reads_when_finexer_fails() {
     let stack = Stack::start().await;
     let token = stack.token("carol").await;
-    let (consent_id, _) = stack.link(&token).await;
-    let callback = stack.decide(&consent_id, "approve").await;
-    assert_eq!(stack.get(&callback).await.status(), 303);
+    let consent_id = stack.confirmed_link(&token).await;
     for fault in FAULTS {
         for path in [
             format!("/consents/{consent_id}/accounts"),

@@ -306,3 +306,37 @@ pub async fn problem(response: Response, status: u16) -> Value {
     }
     body
 }
+
+/// The owner's confirmation step, as a frontend drives it.
+impl Stack {
+    /// Approves at the sandbox's consent page and follows the browser back
+    /// through our callback: the query the frontend receives.
+    pub async fn approve(&self, consent_id: &str) -> HashMap<String, String> {
+        let callback = self.decide(consent_id, "approve").await;
+        let response = self.get(&callback).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        query_of(response.headers()["location"].to_str().unwrap())
+    }
+
+    pub async fn confirm(&self, token: &str, consent_id: &str, code: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/consents/{consent_id}/confirm", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A link of the token's user, approved and confirmed.
+    pub async fn confirmed_link(&self, token: &str) -> String {
+        let (consent_id, _) = self.link(token).await;
+        let back = self.approve(&consent_id).await;
+        let (status, body) = self.confirm(token, &consent_id, &back["code"]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        consent_id
+    }
+}

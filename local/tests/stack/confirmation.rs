@@ -1,0 +1,201 @@
+//! A consent counts only once the person who signed in confirms it: the
+//! injection attack, racing confirmations, which accounts are served, and
+//! the callback without a state, against the real stack.
+
+use std::collections::HashMap;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_link_completed_in_another_users_browser_is_revoked() {
+    let stack = Stack::start().await;
+    let attacker = stack.token("mallory").await;
+    let victim = stack.token("victor").await;
+
+    // Mallory creates the link; Victor's browser completes the bank journey
+    // and comes back with the code; Victor's own session confirms.
+    let (consent_id, _) = stack.link(&attacker).await;
+    let back = stack.approve(&consent_id).await;
+    assert_eq!(back["status"], "authorized");
+    let (status, _) = stack.confirm(&victim, &consent_id, &back["code"]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "as for an unknown consent");
+    assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
+    let record = stack.consent(&attacker, &consent_id).await;
+    assert_eq!(record["status"], "canceled");
+    assert_eq!(record["revoke_reason"], "confirmed_by_another_user");
+
+    // Neither of them sees the victim's accounts.
+    for token in [&attacker, &victim] {
+        let (status, all) = stack.api(token, "GET", "/accounts").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(all["data"], json!([]));
+    }
+    let path = format!("/consents/{consent_id}/accounts");
+    assert_eq!(
+        stack.api(&attacker, "GET", &path).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        stack.api(&victim, "GET", &path).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_link_owner_cannot_confirm_without_the_code() {
+    let stack = Stack::start().await;
+    let attacker = stack.token("mallory").await;
+    let (consent_id, _) = stack.link(&attacker).await;
+    // The victim's browser comes back with the code; Mallory never sees it.
+    let back = stack.approve(&consent_id).await;
+    let guessed = "A".repeat(back["code"].len());
+    let (status, _) = stack.confirm(&attacker, &consent_id, &guessed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let record = stack.consent(&attacker, &consent_id).await;
+    assert_eq!(record["status"], "authorized");
+    assert!(record["confirmed_at"].is_null());
+    let (status, _) = stack
+        .api(
+            &attacker,
+            "GET",
+            &format!("/consents/{consent_id}/accounts"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "confirm first");
+    let (_, all) = stack.api(&attacker, "GET", "/accounts").await;
+    assert_eq!(all["data"], json!([]));
+}
+
+#[tokio::test]
+async fn fifty_confirms_with_one_code_confirm_once() {
+    let stack = Stack::start().await;
+    let token = stack.token("olivia").await;
+    let (consent_id, _) = stack.link(&token).await;
+    let code = stack.approve(&consent_id).await["code"].clone();
+    let answers = join_all((0..50).map(|_| stack.confirm(&token, &consent_id, &code))).await;
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for (status, body) in &answers {
+        *statuses.entry(status.as_u16()).or_default() += 1;
+        if *status == StatusCode::OK {
+            assert!(body["confirmed_at"].is_string(), "{body}");
+        }
+    }
+    assert!(
+        statuses.keys().all(|s| *s == 200 || *s == 409),
+        "the same answer or a clear 409: {statuses:?}"
+    );
+    let confirmed_at: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| &body["confirmed_at"])
+        .collect();
+    assert!(
+        confirmed_at.windows(2).all(|w| w[0] == w[1]),
+        "every 200 tells of the one confirmation"
+    );
+    let record = stack.consent(&token, &consent_id).await;
+    let confirms = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["source"] == "confirm")
+        .count();
+    assert_eq!(confirms, 1, "exactly one request confirmed it");
+}
+
+#[tokio::test]
+async fn accounts_come_only_from_confirmed_consents_in_our_records() {
+    let stack = Stack::start().await;
+    let token = stack.token("priya").await;
+    let confirmed = stack.confirmed_link(&token).await;
+    let (unconfirmed, _) = stack.link(&token).await;
+    stack.approve(&unconfirmed).await;
+    // Confirmed, then a revoke whose Finexer call fails: revoke_pending,
+    // though Finexer still lists it as authorized.
+    let pending_revoke = stack.confirmed_link(&token).await;
+    stack
+        .fault(json!({"method": "POST", "path_prefix": format!("/consents/{pending_revoke}/revoke"), "status": 500}))
+        .await;
+    let (status, _) = stack
+        .api(
+            &token,
+            "POST",
+            &format!("/consents/{pending_revoke}/revoke"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    stack.clear_faults().await;
+    assert_eq!(
+        stack.consent(&token, &pending_revoke).await["status"],
+        "revoke_pending"
+    );
+    for id in [&confirmed, &unconfirmed, &pending_revoke] {
+        assert_eq!(stack.finexer_status(id).await, "authorized", "{id}");
+    }
+
+    let (status, all) = stack.api(&token, "GET", "/accounts").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let accounts = all["data"].as_array().unwrap();
+    assert!(!accounts.is_empty(), "the confirmed consent has accounts");
+    for account in accounts {
+        assert_eq!(account["consent"], confirmed.as_str(), "{account}");
+    }
+}
+
+#[tokio::test]
+async fn a_callback_without_state_reveals_nothing() {
+    let stack = Stack::start().await;
+    let token = stack.token("quinn").await;
+    let (pending, _) = stack.link(&token).await;
+    let authorized = stack.confirmed_link(&token).await;
+    let canceled = stack.confirmed_link(&token).await;
+    let (status, _) = stack
+        .api(&token, "POST", &format!("/consents/{canceled}/revoke"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let ids = ["bc_unknown0000", &pending, &authorized, &canceled];
+    let calls_before = stack.finexer_calls().await.len();
+    let mut pages = Vec::new();
+    for id in ids {
+        for suffix in ["", "&error=access_denied"] {
+            let response = stack
+                .get(&format!("{}/callback?fx_consent={id}{suffix}", stack.base))
+                .await;
+            let status = response.status();
+            let location = response.headers().get("location").cloned();
+            let body = response.bytes().await.unwrap();
+            assert!(location.is_none(), "{id}: no redirect");
+            pages.push((id, status, body));
+        }
+    }
+    let (_, first_status, first_body) = &pages[0];
+    assert_eq!(*first_status, StatusCode::OK);
+    for (id, status, body) in &pages {
+        assert_eq!(status, first_status, "{id}");
+        assert_eq!(body, first_body, "{id}: byte-identical page");
+    }
+    // Finexer is asked about the pending consent only (once per probe).
+    let calls = stack.finexer_calls().await;
+    let asked: Vec<&String> = calls[calls_before..]
+        .iter()
+        .filter(|c| c.starts_with("GET /consents/"))
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().all(|c| c.ends_with(pending.as_str())));
+    for (id, status) in [
+        (&pending, "pending"),
+        (&authorized, "authorized"),
+        (&canceled, "canceled"),
+    ] {
+        assert_eq!(
+            stack.consent(&token, id).await["status"],
+            status,
+            "unchanged"
+        );
+    }
+}

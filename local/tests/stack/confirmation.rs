@@ -98,13 +98,11 @@ async fn fifty_confirms_with_one_code_confirm_once() {
         "every 200 tells of the one confirmation"
     );
     let record = stack.consent(&token, &consent_id).await;
-    let confirms = record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["source"] == "confirm")
-        .count();
-    assert_eq!(confirms, 1, "exactly one request confirmed it");
+    assert_eq!(
+        changes_by(&record, "confirm"),
+        1,
+        "exactly one request confirmed it"
+    );
 }
 
 #[tokio::test]

@@ -28,13 +28,11 @@ async fn fifty_callbacks_with_one_state_apply_it_once() {
         "only redirects and error pages: {statuses:?}"
     );
     let record = stack.consent(&token, &consent_id).await;
-    let callbacks = record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["source"] == "callback")
-        .count();
-    assert_eq!(callbacks, 1, "exactly one callback processed the state");
+    assert_eq!(
+        changes_by(&record, "callback"),
+        1,
+        "exactly one callback processed the state"
+    );
 }
 
 async fn journey(stack: &Stack, token: &str) -> String {

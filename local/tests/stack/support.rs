@@ -293,6 +293,13 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// How many of a consent view's history entries `source` made.
+pub fn changes_by(record: &Value, source: &str) -> usize {
+    record["history"].as_array().map_or(0, |history| {
+        history.iter().filter(|h| h["source"] == source).count()
+    })
+}
+
 /// Asserts an API problem response: status, JSON problem shape.
 pub async fn problem(response: Response, status: u16) -> Value {
     assert_eq!(response.status().as_u16(), status);

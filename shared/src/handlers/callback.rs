@@ -13,7 +13,7 @@ use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Guard, Transition};
 
 pub async fn callback(app: &App, request: Request) -> Response<Body> {
-    handle(app, &request)
+    crate::deadline::guard(handle(app, &request))
         .await
         .unwrap_or_else(|e| e.into_html_response(app.config.default_frontend()))
 }

@@ -26,7 +26,7 @@ struct List<T> {
 }
 
 pub async fn consents(app: &App, request: Request) -> Response<Body> {
-    handle(app, request)
+    crate::deadline::guard(handle(app, request))
         .await
         .unwrap_or_else(Error::into_problem_response)
 }

@@ -46,7 +46,7 @@ const CUSTOMER_POLL: Duration = Duration::from_millis(100);
 const CUSTOMER_POLL_MAX: Duration = Duration::from_millis(800);
 
 pub async fn create_link(app: &App, request: Request) -> Response<Body> {
-    handle(app, request)
+    crate::deadline::guard(handle(app, request))
         .await
         .unwrap_or_else(Error::into_problem_response)
 }

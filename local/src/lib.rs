@@ -219,7 +219,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     };
     let function_config = config.function_config(addr, sandbox.as_ref().map(|s| s.addr()))?;
 
-    let aws = shared::net::aws_config_loader()
+    let aws = shared::net::aws_config_loader(function_config.store_timeout)
         .map_err(|e| LocalError::Emulator(e.to_string()))?
         .endpoint_url(&endpoint)
         .load()

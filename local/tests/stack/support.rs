@@ -116,6 +116,9 @@ impl Stack {
             ("CONSENT_TABLE".into(), table.clone()),
             ("CONNECT_SECRET_ID".into(), format!("stack/{suffix}")),
             ("FINEXER_TIMEOUT_MS".into(), "500".into()),
+            // moto applies one request at a time: under the parallel tests
+            // a queue forms that production's 2 s would count as a stall.
+            ("STORE_TIMEOUT_MS".into(), "10000".into()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());

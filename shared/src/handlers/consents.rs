@@ -141,7 +141,8 @@ async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>>
             .finexer
             .bank_accounts(&record.customer_id, Some(&record.consent_id))
             .await?;
-        if !list.is_empty() || !fresh || attempt >= ACCOUNT_RETRIES {
+        let in_time = crate::deadline::remaining().is_none_or(|left| left > ACCOUNT_RETRY_WAIT * 2);
+        if !list.is_empty() || !fresh || attempt >= ACCOUNT_RETRIES || !in_time {
             return Ok(list);
         }
         attempt += 1;

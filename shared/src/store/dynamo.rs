@@ -85,24 +85,45 @@ struct TransitionUpdate {
     values: Item,
 }
 
+/// The update for `change` with one `effect` on the history, conditioned so
+/// that it applies only when that effect is the right one for the stored
+/// record (`Transition::history_effect`, the same rule in memory).
 fn transition_update(
     guard: Guard<'_>,
     from: &[ConsentStatus],
     change: &Transition,
+    effect: HistoryEffect,
 ) -> Result<TransitionUpdate> {
     let entry = serde_dynamo::to_attribute_value(change.entry()).map_err(corrupt)?;
     let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
     let mut values: Item = HashMap::from([
         (":to".into(), s(change.to.as_str())),
         (":at".into(), s(&change.at)),
-        (":entry".into(), AttributeValue::L(vec![entry])),
-        (":empty".into(), AttributeValue::L(vec![])),
     ]);
-    let mut update = vec![
-        "#status = :to".to_owned(),
-        "updated_at = :at".to_owned(),
-        "history = list_append(if_not_exists(history, :empty), :entry)".to_owned(),
-    ];
+    let mut update = vec!["#status = :to".to_owned(), "updated_at = :at".to_owned()];
+    let changes_status = if change.always_recorded() {
+        String::new()
+    } else {
+        " AND #status <> :to".to_owned()
+    };
+    let history_condition = match effect {
+        HistoryEffect::Append => {
+            update.push("history = list_append(if_not_exists(history, :empty), :entry)".into());
+            values.insert(":entry".into(), AttributeValue::L(vec![entry]));
+            values.insert(":empty".into(), AttributeValue::L(vec![]));
+            values.insert(":limit".into(), n(HISTORY_LIMIT as i64));
+            format!(
+                "{changes_status} AND (attribute_not_exists(history) OR size(history) < :limit)"
+            )
+        }
+        HistoryEffect::Skip => " AND #status = :to".to_owned(),
+        HistoryEffect::ReplaceLast => {
+            update.push(format!("history[{}] = :entry", HISTORY_LIMIT - 1));
+            values.insert(":entry".into(), entry);
+            values.insert(":limit".into(), n(HISTORY_LIMIT as i64));
+            format!("{changes_status} AND size(history) >= :limit")
+        }
+    };
     for (field, value) in change.fields() {
         if let Some(value) = value {
             update.push(format!("{field} = :{field}"));
@@ -132,6 +153,7 @@ fn transition_update(
         // Fixed-width timestamps: text order is time order.
         condition.push_str(" AND confirm_code_hash = :code AND confirm_by > :now");
     }
+    condition.push_str(&history_condition);
     Ok(TransitionUpdate {
         update: format!("SET {}", update.join(", ")),
         condition,
@@ -403,7 +425,7 @@ impl ConsentStore for DynamoStore {
             .expression_attribute_values(":consent", s(consent_id))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let plan = transition_update(Guard::default(), from, change)?;
+        let plan = transition_update(Guard::default(), from, change, HistoryEffect::Append)?;
         let apply = Update::builder()
             .table_name(&self.table)
             .set_key(Some(consent_key(consent_id)))
@@ -458,31 +480,38 @@ impl ConsentStore for DynamoStore {
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>> {
-        let plan = transition_update(guard, from, change)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(consent_key(consent_id)))
-            .update_expression(plan.update)
-            .condition_expression(plan.condition)
-            .set_expression_attribute_names(Some(plan.names))
-            .set_expression_attribute_values(Some(plan.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.unwrap_or_default();
-                Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable("UpdateItem", e)),
+        // One conditional write per history effect, most likely first: the
+        // stored record's own state picks the one that applies.
+        let mut effects = vec![HistoryEffect::Append];
+        if !change.always_recorded() && from.contains(&change.to) {
+            effects.push(HistoryEffect::Skip);
         }
+        effects.push(HistoryEffect::ReplaceLast);
+        for effect in effects {
+            let plan = transition_update(guard, from, change, effect)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(consent_key(consent_id)))
+                .update_expression(plan.update)
+                .condition_expression(plan.condition)
+                .set_expression_attribute_names(Some(plan.names))
+                .set_expression_attribute_values(Some(plan.values))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    let item = output.attributes.unwrap_or_default();
+                    return Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?));
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(unavailable("UpdateItem", e)),
+            }
+        }
+        Ok(None)
     }
 }

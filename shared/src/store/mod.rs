@@ -165,6 +165,7 @@ impl Transition {
     /// Applies the change to a record in memory (the in-memory store, and the
     /// answer built after a conditional write that succeeded).
     pub fn apply(&self, record: &mut ConsentRecord) {
+        let effect = self.history_effect(record);
         record.status = self.to.clone();
         record.updated_at = self.at.clone();
         let fields = [
@@ -183,8 +184,48 @@ impl Transition {
                 *field = Some(value.clone());
             }
         }
-        record.history.push(self.entry());
+        match effect {
+            HistoryEffect::Append => record.history.push(self.entry()),
+            HistoryEffect::Skip => {}
+            HistoryEffect::ReplaceLast => {
+                record.history.truncate(HISTORY_LIMIT - 1);
+                record.history.push(self.entry());
+            }
+        }
     }
+
+    /// Confirming changes no status, yet it is an event worth keeping.
+    pub fn always_recorded(&self) -> bool {
+        self.source == ChangeSource::Confirm
+    }
+
+    /// What this change does to `current`'s history. Computed *before* the
+    /// change is applied (the conditional writes encode the same rule).
+    pub fn history_effect(&self, current: &ConsentRecord) -> HistoryEffect {
+        if current.status == self.to && !self.always_recorded() {
+            HistoryEffect::Skip
+        } else if current.history.len() >= HISTORY_LIMIT {
+            HistoryEffect::ReplaceLast
+        } else {
+            HistoryEffect::Append
+        }
+    }
+}
+
+/// Most entries a consent's history holds, so the item stays far below
+/// DynamoDB's 400 KB: the first ones are kept, and past the limit the newest
+/// change takes the last place. A change to the status the record already has
+/// (a retried revoke) adds none.
+pub const HISTORY_LIMIT: usize = 32;
+
+/// What a transition does to the record's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryEffect {
+    Append,
+    /// The status does not change: nothing to tell.
+    Skip,
+    /// The history is full: the newest change takes the last place.
+    ReplaceLast,
 }
 
 /// What must hold, besides the consent's status, for a transition to apply.

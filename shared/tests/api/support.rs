@@ -69,7 +69,11 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1"),
         "tests talk to 127.0.0.1 only, not {endpoint}"
     );
-    shared::net::aws_config_loader().unwrap().load().await
+    // Generous: moto applies one request at a time, and tests run many at once.
+    shared::net::aws_config_loader(Duration::from_secs(10))
+        .unwrap()
+        .load()
+        .await
 }
 
 pub fn secret_json(keys: &[(&str, &str)]) -> String {

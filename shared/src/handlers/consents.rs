@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -11,8 +13,8 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::finexer::BankAccount;
-use crate::http::{json_response, path_segments};
-use crate::store::{ConsentRecord, ConsentStatus};
+use crate::http::{json_response, param, path_segments, query_params};
+use crate::store::{ConsentRecord, ConsentStatus, LIST_LIMIT, Page};
 
 /// Finexer lists accounts a few seconds after an authorization: within this
 /// window an empty list is asked again, briefly.
@@ -24,6 +26,15 @@ const ACCOUNT_RETRY_WAIT: Duration = Duration::from_millis(500);
 struct List<T> {
     data: Vec<T>,
 }
+
+/// A page of consents; `next_cursor` asks for the next one.
+#[derive(Serialize)]
+struct ConsentPage {
+    data: Vec<ConsentView>,
+    next_cursor: Option<String>,
+}
+
+const DEFAULT_PAGE: usize = 50;
 
 pub async fn consents(app: &App, request: Request) -> Response<Body> {
     crate::deadline::guard(handle(app, request))
@@ -61,12 +72,14 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let owner = caller.user_id.as_str();
     match route(&request)? {
         Route::List => {
+            let listing = app.store.consents_of(owner, &page_of(&request)?).await?;
             let mut data = Vec::new();
-            for record in app.store.consents_of(owner).await? {
+            for record in listing.records {
                 let record = revocation::settle_unconfirmed(app, record).await?;
                 data.push(ConsentView::from(record));
             }
-            json_response(200, &List { data })
+            let next_cursor = listing.next.map(|after| URL_SAFE_NO_PAD.encode(after));
+            json_response(200, &ConsentPage { data, next_cursor })
         }
         Route::One(id) => {
             let record = owned_consent(&*app.store, &id, owner).await?;
@@ -98,10 +111,15 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             // Our records decide which consents count, never Finexer's
             // customer-wide listing: it also holds consents we refused or
             // that were never confirmed.
+            let first_page = Page {
+                limit: LIST_LIMIT,
+                after: None,
+            };
             let confirmed: Vec<_> = app
                 .store
-                .consents_of(owner)
+                .consents_of(owner, &first_page)
                 .await?
+                .records
                 .into_iter()
                 .filter(|record| record.is_confirmed())
                 .collect();
@@ -112,6 +130,37 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             json_response(200, &List { data })
         }
     }
+}
+
+/// `limit` (1 to 100) and `cursor` (from the page before) of a listing.
+fn page_of(request: &Request) -> Result<Page> {
+    let params = query_params(request)?;
+    let limit = match param(&params, "limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "limit must be a whole number from 1 to {LIST_LIMIT}"
+                ))
+            })?,
+    };
+    let after = param(&params, "cursor")
+        .map(|raw| {
+            let bad = || Error::BadRequest("cursor is not one this API gave out".into());
+            let decoded = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+            let after = String::from_utf8(decoded).map_err(|_| bad())?;
+            let well_formed = after.len() <= 200
+                && after.bytes().all(|b| b.is_ascii_graphic())
+                && after
+                    .split_once('#')
+                    .is_some_and(|(_, id)| checked_id(id, "cursor").is_ok());
+            if well_formed { Ok(after) } else { Err(bad()) }
+        })
+        .transpose()?;
+    Ok(Page { limit, after })
 }
 
 fn ensure_account_data_enabled(app: &App) -> Result<()> {

@@ -25,8 +25,6 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Used states stay readable a while past their expiry, so a reload is told
 /// "already used" rather than "unknown".
 const STATE_RETENTION_SECONDS: i64 = 24 * 3600;
-/// Most consents one listing returns.
-const LIST_LIMIT: usize = 100;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -245,10 +243,7 @@ fn consent_item(record: &ConsentRecord) -> Result<Item> {
     let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt)?;
     item.extend(consent_key(&record.consent_id));
     item.insert("owner_pk".into(), s(format!("OWNER#{}", record.owner)));
-    item.insert(
-        "owner_sk".into(),
-        s(format!("{}#{}", record.created_at, record.consent_id)),
-    );
+    item.insert("owner_sk".into(), s(record.list_key()));
     Ok(item)
 }
 
@@ -377,32 +372,38 @@ impl ConsentStore for DynamoStore {
         }
     }
 
-    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>> {
-        let mut records = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OWNER_INDEX)
-                .key_condition_expression("owner_pk = :owner")
-                .expression_attribute_values(":owner", s(format!("OWNER#{owner}")))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
-            for item in output.items.unwrap_or_default() {
-                records.push(serde_dynamo::from_item(item).map_err(corrupt)?);
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() || records.len() >= LIST_LIMIT {
-                break;
-            }
-        }
-        records.truncate(LIST_LIMIT);
-        Ok(records)
+    async fn consents_of(&self, owner: &str, page: &Page) -> Result<Listing> {
+        let start_key = page.after.as_ref().and_then(|after| {
+            let (_, consent_id) = after.split_once('#')?;
+            let mut key = consent_key(consent_id);
+            key.insert("owner_pk".into(), s(format!("OWNER#{owner}")));
+            key.insert("owner_sk".into(), s(after));
+            Some(key)
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("owner_pk = :owner")
+            .expression_attribute_values(":owner", s(format!("OWNER#{owner}")))
+            .scan_index_forward(false)
+            .limit(page.limit.min(LIST_LIMIT) as i32)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", e))?;
+        let records = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .collect::<Result<Vec<ConsentRecord>>>()?;
+        let next = output
+            .last_evaluated_key
+            .and(records.last())
+            .map(ConsentRecord::list_key);
+        Ok(Listing { records, next })
     }
 
     async fn consume_state(

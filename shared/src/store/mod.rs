@@ -228,6 +228,32 @@ pub enum HistoryEffect {
     ReplaceLast,
 }
 
+/// Most consents one page holds: with bounded histories a page stays far
+/// below 1 MB.
+pub const LIST_LIMIT: usize = 100;
+
+/// One page of a user's consents, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    /// The `list_key` of the last consent of the page before.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub records: Vec<ConsentRecord>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<String>,
+}
+
+impl ConsentRecord {
+    /// Its place in its owner's list: creation time, then id.
+    pub fn list_key(&self) -> String {
+        format!("{}#{}", self.created_at, self.consent_id)
+    }
+}
+
 /// What must hold, besides the consent's status, for a transition to apply.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Guard<'a> {
@@ -302,8 +328,8 @@ pub trait ConsentStore: Send + Sync {
 
     async fn consent(&self, consent_id: &str) -> Result<Option<ConsentRecord>>;
 
-    /// The owner's consents, newest first.
-    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>>;
+    /// One page of the owner's consents, newest first.
+    async fn consents_of(&self, owner: &str, page: &Page) -> Result<Listing>;
 
     /// Consumes a state bound to `consent_id` and applies `change` if the
     /// consent's status is one of `from`, atomically: both or neither.

@@ -142,15 +142,65 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     assert_eq!(b_now.status, ConsentStatus::Canceled);
     assert_eq!(b_now.revoked_at.as_deref(), Some("2026-11-25T11:00:00Z"));
 
+    let all = Page {
+        limit: 10,
+        after: None,
+    };
     let listed: Vec<String> = store
-        .consents_of("u1")
+        .consents_of("u1", &all)
         .await
         .unwrap()
+        .records
         .into_iter()
         .map(|c| c.consent_id)
         .collect();
     assert_eq!(listed, ["bc_b", "bc_a"]);
-    assert!(store.consents_of("u2").await.unwrap().is_empty());
+    assert!(
+        store
+            .consents_of("u2", &all)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    // Pages of one: the first says where the next starts.
+    let first = store
+        .consents_of(
+            "u1",
+            &Page {
+                limit: 1,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.records[0].consent_id, "bc_b");
+    let second = store
+        .consents_of(
+            "u1",
+            &Page {
+                limit: 1,
+                after: first.next.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.records[0].consent_id, "bc_a");
+    // DynamoDB may not know that a full page was the last: then the page
+    // after it is empty and ends the list.
+    if let Some(after) = second.next {
+        let rest = store
+            .consents_of(
+                "u1",
+                &Page {
+                    limit: 1,
+                    after: Some(after),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(rest.records.is_empty() && rest.next.is_none());
+    }
 }
 
 #[tokio::test]

@@ -559,8 +559,8 @@ impl ConsentStore for SpyStore {
     async fn consent(&self, id: &str) -> shared::Result<Option<ConsentRecord>> {
         self.inner.consent(id).await
     }
-    async fn consents_of(&self, owner: &str) -> shared::Result<Vec<ConsentRecord>> {
-        self.inner.consents_of(owner).await
+    async fn consents_of(&self, owner: &str, page: &Page) -> shared::Result<Listing> {
+        self.inner.consents_of(owner, page).await
     }
     async fn consume_state(
         &self,

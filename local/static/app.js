@@ -1,5 +1,7 @@
 // Acme Money demo frontend: local sign-in, "Connect your bank", the return
 // view on /connected, and the list of the user's connections.
+// The API is on another site, as in production: calls go to its origin (from
+// <meta name="connect-api">) with the bearer token and never with cookies.
 // Plain JavaScript, no build step. Every value from the API or the URL reaches
 // the page through textContent or an attribute, never as HTML.
 'use strict';
@@ -7,6 +9,9 @@
 (() => {
   const SESSION_KEY = 'acme-money-session';
   const REVOCABLE = new Set(['authorized', 'revoke_pending']);
+  /** The platform's own sign-in, on this site; everything else is the API's. */
+  const SIGN_IN = '/local/token';
+  const API_ORIGIN = (document.querySelector('meta[name="connect-api"]')?.content || '').replace(/\/+$/, '');
 
   const BANKS = {
     'sandbox-barclays': { name: 'Barclays', color: '#00aeef', text: '#ffffff' },
@@ -87,16 +92,19 @@
   }
 
   async function api(method, path, body) {
+    const own = path === SIGN_IN;
+    if (!own && !API_ORIGIN) throw new ApiError(0, 'The API address is missing', 'This page was not served by the demo server.');
     const headers = { Accept: 'application/json, application/problem+json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (session && path !== '/local/token') headers.Authorization = `Bearer ${session.token}`;
+    if (session && !own) headers.Authorization = `Bearer ${session.token}`;
     let response;
     try {
-      response = await fetch(path, {
+      response = await fetch(own ? path : `${API_ORIGIN}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
+        // The token is the credential: no cookie goes anywhere.
+        credentials: 'omit',
       });
     } catch {
       throw new ApiError(0, 'The service is not reachable', 'Check that the local server is running, then try again.');
@@ -114,7 +122,7 @@
       const title = (data && data.title) || response.statusText || 'Request failed';
       const detail = (data && data.detail) || `The server answered ${response.status}.`;
       const error = new ApiError(response.status, title, detail);
-      if (response.status === 401 && path !== '/local/token') {
+      if (response.status === 401 && !own) {
         signOut();
         error.title = 'Please sign in again';
         error.detail = 'Your session has expired or is no longer valid.';
@@ -418,7 +426,7 @@
     button.disabled = true;
     button.textContent = 'Signing in…';
     try {
-      const result = await api('POST', '/local/token', { user, name, email: `${user}@example.com` });
+      const result = await api('POST', SIGN_IN, { user, name, email: `${user}@example.com` });
       if (!result || typeof result.token !== 'string') throw new ApiError(500, 'Sign-in failed', 'The server returned no token.');
       saveSession({ token: result.token, user, name });
       $('user-name').value = '';
@@ -460,7 +468,7 @@
       button.disabled = false;
       button.textContent = 'Connect your bank';
       if (error.status === 400 && /return_to/.test(error.detail || '')) {
-        error.detail += `. Open Acme Money at the address the server printed when it started (for example http://127.0.0.1:3000/), not ${location.origin}.`;
+        error.detail += `. Open Acme Money at the demo address the server printed when it started (for example http://localhost:3002/), not ${location.origin}.`;
       }
       showError(error, 'The connection could not be started');
     }

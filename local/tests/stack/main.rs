@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL`, started by `make test`), the Finexer sandbox, and every
 //! handler behind the local gateway, each reached over HTTP on 127.0.0.1.
 
+mod cors;
 mod dynamo_outage;
 mod faults;
 mod races;

@@ -23,6 +23,7 @@ pub enum Function {
     CreateLink,
     Callback,
     Revoke,
+    Confirm,
     Consents,
 }
 
@@ -137,6 +138,8 @@ pub async fn invoke(
         Function::CreateLink => shared::handlers::create_link(app, lambda_request).await,
         Function::Callback => shared::handlers::callback(app, lambda_request).await,
         Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
+        // TODO(lead): shared::handlers::confirm (revoke stands in until it lands)
+        Function::Confirm => shared::handlers::revoke(app, lambda_request).await,
         Function::Consents => shared::handlers::consents(app, lambda_request).await,
     };
     let (parts, body) = response.into_parts();

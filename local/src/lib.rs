@@ -322,6 +322,10 @@ pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
             "/consents/{id}/revoke",
             post(|s, r| invoke(s, Function::Revoke, r)),
         )
+        .route(
+            "/consents/{id}/confirm",
+            post(|s, r| invoke(s, Function::Confirm, r)),
+        )
         .route("/consents", get(|s, r| invoke(s, Function::Consents, r)))
         .route(
             "/consents/{id}",

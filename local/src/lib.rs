@@ -127,6 +127,9 @@ impl LocalConfig {
             ("CONNECT_SECRET_ID", "connect-local/secret".to_owned()),
             ("CALLBACK_URL", format!("http://{addr}/callback")),
             ("FRONTEND_URLS", format!("{demo_url}/connected")),
+            // The code's default becomes false (showing account data needs FCA
+            // authorisation); the demo shows the sandbox's accounts.
+            ("ACCOUNT_DATA_ENABLED", "true".to_owned()),
             (
                 "FINEXER_BASE_URL",
                 sandbox.map_or_else(String::new, |a| format!("http://{a}")),

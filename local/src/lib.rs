@@ -317,7 +317,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
 /// gateway's CORS.
 pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
     use gateway::invoke;
-    Router::new()
+    let routes = Router::new()
         // The deployed HTTP API's routes, each to its function.
         .route("/links", post(|s, r| invoke(s, Function::CreateLink, r)))
         .route("/callback", get(|s, r| invoke(s, Function::Callback, r)))
@@ -340,7 +340,11 @@ pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
         )
         .route("/accounts", get(|s, r| invoke(s, Function::Consents, r)))
         .fallback(gateway::not_found)
-        .with_state(state)
+        .with_state(state);
+    // Around the whole router, not layered onto each route: the gateway
+    // answers a preflight before any route is matched.
+    Router::new()
+        .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cors),
             cors::layer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from conftest import Api, base_url
+from conftest import Api, demo_url
 from sandbox import ConsentPage
 
 # Well-formed (43 base64url characters) but never handed out.
@@ -32,7 +32,7 @@ def callback_path(location: str) -> str:
 
 def frontend_url() -> str:
     """The stack's first FRONTEND_URLS entry (the local stack's default)."""
-    return os.environ.get("CONTRACT_FRONTEND_URL", f"{base_url()}/connected")
+    return os.environ.get("CONTRACT_FRONTEND_URL", f"{demo_url()}/connected")
 
 
 def follow_callback(anonymous: Api, location: str):

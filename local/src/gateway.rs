@@ -144,7 +144,7 @@ pub async fn invoke(
         }
     };
     // As on Lambda: the function's timeout bounds each invocation.
-    let end = tokio::time::Instant::now() + shared::deadline::DEFAULT_INVOCATION;
+    let end = tokio::time::Instant::now() + state.invocation_timeout;
     let response = shared::deadline::within(end, handled).await;
     let (parts, body) = response.into_parts();
     let body = match body {

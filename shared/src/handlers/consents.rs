@@ -198,3 +198,56 @@ async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>>
         tokio::time::sleep(ACCOUNT_RETRY_WAIT).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ChangeSource, HISTORY_LIMIT, StatusChange};
+
+    /// The largest consent a record can hold: every id at its longest, a
+    /// full history with reasons.
+    fn largest_view(n: usize) -> ConsentView {
+        let id = format!("{n:0>128}");
+        let at = "2026-11-29T10:00:00.000000Z".to_owned();
+        let long = Some(at.clone());
+        let record = ConsentRecord {
+            consent_id: id.clone(),
+            owner: "u".repeat(256),
+            customer_id: id.clone(),
+            status: ConsentStatus::RevokePending,
+            provider: Some(id.clone()),
+            return_to: format!("https://app.example.com/{}", "p".repeat(2000)),
+            state_id: id,
+            created_at: at.clone(),
+            updated_at: at.clone(),
+            authorized_at: long.clone(),
+            revoke_requested_at: long.clone(),
+            revoked_at: long.clone(),
+            expires_at: long.clone(),
+            confirm_code_hash: Some("h".repeat(43)),
+            confirm_by: long.clone(),
+            confirmed_at: long,
+            revoke_reason: Some("confirmed_by_another_user".into()),
+            history: (0..HISTORY_LIMIT)
+                .map(|_| StatusChange {
+                    at: at.clone(),
+                    to: ConsentStatus::RevokePending,
+                    source: ChangeSource::Revoke,
+                    reason: Some("confirmed_by_another_user".into()),
+                })
+                .collect(),
+        };
+        ConsentView::from(record)
+    }
+
+    #[test]
+    fn a_full_page_of_the_largest_consents_stays_under_one_megabyte() {
+        let page = ConsentPage {
+            data: (0..LIST_LIMIT).map(largest_view).collect(),
+            next_cursor: Some("c".repeat(300)),
+        };
+        let bytes = serde_json::to_vec(&page).unwrap().len();
+        println!("a page of {LIST_LIMIT} of the largest consents: {bytes} bytes");
+        assert!(bytes < 1024 * 1024, "{bytes} bytes");
+    }
+}

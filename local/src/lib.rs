@@ -272,19 +272,30 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         config.function_config(addr, &demo_url, sandbox.as_ref().map(|s| s.addr()))?;
     let cors = Cors::for_frontends(&function_config.frontend_urls);
 
-    let aws = shared::net::aws_config_loader(function_config.store_timeout)
-        .map_err(|e| LocalError::Emulator(e.to_string()))?
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
+    let aws_with = |attempt_timeout| {
+        shared::net::aws_config_loader(attempt_timeout)
+            .map(|loader| loader.endpoint_url(&endpoint))
+            .map_err(|e| LocalError::Emulator(e.to_string()))
+    };
+    // Setting up the table and secret is not a request: it may wait longer
+    // than the functions' per-attempt timeout allows.
+    let setup = aws_with(BOOTSTRAP_TIMEOUT)?.load().await;
+    bootstrap::ensure_table(
+        &aws_sdk_dynamodb::Client::new(&setup),
+        &function_config.table_name,
+    )
+    .await
+    .map_err(|e| LocalError::Emulator(format!("{e} (at {endpoint})")))?;
+    bootstrap::ensure_secret(
+        &aws_sdk_secretsmanager::Client::new(&setup),
+        &function_config.secret_id,
+        SANDBOX_API_KEY,
+    )
+    .await
+    .map_err(|e| LocalError::Emulator(format!("{e} (at {endpoint})")))?;
+    let aws = aws_with(function_config.store_timeout)?.load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    bootstrap::ensure_table(&dynamo, &function_config.table_name)
-        .await
-        .map_err(|e| LocalError::Emulator(format!("{e} (at {endpoint})")))?;
-    bootstrap::ensure_secret(&secrets, &function_config.secret_id, SANDBOX_API_KEY)
-        .await
-        .map_err(|e| LocalError::Emulator(format!("{e} (at {endpoint})")))?;
 
     let store = DynamoStore::new(dynamo, &function_config.table_name);
     let secret_source = SecretsManagerSource::new(
@@ -454,6 +465,9 @@ async fn static_file(Path(file): Path<String>) -> Response {
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+/// Per-attempt timeout of the start-up calls that create the table and secret.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the demo's tokens last.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);

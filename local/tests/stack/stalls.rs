@@ -13,7 +13,7 @@ const STORE_BOUND: Duration = Duration::from_secs(8);
 
 #[tokio::test]
 async fn a_stalled_dynamodb_gives_503s_in_time_and_leaves_nothing_live() {
-    let stack = Stack::with(&[("STORE_TIMEOUT_MS", "300")]).await;
+    let stack = Stack::with(&[("STORE_TIMEOUT_MS", "1000")]).await;
     let token = stack.token("stella").await;
     stack.link(&token).await; // the customer is known from here on
     stack.dynamo.stall().await;

@@ -38,7 +38,8 @@ pub struct LinkCreated {
 /// How long one request may hold the right to create the user's customer;
 /// longer than a Finexer create can take with its retries.
 const CUSTOMER_LEASE_SECONDS: i64 = 30;
-/// How long a concurrent first request waits for that customer.
+/// How long a concurrent first request waits for that customer when the
+/// request has no time budget; with one, it waits as long as the budget allows.
 const CUSTOMER_WAIT: Duration = Duration::from_secs(10);
 /// First wait between polls; doubles up to `CUSTOMER_POLL_MAX`, so many
 /// waiters do not crowd out the one creating the customer.
@@ -212,7 +213,11 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
                 .into(),
         )
     })?;
-    let deadline = tokio::time::Instant::now() + CUSTOMER_WAIT;
+    let wait = crate::deadline::remaining().map_or(CUSTOMER_WAIT, |left| {
+        // Room to create the consent once the customer is there.
+        left.saturating_sub(app.config.finexer_timeout + CUSTOMER_POLL_MAX)
+    });
+    let deadline = tokio::time::Instant::now() + wait;
     let mut poll = CUSTOMER_POLL;
     loop {
         let claim = app
@@ -246,10 +251,7 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
                     }
                 };
             }
-            CustomerClaim::Busy
-                if tokio::time::Instant::now() < deadline
-                    && crate::deadline::remaining().is_none_or(|left| left > poll * 2) =>
-            {
+            CustomerClaim::Busy if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(poll).await;
                 poll = (poll * 2).min(CUSTOMER_POLL_MAX);
                 // A plain read while the other request works; claim again

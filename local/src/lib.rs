@@ -4,6 +4,7 @@
 
 mod authorizer;
 mod bootstrap;
+pub mod finexer_check;
 mod gateway;
 
 use std::net::SocketAddr;

@@ -48,6 +48,9 @@ wait_for_port "${TEST_ADDR##*:}" 60 "the local stack (see .local/stack.log)"
 say "Browser test: the journey in headless Chromium"
 E2E_BASE_URL="http://$TEST_ADDR" scripts/e2e.sh
 
+say "Finexer contract check: our client against a fresh sandbox, which must show no difference"
+scripts/finexer-check.sh --sandbox --webhook-secret --strict
+
 say "Contract test: the running stack against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL="http://$TEST_ADDR" scripts/contract.sh
 

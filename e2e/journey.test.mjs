@@ -1,7 +1,12 @@
 // The consent journey in a real browser: the Acme Money demo frontend
-// (connect-local on E2E_BASE_URL), the API behind it and the Finexer sandbox's
-// hosted consent page. Run with `node --test e2e/` once the stack is up
-// (scripts/e2e.sh does both).
+// (connect-local's demo on E2E_BASE_URL), the API it calls cross-site
+// (E2E_API_URL: another site, as a platform's frontend calls the deployed API)
+// and the Finexer sandbox's hosted consent page. Run with `node --test e2e/`
+// once the stack is up (scripts/e2e.sh does both).
+//
+// Every journey checks that it ran cross-site: the page's origin is not the
+// API's, and each call the page makes to the API is a CORS request from the
+// page's origin with the bearer token and without a Cookie header.
 //
 // Every page visited is saved as a full-page screenshot in
 // artifacts/screenshots/<case>-<step>.png.
@@ -14,8 +19,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const BASE_URL = new URL(process.env.E2E_BASE_URL || 'http://127.0.0.1:3000');
+const BASE_URL = new URL(process.env.E2E_BASE_URL || 'http://localhost:3002');
 const BASE = BASE_URL.origin;
+const API_URL = new URL(process.env.E2E_API_URL || 'http://127.0.0.1:3000');
+const API = API_URL.origin;
 const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCREENSHOTS = process.env.E2E_SCREENSHOTS || join(ROOT, 'artifacts', 'screenshots');
@@ -32,6 +39,9 @@ let context;
 let profileDir;
 
 before(async () => {
+  // Another site, not only another origin: the host differs (a port does not
+  // make a site), so the browser treats cookies and CORS as in production.
+  assert.notEqual(BASE_URL.hostname, API_URL.hostname, 'E2E_BASE_URL and E2E_API_URL must be different sites');
   await waitForServer();
   await mkdir(SCREENSHOTS, { recursive: true });
   profileDir = await mkdtemp(join(tmpdir(), 'connect-e2e-profile-'));
@@ -77,13 +87,20 @@ async function waitForServer() {
 
 // ---- A journey: one page of its own, with its checks and screenshots -------
 
-/** Runs `body` with a fresh tab; fails on script errors and off-machine requests. */
+/**
+ * Runs `body` with a fresh tab; fails on script errors, off-machine requests,
+ * and calls to the API that are not cross-site bearer calls without cookies.
+ */
 function journey(name, body, { expectedConsoleErrors = null } = {}) {
   test(name, { timeout: TEST_TIMEOUT }, async () => {
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_TIMEOUT);
     page.setDefaultNavigationTimeout(NAVIGATION_TIMEOUT);
     const problems = [];
+    /** The page's calls to the API, with the headers the browser sent. */
+    const apiCalls = [];
+    /** "METHOD /path status" of every API answer the page received. */
+    const apiAnswers = [];
     page.on('pageerror', (error) => problems.push(`script error on ${page.url()}: ${error.message}`));
     page.on('console', (message) => {
       if (message.type() === 'error' && page.url().startsWith(BASE) && !expectedConsoleErrors?.test(message.text())) {
@@ -95,10 +112,23 @@ function journey(name, body, { expectedConsoleErrors = null } = {}) {
       if (!['data:', 'about:', 'blob:'].includes(url.protocol) && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
         problems.push(`request to another host: ${request.url()}`);
       }
+      if (url.origin === API && ['fetch', 'xhr'].includes(request.resourceType())) {
+        // allHeaders(): what went on the wire, cookies included.
+        apiCalls.push(request.allHeaders().then((headers) => ({ call: `${request.method()} ${url.pathname}`, headers })));
+      }
+    });
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.origin === API && ['fetch', 'xhr'].includes(response.request().resourceType())) {
+        apiAnswers.push(`${response.request().method()} ${url.pathname} ${response.status()}`);
+      }
     });
     let shots = 0;
     const run = {
       page,
+      apiAnswers,
+      /** The /connected URL the bank journey returned to, as it arrived. */
+      arrived: null,
       /** Full-page screenshot: <case>-<nn>-<step>.png */
       async shot(step) {
         shots += 1;
@@ -109,6 +139,7 @@ function journey(name, body, { expectedConsoleErrors = null } = {}) {
     try {
       await body(run);
       assert.deepEqual(problems, [], 'the pages reported problems');
+      await assertCrossSite(page, await Promise.all(apiCalls));
     } catch (error) {
       await run.shot('failed').catch(() => {});
       if (problems.length) error.message += `\n${problems.join('\n')}`;
@@ -117,6 +148,19 @@ function journey(name, body, { expectedConsoleErrors = null } = {}) {
       await page.close();
     }
   });
+}
+
+/** The page is on its own site and calls the API there with its token only. */
+async function assertCrossSite(page, calls) {
+  const origin = await page.evaluate(() => location.origin);
+  assert.equal(origin, BASE, 'the page is the demo frontend');
+  assert.notEqual(origin, API, "the page's origin is not the API's");
+  assert.ok(calls.length > 0, 'the page called the API');
+  for (const { call, headers } of calls) {
+    assert.equal(headers.cookie, undefined, `${call}: no Cookie header to the API`);
+    assert.equal(headers.origin, BASE, `${call}: a CORS request from the page's origin`);
+    if (!call.startsWith('OPTIONS ')) assert.match(headers.authorization || '', /^Bearer \S+$/, `${call}: the bearer token`);
+  }
 }
 
 function userName(first) {
@@ -159,7 +203,8 @@ async function startConnection({ page, shot }, provider) {
  * Walks the consent page (info → bank → confirm) and decides. Returns the
  * steps seen; ends on our /connected page.
  */
-async function walkConsentPage({ page, shot }, { bank, expectBank = bank, decision }) {
+async function walkConsentPage(run, { bank, expectBank = bank, decision }) {
+  const { page, shot } = run;
   const seen = [];
   for (let screens = 0; screens < 6; screens++) {
     await page.waitForSelector('body[data-step]', { state: 'attached' });
@@ -175,7 +220,11 @@ async function walkConsentPage({ page, shot }, { bank, expectBank = bank, decisi
       assert.equal(await page.getAttribute('#selected-bank', 'data-provider'), expectBank);
       if (!bank) assert.equal(await page.$('#change-bank'), null, 'a bank chosen by the app cannot be changed');
       await Promise.all([
-        page.waitForURL((url) => url.origin === BASE && url.pathname === '/connected', { waitUntil: 'load' }),
+        page.waitForURL((url) => {
+          const back = url.origin === BASE && url.pathname === '/connected';
+          if (back) run.arrived = new URL(url.href);
+          return back;
+        }, { waitUntil: 'load' }),
         page.click(decision === 'approve' ? '#approve' : '#deny'),
       ]);
       await page.waitForSelector('body[data-ready="true"]', { state: 'attached' });
@@ -192,31 +241,53 @@ async function clickAndLoad(page, selector) {
   await Promise.all([page.waitForEvent('load'), page.click(selector)]);
 }
 
-/** consent_id and status from the /connected URL, and the banner shown. */
-async function returnedOutcome(page) {
-  const url = new URL(page.url());
-  assert.equal(url.pathname, '/connected');
-  const consentId = url.searchParams.get('consent_id');
-  assert.ok(consentId, `no consent_id in ${url}`);
-  await page.waitForSelector('#result-banner');
+/**
+ * consent_id, status, error and code from the /connected URL the browser
+ * arrived at, and the banner the page settles on (after confirming, for an
+ * approval). The one-time code never stays in the address bar.
+ */
+async function returnedOutcome({ page, arrived }) {
+  assert.ok(arrived, 'the browser came back to /connected');
+  const consentId = arrived.searchParams.get('consent_id');
+  assert.ok(consentId, `no consent_id in ${arrived}`);
+  if (arrived.searchParams.get('status') === 'authorized') {
+    assert.match(arrived.searchParams.get('code') || '', /^[A-Za-z0-9_-]{20,}$/,
+      'an approval comes back with a one-time code (base64url) for the page to confirm');
+  }
+  await page.waitForSelector('#result-banner:not([data-status="confirming"])', { state: 'visible' });
+  assert.equal(new URL(page.url()).searchParams.get('code'), null, `the code left the address bar (${page.url()})`);
   return {
     consentId,
-    status: url.searchParams.get('status'),
-    error: url.searchParams.get('error'),
+    status: arrived.searchParams.get('status'),
+    error: arrived.searchParams.get('error'),
+    code: arrived.searchParams.get('code'),
     banner: await page.getAttribute('#result-banner', 'data-status'),
     bannerText: (await page.textContent('#result-banner')).replace(/\s+/g, ' ').trim(),
   };
+}
+
+function confirmCalls(run, consentId) {
+  const path = `/consents/${encodeURIComponent(consentId)}/confirm`;
+  return run.apiAnswers.filter((answer) => answer.startsWith(`POST ${path} `));
 }
 
 /** The API, called from the test with the signed-in tab's token. */
 async function apiGet(page, path) {
   const session = JSON.parse(await page.evaluate((key) => sessionStorage.getItem(key), SESSION_KEY));
   assert.ok(session?.token, 'the tab holds a token');
-  const response = await fetch(new URL(path, BASE), {
+  const response = await fetch(new URL(path, API), {
     headers: { Authorization: `Bearer ${session.token}` },
     signal: AbortSignal.timeout(STEP_TIMEOUT),
   });
   return { status: response.status, body: await response.json() };
+}
+
+/** After an approval: the page confirmed it (one 200) before saying "connected". */
+async function assertConfirmed(run, outcome) {
+  assert.deepEqual(confirmCalls(run, outcome.consentId),
+    [`POST /consents/${encodeURIComponent(outcome.consentId)}/confirm 200`], 'confirmed once, answered 200');
+  assert.equal(outcome.banner, 'authorized', `the banner says connected (it says: ${outcome.bannerText})`);
+  assert.match(outcome.bannerText, /Your bank is connected/);
 }
 
 /** Sign in, connect, pick a bank, approve: returns the authorized consent's id. */
@@ -227,10 +298,9 @@ async function connectAndApprove(run, name, bank) {
   const steps = await walkConsentPage(run, { bank, decision: 'approve' });
   assert.ok(steps.includes('bank'), `the bank picker was shown (screens: ${steps.join(', ')})`);
 
-  const outcome = await returnedOutcome(page);
+  const outcome = await returnedOutcome(run);
   assert.equal(outcome.status, 'authorized');
-  assert.equal(outcome.banner, 'authorized');
-  assert.match(outcome.bannerText, /connected/i);
+  await assertConfirmed(run, outcome);
   const connection = connectionSelector(outcome.consentId);
   await page.waitForSelector(`${connection}[data-status="authorized"]`);
   await page.waitForSelector(`${connection} .accounts .account`);
@@ -274,6 +344,7 @@ journey('approve', async (run) => {
   const consent = await apiGet(page, `/consents/${encodeURIComponent(consentId)}`);
   assert.equal(consent.body.status, 'authorized');
   assert.equal(consent.body.provider, 'sandbox-barclays');
+  assert.ok(consent.body.confirmed_at, 'confirmed_at recorded');
 });
 
 journey('deny', async (run) => {
@@ -283,11 +354,13 @@ journey('deny', async (run) => {
   const steps = await walkConsentPage(run, { bank: 'sandbox-monzo', decision: 'deny' });
   assert.ok(steps.includes('bank'));
 
-  const outcome = await returnedOutcome(page);
+  const outcome = await returnedOutcome(run);
   assert.equal(outcome.status, 'canceled');
   assert.equal(outcome.error, 'access_denied');
+  assert.equal(outcome.code, null, 'no code for a denial');
   assert.equal(outcome.banner, 'canceled');
   assert.match(outcome.bannerText, /cancel/i);
+  assert.deepEqual(confirmCalls(run, outcome.consentId), [], 'nothing to confirm');
   const connection = connectionSelector(outcome.consentId);
   await page.waitForSelector(`${connection}[data-status="canceled"]`);
   assert.equal(await page.$(`${connection} .accounts`), null, 'no accounts for a denied consent');
@@ -359,9 +432,9 @@ journey('preselected', async (run) => {
   assert.ok(!steps.includes('bank'), `no bank picker (screens: ${steps.join(', ')})`);
   assert.ok(steps.includes('confirm'));
 
-  const outcome = await returnedOutcome(page);
+  const outcome = await returnedOutcome(run);
   assert.equal(outcome.status, 'authorized');
-  assert.equal(outcome.banner, 'authorized');
+  await assertConfirmed(run, outcome);
   const connection = connectionSelector(outcome.consentId);
   await page.waitForSelector(`${connection}[data-status="authorized"]`);
   await page.waitForSelector(`${connection} .accounts .account`);

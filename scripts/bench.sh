@@ -13,7 +13,8 @@
 #
 # Only 127.0.0.1 is contacted. Ports (override with the variables):
 # BENCH_MOTO_PORT=4577 (and the next port), BENCH_SANDBOX_PORT=3101, BENCH_LOCAL_PORT=3100,
-# BENCH_LOCAL_SANDBOX_PORT=3102. Every loop is bounded: fixed counts of
+# BENCH_LOCAL_SANDBOX_PORT=3102, BENCH_LOCAL_DEMO_PORT=3103 (the local stack's
+# demo frontend, whose sign-in mints tokens). Every loop is bounded: fixed counts of
 # starts and invocations, time limits on wrk and on every wait.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +37,7 @@ cd "$ROOT"
 SANDBOX_PORT=${BENCH_SANDBOX_PORT:-3101}
 LOCAL_PORT=${BENCH_LOCAL_PORT:-3100}
 LOCAL_SANDBOX_PORT=${BENCH_LOCAL_SANDBOX_PORT:-3102}
+LOCAL_DEMO_PORT=${BENCH_LOCAL_DEMO_PORT:-3103}
 
 export CARGO_TARGET_DIR="$ROOT/target-release"
 # The Lambda binaries (the four functions and the hello-world reference) are
@@ -66,7 +68,7 @@ command -v curl >/dev/null || fail "curl is required (apt-get install curl)"
 need_python
 ensure_moto
 
-for port in "$BENCH_MOTO_PORT" "$SANDBOX_PORT" "$LOCAL_PORT" "$LOCAL_SANDBOX_PORT"; do
+for port in "$BENCH_MOTO_PORT" "$SANDBOX_PORT" "$LOCAL_PORT" "$LOCAL_SANDBOX_PORT" "$LOCAL_DEMO_PORT"; do
   port_free "$port" || fail "port $port is taken; stop what uses it or set the BENCH_*_PORT variables"
 done
 
@@ -155,7 +157,7 @@ wait_for_stack() {
   local i
   for ((i = 0; i < 120; i++)); do
     curl -fsS -o /dev/null -X POST -H 'content-type: application/json' \
-      -d '{"user":"probe"}' "http://127.0.0.1:$1/local/token" 2>/dev/null && return 0
+      -d '{"user":"probe"}' "http://127.0.0.1:$LOCAL_DEMO_PORT/local/token" 2>/dev/null && return 0
     sleep 0.5
   done
   fail "the local stack on :$1 did not answer within 60 s (log: $WORK/local*.log)"
@@ -180,7 +182,7 @@ wait_for_port "$LOAD_MOTO_PORT" 30 moto
 # them: once against the functions' moto (then stopped), and once for good.
 say "Creating the table and the secret for the functions (a short-lived local stack)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
-  AWS_ENDPOINT_URL="http://127.0.0.1:$BENCH_MOTO_PORT" RUST_LOG=warn \
+  DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$BENCH_MOTO_PORT" RUST_LOG=warn \
   "$TOOLS/connect-local" >"$WORK/local-bootstrap.log" 2>&1 &
 BOOT=$!
 PIDS+=("$BOOT")
@@ -189,11 +191,14 @@ stop_pids "$BOOT"
 KEEP=()
 for pid in "${PIDS[@]}"; do [ "$pid" != "$BOOT" ] && KEEP+=("$pid"); done
 PIDS=("${KEEP[@]}")
-for ((i = 0; i < 50; i++)); do port_free "$LOCAL_PORT" && port_free "$LOCAL_SANDBOX_PORT" && break; sleep 0.1; done
+for ((i = 0; i < 50; i++)); do
+  port_free "$LOCAL_PORT" && port_free "$LOCAL_SANDBOX_PORT" && port_free "$LOCAL_DEMO_PORT" && break
+  sleep 0.1
+done
 
 say "Starting the local stack on 127.0.0.1:$LOCAL_PORT (its sandbox on :$LOCAL_SANDBOX_PORT, ${BENCH_LOAD_LATENCY_MS:-50} ms latency)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
-  AWS_ENDPOINT_URL="http://127.0.0.1:$LOAD_MOTO_PORT" \
+  DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$LOAD_MOTO_PORT" \
   SANDBOX_LATENCY_MS="${BENCH_LOAD_LATENCY_MS:-50}" RUST_LOG=warn \
   "$TOOLS/connect-local" >"$WORK/local.log" 2>&1 &
 PIDS+=($!)
@@ -217,6 +222,7 @@ BENCH_BIN_DIR="$BIN" BENCH_SIZE_DIR="$SIZE" BENCH_WORK_DIR="$WORK" BENCH_OUT="$O
   BENCH_SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT" \
   BENCH_LOCAL_URL="http://127.0.0.1:$LOCAL_PORT" \
   BENCH_LOCAL_SANDBOX_URL="http://127.0.0.1:$LOCAL_SANDBOX_PORT" \
+  BENCH_LOCAL_DEMO_URL="http://127.0.0.1:$LOCAL_DEMO_PORT" \
   BENCH_LOAD_LATENCY_MS="${BENCH_LOAD_LATENCY_MS:-50}" \
   BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M')" \
   BENCH_RUSTC="$(rustc --version)" \

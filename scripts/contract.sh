@@ -8,10 +8,12 @@
 # to pytest (e.g. `-k journey`, `-x`). Exits with pytest's status.
 #
 #   CONTRACT_BASE_URL      the API (default http://127.0.0.1:3000)
+#   CONTRACT_DEMO_URL      the local stack's demo frontend, whose sign-in mints
+#                          the test users' tokens (default http://localhost:3002)
 #   CONTRACT_MAX_EXAMPLES  schemathesis examples per operation (default 50)
 #   CONTRACT_SEED          schemathesis seed (default 20261125)
 #   CONTRACT_FRONTEND_URL  the stack's first FRONTEND_URLS entry (default
-#                          $CONTRACT_BASE_URL/connected, the local stack's)
+#                          $CONTRACT_DEMO_URL/connected, the local stack's)
 #   CONTRACT_JWT_SECRET    the stack's LOCAL_JWT_SECRET, for one test that signs
 #                          its own token (default local-dev-secret)
 set -euo pipefail

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Browser test of the consent journey (e2e/journey.test.mjs) against a stack
-# that is already running at E2E_BASE_URL (default http://127.0.0.1:3000):
-# the Acme Money demo frontend, the API and the Finexer sandbox.
+# that is already running: the Acme Money demo frontend at E2E_BASE_URL
+# (default http://localhost:3002), the API it calls cross-site at E2E_API_URL
+# (default http://127.0.0.1:3000; another site, as in production), and the
+# Finexer sandbox.
 #
 # Installs what it needs on a fresh Debian machine: Debian's chromium (never a
 # browser download) and the test's npm packages (playwright-core). Screenshots
 # of every page visited go to artifacts/screenshots/.
 #
-# Environment: E2E_BASE_URL, E2E_WAIT_SECONDS (how long to wait for the stack,
-# default 60), E2E_CHROMIUM (default /usr/bin/chromium).
+# Environment: E2E_BASE_URL (the demo), E2E_API_URL (the API), E2E_WAIT_SECONDS
+# (how long to wait for the stack, default 60), E2E_CHROMIUM (default
+# /usr/bin/chromium).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-export E2E_BASE_URL=${E2E_BASE_URL:-http://127.0.0.1:3000}
+export E2E_BASE_URL=${E2E_BASE_URL:-http://localhost:3002}
+export E2E_API_URL=${E2E_API_URL:-http://127.0.0.1:3000}
 export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 WAIT_SECONDS=${E2E_WAIT_SECONDS:-60}
 E2E_DIR="$ROOT/e2e"
@@ -56,26 +60,31 @@ if [ ! -d "$E2E_DIR/node_modules" ] || [ "$(cat "$marker" 2>/dev/null)" != "$loc
 fi
 
 # --- The stack -----------------------------------------------------------------
-say "Waiting up to ${WAIT_SECONDS} s for the stack at $E2E_BASE_URL"
+say "Waiting up to ${WAIT_SECONDS} s for the demo at $E2E_BASE_URL and the API at $E2E_API_URL"
+# The demo's page answers 200; the API answers 401 to an unsigned GET /consents.
 node -e '
-  const [url, seconds] = process.argv.slice(1);
+  const [demo, api, seconds] = process.argv.slice(1);
   const deadline = Date.now() + Number(seconds) * 1000;
-  (async () => {
+  async function up(url, expected) {
     let last = "no answer";
     while (Date.now() < deadline) {
       try {
         const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-        if (response.ok) process.exit(0);
+        if (response.status === expected) return;
         last = `HTTP ${response.status}`;
       } catch (error) {
         last = error.cause?.code || error.message;
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    console.error(`${url} did not answer (${last})`);
+    console.error(`${url} did not answer ${expected} (${last})`);
     process.exit(1);
+  }
+  (async () => {
+    await up(demo, 200);
+    await up(`${api}/consents`, 401);
   })();
-' "$E2E_BASE_URL" "$WAIT_SECONDS" || fail "the stack is not running at $E2E_BASE_URL (start connect-local first)"
+' "$E2E_BASE_URL" "$E2E_API_URL" "$WAIT_SECONDS" || fail "the stack is not running at $E2E_BASE_URL / $E2E_API_URL (start connect-local first)"
 
 # --- The test ------------------------------------------------------------------
 mkdir -p "$ROOT/artifacts/screenshots"

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints; the workspace's tests against a moto
 # emulator; then the real local stack (moto + sandbox + every handler) driven
-# by a headless browser. Everything started here is stopped on exit.
+# by a headless browser from the demo frontend's own site, and by the contract
+# tests at the API. Everything started here is stopped on exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
 
-# The stack under test listens apart from a `make dev` stack (3000/3001).
+# The stack under test listens apart from a `make dev` stack (3000-3002): the
+# API, the sandbox, and the demo frontend (opened as http://localhost:<port>,
+# another site than the API's 127.0.0.1).
 TEST_ADDR=${TEST_ADDR:-127.0.0.1:3300}
 TEST_SANDBOX_ADDR=${TEST_SANDBOX_ADDR:-127.0.0.1:3301}
+TEST_DEMO_ADDR=${TEST_DEMO_ADDR:-127.0.0.1:3302}
 STACK_PID=
 
 stop_all() {
@@ -34,25 +38,28 @@ start_moto
 say "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via wiremock and the sandbox)"
 cargo test --workspace
 
-say "Starting the local stack on $TEST_ADDR (sandbox on $TEST_SANDBOX_ADDR)"
+TEST_API_URL="http://$TEST_ADDR"
+TEST_DEMO_URL="http://localhost:${TEST_DEMO_ADDR##*:}"
+say "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
 cargo build --quiet -p connect-local
-for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR"; do
-  port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR"
+for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR" "$TEST_DEMO_ADDR"; do
+  port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR / TEST_DEMO_ADDR"
 done
-LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR CONSENT_TABLE=connect-test \
-  CONNECT_SECRET_ID=connect-test/secret \
+LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR DEMO_ADDR=$TEST_DEMO_ADDR \
+  CONSENT_TABLE=connect-test CONNECT_SECRET_ID=connect-test/secret \
   "${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
 STACK_PID=$!
-wait_for_port "${TEST_ADDR##*:}" 60 "the local stack (see .local/stack.log)"
+wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
+wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"
 
-say "Browser test: the journey in headless Chromium"
-E2E_BASE_URL="http://$TEST_ADDR" scripts/e2e.sh
+say "Browser test: the journey in headless Chromium, from the demo's site to the API"
+E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
 
 say "Finexer contract check: our client against a fresh sandbox, which must show no difference"
 scripts/finexer-check.sh --sandbox --webhook-secret --strict
 
-say "Contract test: the running stack against openapi.yaml (pytest + schemathesis)"
-CONTRACT_BASE_URL="http://$TEST_ADDR" scripts/contract.sh
+say "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
+CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contract.sh
 
 say "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
 scripts/check-infra.sh

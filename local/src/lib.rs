@@ -1,9 +1,14 @@
 //! The whole system on one machine: every function's handler behind the same
-//! routes as the deployed HTTP API, a stand-in for its JWT authorizer, the
-//! Finexer sandbox, and a demo frontend. Local only: no Lambda binary links it.
+//! routes as the deployed HTTP API, a stand-in for its JWT authorizer and its
+//! CORS, the Finexer sandbox, and a demo frontend. The demo is served on
+//! another site (`http://localhost:<DEMO_ADDR port>`) than the API
+//! (`http://<LOCAL_ADDR>`), as a platform's frontend is in production, so the
+//! browser applies CORS and cookie rules as it does there. Local only: no
+//! Lambda binary links it.
 
 mod authorizer;
 mod bootstrap;
+pub mod cors;
 pub mod finexer_check;
 mod gateway;
 
@@ -12,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use shared::App;
 use shared::config::Config;
@@ -22,6 +27,7 @@ use shared::secrets::SecretsManagerSource;
 use shared::store::dynamo::DynamoStore;
 
 pub use authorizer::LocalAuthorizer;
+pub use cors::Cors;
 pub use gateway::Function;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +47,11 @@ pub enum LocalError {
 /// Where everything listens, and the local-only settings.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
-    /// API and demo page (`LOCAL_ADDR`, default 127.0.0.1:3000).
+    /// The API (`LOCAL_ADDR`, default 127.0.0.1:3000).
     pub addr: SocketAddr,
+    /// The demo frontend and its sign-in (`DEMO_ADDR`, default
+    /// 127.0.0.1:3002), opened as `http://localhost:<port>`: another site.
+    pub demo_addr: SocketAddr,
     /// In-process Finexer sandbox (`SANDBOX_ADDR`, default 127.0.0.1:3001);
     /// None when `FINEXER_BASE_URL` names another Finexer.
     pub sandbox_addr: Option<SocketAddr>,
@@ -78,6 +87,7 @@ impl LocalConfig {
             Ok(addr)
         };
         let addr = addr_of("LOCAL_ADDR", "127.0.0.1:3000")?;
+        let demo_addr = addr_of("DEMO_ADDR", "127.0.0.1:3002")?;
         let external_finexer = lookup("FINEXER_BASE_URL");
         let sandbox_addr = match external_finexer {
             Some(_) => None,
@@ -96,6 +106,7 @@ impl LocalConfig {
             .collect();
         Ok(LocalConfig {
             addr,
+            demo_addr,
             sandbox_addr,
             sandbox_latency_ms,
             jwt_secret: lookup("LOCAL_JWT_SECRET").unwrap_or_else(|| "local-dev-secret".into()),
@@ -104,25 +115,22 @@ impl LocalConfig {
         })
     }
 
-    /// The functions' configuration for a stack bound at `addr`, with the
-    /// sandbox (if any) at `sandbox`.
+    /// The functions' configuration for an API bound at `addr`, the demo
+    /// frontend at `demo_url`, and the sandbox (if any) at `sandbox`.
     pub fn function_config(
         &self,
         addr: SocketAddr,
+        demo_url: &str,
         sandbox: Option<SocketAddr>,
     ) -> Result<Config, LocalError> {
         let defaults = [
             ("CONSENT_TABLE", "connect-local".to_owned()),
             ("CONNECT_SECRET_ID", "connect-local/secret".to_owned()),
             ("CALLBACK_URL", format!("http://{addr}/callback")),
-            // Both names of the loopback host, so the demo works from either.
-            (
-                "FRONTEND_URLS",
-                format!(
-                    "http://{addr}/connected,http://localhost:{}/connected",
-                    addr.port()
-                ),
-            ),
+            ("FRONTEND_URLS", format!("{demo_url}/connected")),
+            // The code's default becomes false (showing account data needs FCA
+            // authorisation); the demo shows the sandbox's accounts.
+            ("ACCOUNT_DATA_ENABLED", "true".to_owned()),
             (
                 "FINEXER_BASE_URL",
                 sandbox.map_or_else(String::new, |a| format!("http://{a}")),
@@ -149,11 +157,15 @@ pub struct LocalState {
 
 /// The running stack; dropping it stops the servers.
 pub struct RunningStack {
+    /// The API, `http://<LOCAL_ADDR>`.
     pub base_url: String,
+    /// The demo frontend, `http://localhost:<DEMO_ADDR port>`: another site
+    /// than the API.
+    pub demo_url: String,
     pub sandbox: Option<finexer_sandbox::RunningSandbox>,
     pub state: Arc<LocalState>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::watch::Sender<()>>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningStack {
@@ -161,11 +173,47 @@ impl RunningStack {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.server).await;
+        for server in self.servers.drain(..) {
+            let _ = server.await;
+        }
         if let Some(sandbox) = self.sandbox.take() {
             sandbox.shutdown().await;
         }
     }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    variable: &'static str,
+) -> Result<(tokio::net::TcpListener, SocketAddr), LocalError> {
+    let error = |source| LocalError::Bind {
+        addr,
+        variable,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    // Port 0 means "any free port": URLs are derived from what was bound.
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
+}
+
+/// Serves `router` until `stop` fires or its sender is dropped.
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "local {what} server stopped");
+        }
+    })
 }
 
 /// Checks that AWS calls can only reach a local emulator.
@@ -188,19 +236,12 @@ fn emulator_endpoint(config: &LocalConfig) -> Result<String, LocalError> {
 
 pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     let endpoint = emulator_endpoint(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| LocalError::Bind {
-            addr: config.addr,
-            variable: "LOCAL_ADDR",
-            source,
-        })?;
-    // Port 0 means "any free port": URLs are derived from what was bound.
-    let addr = listener.local_addr().map_err(|source| LocalError::Bind {
-        addr: config.addr,
-        variable: "LOCAL_ADDR",
-        source,
-    })?;
+    let (listener, addr) = bind(config.addr, "LOCAL_ADDR").await?;
+    let (demo_listener, demo_addr) = bind(config.demo_addr, "DEMO_ADDR").await?;
+    // The browser's name for the demo's host: `localhost` is another site
+    // than the API's 127.0.0.1, as a platform's frontend is in production.
+    let demo_url = format!("http://localhost:{}", demo_addr.port());
+    let base_url = format!("http://{addr}");
 
     let sandbox = match config.sandbox_addr {
         Some(bind) => Some(
@@ -218,7 +259,9 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         ),
         None => None,
     };
-    let function_config = config.function_config(addr, sandbox.as_ref().map(|s| s.addr()))?;
+    let function_config =
+        config.function_config(addr, &demo_url, sandbox.as_ref().map(|s| s.addr()))?;
+    let cors = Cors::for_frontends(&function_config.frontend_urls);
 
     let aws = shared::net::aws_config_loader()
         .map_err(|e| LocalError::Emulator(e.to_string()))?
@@ -247,30 +290,37 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         authorizer: LocalAuthorizer::new(&config.jwt_secret),
     });
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let router = router(state.clone());
-    let server = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "local server stopped");
-        }
-    });
+    let (tx, rx) = tokio::sync::watch::channel(());
+    let servers = vec![
+        serve(listener, api_router(state.clone(), cors), rx.clone(), "API"),
+        serve(
+            demo_listener,
+            demo_router(
+                state.clone(),
+                Demo {
+                    url: demo_url.clone(),
+                    api_url: base_url.clone(),
+                },
+            ),
+            rx,
+            "demo",
+        ),
+    ];
     Ok(RunningStack {
-        base_url: format!("http://{addr}"),
+        base_url,
+        demo_url,
         sandbox,
         state,
         shutdown: Some(tx),
-        server,
+        servers,
     })
 }
 
-pub fn router(state: Arc<LocalState>) -> Router {
+/// The deployed HTTP API: its routes, each to its function, behind the
+/// gateway's CORS.
+pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
     use gateway::invoke;
-    Router::new()
+    let routes = Router::new()
         // The deployed HTTP API's routes, each to its function.
         .route("/links", post(|s, r| invoke(s, Function::CreateLink, r)))
         .route("/callback", get(|s, r| invoke(s, Function::Callback, r)))
@@ -292,19 +342,76 @@ pub fn router(state: Arc<LocalState>) -> Router {
             get(|s, r| invoke(s, Function::Consents, r)),
         )
         .route("/accounts", get(|s, r| invoke(s, Function::Consents, r)))
-        // Local only: sign-in and the demo frontend.
-        .route("/local/token", post(authorizer::mint))
-        .route("/", get(index))
-        .route("/connected", get(index))
+        .fallback(gateway::not_found)
+        .with_state(state);
+    // Around the whole router, not layered onto each route: the gateway
+    // answers a preflight before any route is matched.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors),
+            cors::layer,
+        ))
+}
+
+/// Where the demo is and where it finds the API.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    /// `http://localhost:<port>`.
+    pub url: String,
+    /// The API's origin, given to the page in `<meta name="connect-api">`.
+    pub api_url: String,
+}
+
+/// The platform's side, local only: the demo frontend and its sign-in (the
+/// platform's own auth mints user tokens, not our API).
+pub fn demo_router(state: Arc<LocalState>, demo: Demo) -> Router {
+    let demo = Arc::new(demo);
+    let page = {
+        let demo = demo.clone();
+        move |request: Request| index(demo.clone(), request)
+    };
+    Router::new()
+        .route("/", get(page.clone()))
+        .route("/connected", get(page))
         .route("/static/{file}", get(static_file))
+        .route("/local/token", post(authorizer::mint))
         .fallback(gateway::not_found)
         .with_state(state)
 }
 
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+/// The tag in index.html that receives the API's origin.
+const API_META: &str = r#"<meta name="connect-api" content="">"#;
 
-async fn index(State(_): State<Arc<LocalState>>) -> Response {
-    static_file(Path("index.html".into())).await
+/// index.html, with the API's origin filled in. Opened under another host
+/// name (127.0.0.1 is the same site as the API), the page redirects to the
+/// demo's own URL, the one origin the API admits.
+async fn index(demo: Arc<Demo>, request: Request) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if host != demo.url.strip_prefix("http://") {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Redirect::temporary(&format!("{}{path}", demo.url)).into_response();
+    }
+    let Ok(html) = tokio::fs::read_to_string(format!("{STATIC_DIR}/index.html")).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // The origin is built from a socket address: nothing to escape.
+    let html = html.replace(
+        API_META,
+        &format!(r#"<meta name="connect-api" content="{}">"#, demo.api_url),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
 /// Served from disk so the page can be edited without a rebuild.

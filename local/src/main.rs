@@ -20,14 +20,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    println!("Demo frontend: {}/", stack.demo_url);
+    println!("API: {}", stack.base_url);
     if let Some(sandbox) = &stack.sandbox {
-        println!("Finexer sandbox:  {}", sandbox.base_url());
+        println!("Finexer sandbox: {}", sandbox.base_url());
     }
-    println!("API:              {}", stack.base_url);
     println!();
     println!(
-        "Open {}/ in your browser. Ctrl-C stops everything.",
-        stack.base_url
+        "Open {}/ in your browser: the demo is on another site than the API on \
+         purpose, as a platform's frontend is. Ctrl-C stops everything.",
+        stack.demo_url
     );
     wait_for_stop().await;
     println!("Stopping.");

@@ -1,5 +1,8 @@
 // Acme Money demo frontend: local sign-in, "Connect your bank", the return
-// view on /connected, and the list of the user's connections.
+// view on /connected (which confirms an approval before it says so), and the
+// list of the user's connections.
+// The API is on another site, as in production: calls go to its origin (from
+// <meta name="connect-api">) with the bearer token and never with cookies.
 // Plain JavaScript, no build step. Every value from the API or the URL reaches
 // the page through textContent or an attribute, never as HTML.
 'use strict';
@@ -7,6 +10,9 @@
 (() => {
   const SESSION_KEY = 'acme-money-session';
   const REVOCABLE = new Set(['authorized', 'revoke_pending']);
+  /** The platform's own sign-in, on this site; everything else is the API's. */
+  const SIGN_IN = '/local/token';
+  const API_ORIGIN = (document.querySelector('meta[name="connect-api"]')?.content || '').replace(/\/+$/, '');
 
   const BANKS = {
     'sandbox-barclays': { name: 'Barclays', color: '#00aeef', text: '#ffffff' },
@@ -87,16 +93,19 @@
   }
 
   async function api(method, path, body) {
+    const own = path === SIGN_IN;
+    if (!own && !API_ORIGIN) throw new ApiError(0, 'The API address is missing', 'This page was not served by the demo server.');
     const headers = { Accept: 'application/json, application/problem+json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (session && path !== '/local/token') headers.Authorization = `Bearer ${session.token}`;
+    if (session && !own) headers.Authorization = `Bearer ${session.token}`;
     let response;
     try {
-      response = await fetch(path, {
+      response = await fetch(own ? path : `${API_ORIGIN}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
+        // The token is the credential: no cookie goes anywhere.
+        credentials: 'omit',
       });
     } catch {
       throw new ApiError(0, 'The service is not reachable', 'Check that the local server is running, then try again.');
@@ -114,7 +123,7 @@
       const title = (data && data.title) || response.statusText || 'Request failed';
       const detail = (data && data.detail) || `The server answered ${response.status}.`;
       const error = new ApiError(response.status, title, detail);
-      if (response.status === 401 && path !== '/local/token') {
+      if (response.status === 401 && !own) {
         signOut();
         error.title = 'Please sign in again';
         error.detail = 'Your session has expired or is no longer valid.';
@@ -138,32 +147,115 @@
     $('error-banner').hidden = true;
   }
 
-  /** The outcome of a bank journey, from /connected?consent_id=…&status=…&error=… */
-  function showResult() {
-    if (location.pathname !== '/connected') return;
+  /**
+   * The outcome of a bank journey, from /connected?consent_id=…&status=… and
+   * either &code=… (approved: to be confirmed) or &error=…. The one-time code
+   * leaves the address bar at once (history, reloads, screenshots).
+   */
+  function readResult() {
+    if (location.pathname !== '/connected') return null;
     const query = new URLSearchParams(location.search);
-    const status = query.get('status');
-    const error = query.get('error');
-    const consentId = query.get('consent_id');
-    if (!status && !error) return;
+    const result = {
+      status: query.get('status'),
+      error: query.get('error'),
+      consentId: query.get('consent_id'),
+      code: query.get('code'),
+    };
+    if (result.code !== null) {
+      query.delete('code');
+      history.replaceState(null, '', `/connected?${query}`);
+    }
+    return result.status || result.error ? result : null;
+  }
 
-    showNotice({ ...resultFor(status, error), status: status || 'error', consentId });
+  /** An approval waiting for this session's confirmation. */
+  let pendingConfirm = null;
+
+  function handleResult(result) {
+    if (result.status === 'authorized' && result.code) {
+      pendingConfirm = { consentId: result.consentId, code: result.code };
+      if (session) {
+        confirmPending();
+      } else {
+        showNotice({
+          status: 'sign-in',
+          tone: 'warning',
+          icon: '!',
+          title: 'Sign in to finish connecting your bank',
+          text: 'Your bank approved. Sign in as the person who started the connection to complete it.',
+          consentId: result.consentId,
+        });
+      }
+      return;
+    }
+    if (result.status === 'authorized') {
+      // Approved and confirmed earlier (a reload): the list tells the state.
+      history.replaceState(null, '', '/');
+    } else {
+      showNotice({ ...resultFor(result.status, result.error), status: result.status || 'error', consentId: result.consentId });
+    }
+    if (session) loadConnections();
+  }
+
+  /**
+   * POST /consents/{id}/confirm with the code: only this answer makes the
+   * connection this user's. Until then nothing says "connected".
+   */
+  async function confirmPending() {
+    const { consentId, code } = pendingConfirm;
+    showNotice({
+      status: 'confirming',
+      tone: 'neutral',
+      icon: '…',
+      title: 'Finishing your connection…',
+      text: 'Checking that this connection was started by you.',
+      consentId,
+    });
+    try {
+      await api('POST', `/consents/${encodeURIComponent(consentId)}/confirm`, { code });
+      pendingConfirm = null;
+      showNotice({ ...resultFor('authorized'), status: 'authorized', consentId });
+    } catch (error) {
+      // Signed out by a 401: the code is kept for the next sign-in.
+      if (error.status !== 401) pendingConfirm = null;
+      history.replaceState(null, '', '/');
+      if (error.status === 404) {
+        showNotice({
+          status: 'other-session',
+          tone: 'danger',
+          icon: '!',
+          title: 'This connection was completed in another session and has been cancelled',
+          text: 'Nothing was shared with Acme Money. If you started it, connect your bank again from here.',
+          consentId,
+        });
+      } else if (error.status === 400 || error.status === 409) {
+        showNotice({
+          status: 'link-used',
+          tone: 'warning',
+          icon: '!',
+          title: 'This confirmation link was already used or expired',
+          text: 'Check your connections below, or connect your bank again.',
+          consentId,
+        });
+      } else {
+        $('result-banner').hidden = true;
+        showError(error, 'Your connection could not be confirmed');
+      }
+    }
+    await loadConnections();
   }
 
   /** The banner under the header: a journey's outcome, or a revocation. */
   function showNotice({ status, tone, icon, title, text, consentId }) {
     const banner = $('result-banner');
     banner.dataset.status = status;
+    banner.dataset.consentId = consentId || '';
     banner.className = `banner banner-${tone}`;
     $('result-icon').textContent = icon;
     $('result-title').textContent = title;
     $('result-text').textContent = text;
     $('result-ref').textContent = consentId ? `Reference ${consentId}` : '';
     banner.hidden = false;
-    // The outcome in the URL is told now; a reload should not tell it again.
-    if (location.pathname === '/connected' && status !== (new URLSearchParams(location.search).get('status'))) {
-      history.replaceState(null, '', '/');
-    }
   }
 
   function resultFor(status, error) {
@@ -281,11 +373,7 @@
       const consents = (result && Array.isArray(result.data)) ? result.data : [];
       list.replaceChildren(...consents.map(connectionItem));
       $('connections-empty').hidden = consents.length > 0;
-      await Promise.all(
-        consents
-          .filter((consent) => consent.status === 'authorized')
-          .map((consent) => loadAccounts(consent.consent_id)),
-      );
+      await Promise.all(consents.filter(showsAccounts).map((consent) => loadAccounts(consent.consent_id)));
     } catch (error) {
       // A 401 has signed the user out (a new generation) and must still be said.
       if (generation === listGeneration || error.status === 401) showError(error, 'Your connections could not be loaded');
@@ -336,11 +424,19 @@
       facts.map(([term, value]) => el('div', {}, el('dt', { text: term }), el('dd', { text: value })))),
     historyDetails(consent.history));
 
-    if (consent.status === 'authorized') {
+    if (showsAccounts(consent)) {
       item.append(el('div', { class: 'accounts', dataset: { state: 'loading' } },
         el('p', { class: 'muted small-text', text: 'Loading accounts…' })));
+    } else if (consent.status === 'authorized') {
+      item.append(el('p', { class: 'muted small-text unconfirmed',
+        text: 'Not confirmed: it was not finished in the session that started it, so no accounts are shown.' }));
     }
     return item;
+  }
+
+  /** Authorized and confirmed (a consent from before confirmation existed has no confirmed_at). */
+  function showsAccounts(consent) {
+    return consent.status === 'authorized' && consent.confirmed_at !== null;
   }
 
   function historyDetails(history) {
@@ -418,12 +514,13 @@
     button.disabled = true;
     button.textContent = 'Signing in…';
     try {
-      const result = await api('POST', '/local/token', { user, name, email: `${user}@example.com` });
+      const result = await api('POST', SIGN_IN, { user, name, email: `${user}@example.com` });
       if (!result || typeof result.token !== 'string') throw new ApiError(500, 'Sign-in failed', 'The server returned no token.');
       saveSession({ token: result.token, user, name });
       $('user-name').value = '';
       renderSession();
-      await loadConnections();
+      if (pendingConfirm) await confirmPending();
+      else await loadConnections();
     } catch (error) {
       showError(error, 'Sign-in failed');
     } finally {
@@ -460,7 +557,7 @@
       button.disabled = false;
       button.textContent = 'Connect your bank';
       if (error.status === 400 && /return_to/.test(error.detail || '')) {
-        error.detail += `. Open Acme Money at the address the server printed when it started (for example http://127.0.0.1:3000/), not ${location.origin}.`;
+        error.detail += `. Open Acme Money at the demo address the server printed when it started (for example http://localhost:3002/), not ${location.origin}.`;
       }
       showError(error, 'The connection could not be started');
     }
@@ -476,6 +573,8 @@
     button.textContent = 'Revoking…';
     try {
       const result = await api('POST', `/consents/${encodeURIComponent(consent.consent_id)}/revoke`);
+      // The journey's outcome in the URL is no longer the news.
+      if (location.pathname === '/connected') history.replaceState(null, '', '/');
       showNotice({
         status: (result && result.status) || 'canceled',
         tone: 'neutral',
@@ -517,10 +616,11 @@
       }
     });
 
-    showResult();
+    const result = readResult();
     renderSession();
     document.body.dataset.ready = 'true';
-    if (session) loadConnections();
+    if (result) handleResult(result);
+    else if (session) loadConnections();
   }
 
   start();

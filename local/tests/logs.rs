@@ -43,6 +43,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     let suffix = format!("{:016x}", rand::random::<u64>());
     let vars = [
         ("LOCAL_ADDR", "127.0.0.1:0".to_owned()),
+        ("DEMO_ADDR", "127.0.0.1:0".to_owned()),
         ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
         ("AWS_ENDPOINT_URL", endpoint.clone()),
         ("CONSENT_TABLE", format!("logs-{suffix}")),
@@ -60,10 +61,11 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .build()
         .unwrap();
     let base = &stack.base_url;
+    let demo = &stack.demo_url;
     let sandbox = stack.sandbox.as_ref().unwrap().base_url();
 
     let token: Value = http
-        .post(format!("{base}/local/token"))
+        .post(format!("{demo}/local/token"))
         .json(&json!({"user": "logged"}))
         .send()
         .await

@@ -1,9 +1,11 @@
 """Contract tests: the running local stack against `openapi.yaml`.
 
-Starts nothing. The stack must already run at CONTRACT_BASE_URL (default
-http://127.0.0.1:3000), e.g. under `make dev`; `scripts/contract.sh` runs this
-suite. Users are fresh per run (tokens from the local stack's
-`POST /local/token`), so a stack that has been used before is fine.
+Starts nothing. The stack's API must already run at CONTRACT_BASE_URL
+(default http://127.0.0.1:3000), e.g. under `make dev`; `scripts/contract.sh`
+runs this suite. Users are fresh per run (tokens from `POST /local/token` on
+the local stack's demo frontend, CONTRACT_DEMO_URL, default
+http://localhost:3002: the platform's sign-in, not the API's), so a stack
+that has been used before is fine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ SUMMARY: list[str] = []
 
 def base_url() -> str:
     return os.environ.get("CONTRACT_BASE_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def demo_url() -> str:
+    return os.environ.get("CONTRACT_DEMO_URL", "http://localhost:3002").rstrip("/")
 
 
 class Api:
@@ -81,7 +87,7 @@ class Api:
 
 
 def mint_token(user: str) -> str:
-    answer = requests.post(f"{base_url()}/local/token", json={"user": user}, timeout=TIMEOUT)
+    answer = requests.post(f"{demo_url()}/local/token", json={"user": user}, timeout=TIMEOUT)
     assert answer.status_code == 200, f"POST /local/token answered {answer.status_code}: {answer.text}"
     return answer.json()["token"]
 

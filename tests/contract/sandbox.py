@@ -1,10 +1,10 @@
 """Drives the Finexer sandbox's consent page with plain HTTP, as a browser would
 (forms of `sandbox/src/pages`: info screen -> bank choice -> approve/deny), and
-sets the sandbox's fault-injection rules (`/_sandbox/faults`)."""
+uses the sandbox's admin API (fault rules under `/_sandbox/faults`, forced
+consent statuses)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -149,11 +149,9 @@ class Sandbox:
     def clear_faults(self) -> None:
         requests.delete(f"{self.base_url}/_sandbox/faults", timeout=TIMEOUT)
 
-
-def cookie_pair(set_cookie: str | None) -> str | None:
-    """`name=value` from a Set-Cookie header (for sending it back by hand:
-    the binding cookie is `Secure`, which a cookie jar keeps off plain http)."""
-    if not set_cookie:
-        return None
-    match = re.match(r"\s*([^=;\s]+)=([^;]*)", set_cookie)
-    return f"{match.group(1)}={match.group(2)}" if match else None
+    def force_status(self, consent_id: str, status: str) -> None:
+        """Moves a consent to `status` at the sandbox, without its consent page."""
+        answer = requests.post(
+            f"{self.base_url}/_sandbox/consents/{consent_id}/status", json={"status": status}, timeout=TIMEOUT
+        )
+        assert answer.status_code == 200, answer.text

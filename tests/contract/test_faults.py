@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sandbox import ConsentPage, Sandbox, cookie_pair
+from sandbox import ConsentPage, Sandbox
 from test_errors import html_page, problem
-from test_journey import callback_path, outcome
+from test_journey import callback_path, confirm, outcome
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def linked(api):
     if not sandbox.is_local_sandbox():
         pytest.skip("the stack does not use the local Finexer sandbox")
     sandbox.clear_faults()
-    yield api, link, sandbox, cookie_pair(response.headers.get("set-cookie"))
+    yield api, link, sandbox
     sandbox.clear_faults()
 
 
@@ -38,9 +38,8 @@ def fault(method: str, prefix: str, status: int, count: int, retry_after: int | 
 
 @pytest.mark.parametrize("path", ["/accounts", "/consents/{id}/accounts"])
 def test_503_passes_on_finexers_retry_after(linked, path):
-    api, link, sandbox, _ = linked
-    if "{id}" in path:
-        authorize(api, link, sandbox)
+    api, link, sandbox = linked
+    authorize_and_confirm(api, link)
     # Longer than we wait inline: answered at once with Finexer's advice.
     sandbox.set_faults(fault("GET", "/bank_accounts", 503, count=1, retry_after=5))
     response = api.call("GET", path, ids={"id": link["consent_id"]})
@@ -51,7 +50,8 @@ def test_503_passes_on_finexers_retry_after(linked, path):
 
 
 def test_503_after_retries_without_advice(linked):
-    api, _, sandbox, _ = linked
+    api, link, sandbox = linked
+    authorize_and_confirm(api, link)
     sandbox.set_faults(fault("GET", "/bank_accounts", 500, count=3))
     response = api.call("GET", "/accounts")
     problem(response, 503, "upstream-unavailable")
@@ -59,13 +59,14 @@ def test_503_after_retries_without_advice(linked):
 
 
 def test_502_when_finexer_refuses_our_credentials(linked):
-    api, _, sandbox, _ = linked
+    api, link, sandbox = linked
+    authorize_and_confirm(api, link)
     sandbox.set_faults(fault("GET", "/bank_accounts", 401, count=1))
     problem(api.call("GET", "/accounts"), 502, "upstream-error")
 
 
 def test_create_link_503_when_finexer_fails(linked):
-    api, _, sandbox, _ = linked
+    api, _, sandbox = linked
     sandbox.set_faults(fault("POST", "/consents", 503, count=3, retry_after=7))
     response = api.call("POST", "/links", json={})
     problem(response, 503, "upstream-unavailable")
@@ -73,7 +74,7 @@ def test_create_link_503_when_finexer_fails(linked):
 
 
 def test_revoke_503_leaves_revoke_pending_and_a_retry_finishes(linked):
-    api, link, sandbox, _ = linked
+    api, link, sandbox = linked
     consent_id = link["consent_id"]
     sandbox.set_faults(fault("POST", f"/consents/{consent_id}/revoke", 500, count=3))
     response = api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id})
@@ -88,20 +89,44 @@ def test_revoke_503_leaves_revoke_pending_and_a_retry_finishes(linked):
 
 
 def test_callback_503_page_and_the_link_still_works_after(linked):
-    api, link, sandbox, cookie = linked
+    api, link, sandbox = linked
     location = ConsentPage(link["consent_url"]).decide("approve")
     sandbox.set_faults(fault("GET", f"/consents/{link['consent_id']}", 503, count=1, retry_after=5))
-    headers = {"Cookie": cookie} if cookie else {}
-    unavailable = api.call("GET", "/callback", path=callback_path(location), headers=headers, auth=False)
+    unavailable = api.call("GET", "/callback", path=callback_path(location), auth=False)
     html_page(unavailable, 503)
     assert unavailable.headers["retry-after"] == "5"
     # Nothing was consumed: trying again completes the journey.
-    back = api.call("GET", "/callback", path=callback_path(location), headers=headers, auth=False)
+    back = api.call("GET", "/callback", path=callback_path(location), auth=False)
     assert outcome(back)["status"] == ["authorized"]
 
 
-def authorize(api, link, sandbox) -> None:
+def test_confirm_by_a_stranger_while_finexer_fails_still_refuses(linked, new_api):
+    """The stranger's valid code asks for a revocation; Finexer fails it. The
+    answer is still 404, and the consent stays revoke_pending (no accounts)
+    until a revoke finishes it."""
+    api, link, sandbox = linked
+    code = authorize(api, link)
+    consent_id = link["consent_id"]
+    sandbox.set_faults(fault("POST", f"/consents/{consent_id}/revoke", 500, count=3))
+    problem(confirm(new_api("stranger"), consent_id, code), 404, "not-found")
+    pending = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
+    assert pending["status"] == "revoke_pending" and pending["revoke_reason"] == "confirmed_by_another_user"
+    problem(api.call("GET", "/consents/{id}/accounts", ids={"id": consent_id}), 409, "conflict")
+    sandbox.clear_faults()
+    done = api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id})
+    assert done.status_code == 200 and done.json()["status"] == "canceled"
+
+
+def authorize(api, link) -> str:
+    """Approves the link at the sandbox and follows the callback: the code."""
     location = ConsentPage(link["consent_url"]).decide("approve")
     assert "state" in parse_qs(urlsplit(location).query)
     back = api.call("GET", "/callback", path=callback_path(location), auth=False)
-    assert outcome(back)["status"] == ["authorized"]
+    result = outcome(back)
+    assert result["status"] == ["authorized"]
+    return result["code"][0]
+
+
+def authorize_and_confirm(api, link) -> None:
+    code = authorize(api, link)
+    assert confirm(api, link["consent_id"], code).status_code == 200

@@ -1,22 +1,25 @@
 """Whole journeys through the real stack, every answer checked against
 openapi.yaml: create-link -> the sandbox's consent page (plain HTTP forms) ->
-our callback (303, not followed) -> consents, accounts -> revoke."""
+our callback (303 with a one-time code, not followed) -> confirm with the
+code -> consents, accounts -> revoke."""
 
 from __future__ import annotations
 
 import os
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from conftest import Api, base_url
-from sandbox import ConsentPage, cookie_pair
+from conftest import Api, demo_url
+from sandbox import ConsentPage
+
+# Well-formed (43 base64url characters) but never handed out.
+FORGED_CODE = "B" * 43
 
 
-def create_link(api: Api, body: dict | None = None) -> tuple[dict, str | None]:
+def create_link(api: Api, body: dict | None = None) -> dict:
     response = api.call("POST", "/links", json=body if body is not None else {})
     assert response.status_code == 201, response.text
-    link = response.json()
-    cookie = cookie_pair(response.headers.get("set-cookie"))
-    return link, cookie
+    assert "set-cookie" not in response.headers, "create-link sets no cookie"
+    return response.json()
 
 
 def callback_path(location: str) -> str:
@@ -29,12 +32,11 @@ def callback_path(location: str) -> str:
 
 def frontend_url() -> str:
     """The stack's first FRONTEND_URLS entry (the local stack's default)."""
-    return os.environ.get("CONTRACT_FRONTEND_URL", f"{base_url()}/connected")
+    return os.environ.get("CONTRACT_FRONTEND_URL", f"{demo_url()}/connected")
 
 
-def follow_callback(anonymous: Api, location: str, cookie: str | None = None):
-    headers = {"Cookie": cookie} if cookie else {}
-    return anonymous.call("GET", "/callback", path=callback_path(location), headers=headers)
+def follow_callback(anonymous: Api, location: str):
+    return anonymous.call("GET", "/callback", path=callback_path(location))
 
 
 def outcome(response) -> dict[str, list[str]]:
@@ -47,10 +49,21 @@ def statuses(consent: dict) -> list[tuple[str | None, str, str]]:
     return [(h["from"], h["to"], h["source"]) for h in consent["history"]]
 
 
-def test_approve_accounts_and_revoke(api, new_api, anonymous):
-    link, cookie = create_link(api)
+def confirm(api: Api, consent_id: str, code: str):
+    return api.call("POST", "/consents/{id}/confirm", ids={"id": consent_id}, json={"code": code})
+
+
+def approved(api: Api, anonymous: Api) -> tuple[str, str]:
+    """A link of `api`'s user, approved at the bank: (consent id, code)."""
+    link = create_link(api)
+    result = outcome(follow_callback(anonymous, ConsentPage(link["consent_url"]).decide("approve")))
+    assert result["status"] == ["authorized"]
+    return link["consent_id"], result["code"][0]
+
+
+def test_approve_confirm_accounts_and_revoke(api, new_api, anonymous):
+    link = create_link(api)
     consent_id = link["consent_id"]
-    assert cookie and cookie.startswith("__Host-fx_bind="), "create-link sets the binding cookie"
 
     pending = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
     assert pending["status"] == "pending"
@@ -60,23 +73,42 @@ def test_approve_accounts_and_revoke(api, new_api, anonymous):
 
     location = ConsentPage(link["consent_url"]).decide("approve")
     assert "state" in parse_qs(urlsplit(location).query)
-    back = follow_callback(anonymous, location, cookie)
+    back = follow_callback(anonymous, location)
     result = outcome(back)
     assert result["consent_id"] == [consent_id]
     assert result["status"] == ["authorized"]
     assert "error" not in result
+    [code] = result["code"]
+    assert len(code) == 43, "a one-time code of 256 bits, base64url"
     assert back.headers["location"].startswith(f"{frontend_url()}?"), "back to the default frontend URL"
 
-    # A reload of the finished journey (no cookie any more) gets the same redirect.
-    again = follow_callback(anonymous, location)
-    assert again.headers["location"] == back.headers["location"]
+    # A reload of the finished journey gets the same redirect, without the code.
+    again = outcome(follow_callback(anonymous, location))
+    assert again == {"consent_id": [consent_id], "status": ["authorized"]}
 
     listed = api.call("GET", "/consents").json()["data"]
     assert [c["consent_id"] for c in listed] == [consent_id]
     consent = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
     assert consent["status"] == "authorized"
     assert consent["authorized_at"] and consent["provider"] == "sandbox-monzo"
+    assert consent["confirm_by"] and consent["confirmed_at"] is None and consent["revoke_reason"] is None
     assert statuses(consent) == [(None, "pending", "create"), ("pending", "authorized", "callback")]
+
+    # Authorized but not confirmed: no accounts yet, in either listing.
+    unconfirmed = api.call("GET", "/consents/{id}/accounts", ids={"id": consent_id})
+    assert unconfirmed.status_code == 409 and "onfirm" in unconfirmed.json()["detail"]
+    assert api.call("GET", "/accounts").json()["data"] == []
+
+    confirmed = confirm(api, consent_id, code)
+    assert confirmed.status_code == 200, confirmed.text
+    confirmed = confirmed.json()
+    assert confirmed["status"] == "authorized" and confirmed["confirmed_at"]
+    assert statuses(confirmed)[-1] == ("authorized", "authorized", "confirm")
+    # A repeat (a reload, a retried request) answers the same consent.
+    repeat = confirm(api, consent_id, code)
+    assert repeat.status_code == 200 and repeat.json() == confirmed
+    # Another code for a confirmed consent: 409.
+    assert confirm(api, consent_id, FORGED_CODE).status_code == 409
 
     accounts = api.call("GET", "/consents/{id}/accounts", ids={"id": consent_id}).json()["data"]
     assert accounts, "an authorized sandbox consent has accounts"
@@ -91,8 +123,12 @@ def test_approve_accounts_and_revoke(api, new_api, anonymous):
         ("POST", "/consents/{id}/revoke"),
     ]:
         assert other.call(method, path, ids={"id": consent_id}).status_code == 404
+    # Even with the (used) code: 404, and the owner's consent stands.
+    assert confirm(other, consent_id, code).status_code == 404
+    assert confirm(other, consent_id, FORGED_CODE).status_code == 404
     assert other.call("GET", "/consents").json()["data"] == []
     assert other.call("GET", "/accounts").json()["data"] == []
+    assert api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()["status"] == "authorized"
 
     revoked = api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id})
     assert revoked.status_code == 200
@@ -106,6 +142,7 @@ def test_approve_accounts_and_revoke(api, new_api, anonymous):
     assert twice.status_code == 200 and twice.json() == revoked, "revoking again answers the same consent"
     gone = api.call("GET", "/consents/{id}/accounts", ids={"id": consent_id})
     assert gone.status_code == 409
+    assert api.call("GET", "/accounts").json()["data"] == []
 
     # The link is finished and revoked since: the browser gets the error page.
     stale = follow_callback(anonymous, location)
@@ -113,7 +150,7 @@ def test_approve_accounts_and_revoke(api, new_api, anonymous):
 
 
 def test_deny_with_preselected_bank_and_template(api, anonymous):
-    link, cookie = create_link(
+    link = create_link(
         api, {"provider": "sandbox-barclays", "template": "acme", "skip_info": True, "skip_qr": True}
     )
     consent_id = link["consent_id"]
@@ -122,7 +159,7 @@ def test_deny_with_preselected_bank_and_template(api, anonymous):
 
     location = ConsentPage(link["consent_url"]).decide("deny", bank="sandbox-barclays")
     assert parse_qs(urlsplit(location).query).get("error") == ["access_denied"]
-    result = outcome(follow_callback(anonymous, location, cookie))
+    result = outcome(follow_callback(anonymous, location))
     assert result == {"consent_id": [consent_id], "status": ["canceled"], "error": ["access_denied"]}
 
     consent = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
@@ -131,37 +168,88 @@ def test_deny_with_preselected_bank_and_template(api, anonymous):
     # Revoking what is already canceled answers it again, unchanged.
     again = api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id})
     assert again.status_code == 200 and again.json() == consent
+    # Nothing to confirm: no code was handed out for a denial.
+    assert confirm(api, consent_id, FORGED_CODE).status_code == 400
 
 
 def test_denial_that_lost_its_state(api, anonymous):
-    """Some banks drop our parameters: a denial with only the consent id is
-    still confirmed with Finexer and recorded."""
-    link, _ = create_link(api)
+    """Some banks drop our parameters: a denial with only the consent id gets
+    the one fixed page, and is still confirmed with Finexer and recorded."""
+    link = create_link(api)
     location = ConsentPage(link["consent_url"]).decide("deny")
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items() if k != "state"}
-    result = outcome(anonymous.call("GET", "/callback", path=f"/callback?{urlencode(query)}"))
-    assert result["status"] == ["canceled"]
+    page = anonymous.call("GET", "/callback", path=f"/callback?{urlencode(query)}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    unknown = anonymous.call("GET", "/callback", path="/callback?fx_consent=bc_unknown&error=access_denied")
+    assert unknown.status_code == 200 and unknown.text == page.text, "the same page for every consent"
     assert api.call("GET", "/consents/{id}", ids={"id": link["consent_id"]}).json()["status"] == "canceled"
 
 
+def test_an_approval_that_lost_its_state_is_not_completed(api, anonymous):
+    """Without the state nothing proves who approved: the page is the same,
+    the consent stays pending, and no code is handed out."""
+    link = create_link(api)
+    location = ConsentPage(link["consent_url"]).decide("approve")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items() if k != "state"}
+    page = anonymous.call("GET", "/callback", path=f"/callback?{urlencode(query)}")
+    assert page.status_code == 200 and "code=" not in page.text
+    assert api.call("GET", "/consents/{id}", ids={"id": link["consent_id"]}).json()["status"] == "pending"
+    # The link itself still completes.
+    assert outcome(follow_callback(anonymous, location))["status"] == ["authorized"]
+
+
+def test_a_consent_completed_by_someone_else_is_revoked(new_api, anonymous):
+    """The owner's link, finished at the bank in a stranger's browser: the
+    stranger's session comes back with a valid code. It is refused like an
+    unknown consent, and the consent is revoked, never the owner's to use."""
+    owner, stranger = new_api("owner"), new_api("stranger")
+    consent_id, code = approved(owner, anonymous)
+
+    assert confirm(stranger, consent_id, code).status_code == 404
+    consent = owner.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
+    assert consent["status"] == "canceled" and consent["revoke_reason"] == "confirmed_by_another_user"
+    assert consent["confirmed_at"] is None
+    reasons = [h.get("reason") for h in consent["history"] if h["source"] == "revoke"]
+    assert "confirmed_by_another_user" in reasons
+
+    # The code is spent; nobody sees accounts.
+    assert confirm(owner, consent_id, code).status_code == 409
+    assert owner.call("GET", "/consents/{id}/accounts", ids={"id": consent_id}).status_code == 409
+    for user in (owner, stranger):
+        assert user.call("GET", "/accounts").json()["data"] == []
+
+
+def test_a_wrong_code_confirms_nothing(api, anonymous):
+    consent_id, code = approved(api, anonymous)
+    before = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
+    wrong = confirm(api, consent_id, FORGED_CODE)
+    assert wrong.status_code == 400 and wrong.json()["type"] == "/problems/bad-request"
+    assert api.call("GET", "/consents/{id}", ids={"id": consent_id}).json() == before
+    assert confirm(api, consent_id, code).status_code == 200, "the right code still works"
+
+
+def test_a_revoked_consent_cannot_be_confirmed(api, anonymous):
+    consent_id, code = approved(api, anonymous)
+    assert api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id}).status_code == 200
+    late = confirm(api, consent_id, code)
+    assert late.status_code == 409 and late.json()["type"] == "/problems/conflict"
+
+
 def test_consents_are_listed_newest_first(api):
-    first, _ = create_link(api)
-    second, _ = create_link(api)
+    first = create_link(api)
+    second = create_link(api)
     listed = api.call("GET", "/consents").json()["data"]
     assert [c["consent_id"] for c in listed] == [second["consent_id"], first["consent_id"]]
     assert all(c["status"] == "pending" for c in listed)
 
 
-def test_binding_cookie_and_state_are_checked(api, anonymous):
-    link, cookie = create_link(api)
+def test_the_state_is_bound_to_its_consent(api, anonymous):
+    link = create_link(api)
     location = ConsentPage(link["consent_url"]).decide("approve")
 
-    wrong_cookie = follow_callback(anonymous, location, "__Host-fx_bind=someone-elses")
-    assert wrong_cookie.status_code == 400
-
     # Another consent's id with this state: refused, and the state still works after.
-    other, _ = create_link(api)
+    other = create_link(api)
     swapped = location.replace(link["consent_id"], other["consent_id"])
-    assert follow_callback(anonymous, swapped, cookie).status_code == 400
+    assert follow_callback(anonymous, swapped).status_code == 400
 
-    assert outcome(follow_callback(anonymous, location, cookie))["status"] == ["authorized"]
+    assert outcome(follow_callback(anonymous, location))["status"] == ["authorized"]

@@ -2,7 +2,7 @@
 all of its checks (no 5xx, status codes, content types, headers and bodies as
 described, invalid input refused, valid input accepted, auth enforced, ...),
 a fixed budget and seed, and the stateful phase following the description's
-links (POST /links -> GET /consents/{id}, its accounts, revoke)."""
+links (POST /links -> GET /consents/{id}, its accounts, confirm, revoke)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_schemathesis_finds_nothing():
     )
 
     tail = "\n".join((done.stdout + done.stderr).splitlines()[-150:])
-    assert report["operations"]["tested"] == report["operations"]["total"] == 7, tail
+    assert report["operations"]["tested"] == report["operations"]["total"] == 8, tail
     assert cases["generated"] > 0, tail
     phases = {name: phase["status"] for name, phase in report["phases"].items()}
     assert phases == {name: "success" for name in PHASES.split(",")}, f"{phases}\n{tail}"

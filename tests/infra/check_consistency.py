@@ -20,6 +20,10 @@ follows the code when it changes:
   `AppSecrets` deserializes;
 * timeout: longer than a Finexer call with its retries, shorter than API
   Gateway's 30 s;
+* CORS: the HTTP API's `CorsConfiguration` allows exactly the methods,
+  headers, max-age and credentials (and exposes the headers) that the local
+  stack's stand-in for it does (the constants in local/src/cors.rs), so the
+  local browser test sees what production's browsers see;
 * each functions/<fn>/Cargo.toml `[package.metadata.lambda.deploy]` against the
   template (memory, timeout, tracing, env names and values).
 
@@ -370,6 +374,56 @@ def secret_fields(src: Source) -> tuple[set[str], set[str]]:
     return all_fields, required
 
 
+def local_cors(src: Source) -> dict:
+    """The CORS the local stack applies, from the constants in local/src/cors.rs."""
+    text = strip_comments(strip_tests(src.read("local/src/cors.rs")))
+
+    def const(name: str, kind: str) -> str:
+        m = re.search(rf"pub const {name}:\s*{kind}\s*=\s*(.*?);", text, re.S)
+        if not m:
+            raise SystemExit(f"const {name}: {kind} not found in local/src/cors.rs")
+        return m.group(1).strip()
+
+    def strings(name: str) -> list[str]:
+        return re.findall(r'"([^"]*)"', const(name, r"&\[&str\]"))
+
+    return {
+        "methods": strings("ALLOW_METHODS"),
+        "headers": strings("ALLOW_HEADERS"),
+        "max_age": int(const("MAX_AGE_SECONDS", r"u\d+")),
+        "credentials": const("ALLOW_CREDENTIALS", "bool") == "true",
+        "expose": [],  # the stand-in exposes no header
+    }
+
+
+def cors_problems(api: str, cors: dict, local: dict) -> list[str]:
+    """Differences between the template's CorsConfiguration and the local stack's."""
+    where = f"{api}: CorsConfiguration"
+    problems = []
+
+    def listed(key: str) -> list:
+        value = cors.get(key, [])
+        return value if isinstance(value, list) else [value]
+
+    methods = sorted(str(m).upper() for m in listed("AllowMethods"))
+    if methods != sorted(m.upper() for m in local["methods"]):
+        problems.append(f"{where} AllowMethods {methods} != local/src/cors.rs ALLOW_METHODS {local['methods']}")
+    headers = sorted(str(h).lower() for h in listed("AllowHeaders"))
+    if headers != sorted(h.lower() for h in local["headers"]):
+        problems.append(f"{where} AllowHeaders {headers} != local/src/cors.rs ALLOW_HEADERS {local['headers']}")
+    if cors.get("MaxAge") != local["max_age"]:
+        problems.append(f"{where} MaxAge {cors.get('MaxAge')!r} != local/src/cors.rs MAX_AGE_SECONDS {local['max_age']}")
+    if cors.get("AllowCredentials", False) is not local["credentials"]:
+        problems.append(
+            f"{where} AllowCredentials {cors.get('AllowCredentials', False)!r} != local/src/cors.rs "
+            f"ALLOW_CREDENTIALS {str(local['credentials']).lower()}"
+        )
+    expose = sorted(str(h).lower() for h in listed("ExposeHeaders"))
+    if expose != sorted(local["expose"]):
+        problems.append(f"{where} ExposeHeaders {expose} but the local stack (local/src/cors.rs) exposes none")
+    return problems
+
+
 def finexer_budget(src: Source) -> tuple[int, int]:
     text = src.read("shared/src/finexer.rs")
     attempts = int(re.search(r"const MAX_ATTEMPTS:\s*u32\s*=\s*(\d+)", text).group(1))
@@ -616,6 +670,7 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
     origins = api_props.get("CorsConfiguration", {}).get("AllowOrigins")
     if origins in (None, "*", ["*"]) or (isinstance(origins, list) and "*" in origins):
         problems.append(f"{api}: CORS AllowOrigins must be the configured frontend origins, not {origins!r}")
+    problems += cors_problems(api, api_props.get("CorsConfiguration", {}), local_cors(src))
     default_settings = api_props.get("DefaultRouteSettings", {})
     if not {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= default_settings.keys():
         problems.append(f"{api}: DefaultRouteSettings must set ThrottlingRateLimit and ThrottlingBurstLimit")
@@ -767,6 +822,21 @@ def negative_cases(template_path: Path, root: Path):
          "functions/confirm has no AWS::Serverless::Function", template=mutated(template_path, drop_confirm))
 
     case("CORS open to every origin", "CORS AllowOrigins must be", template=mutated(template_path, wide_cors))
+
+    def cors_setting(key, value):
+        def mutate(t):
+            t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"][key] = value
+        return mutate
+    case("CORS with credentials again, the local stack without",
+         "CorsConfiguration AllowCredentials True != local/src/cors.rs ALLOW_CREDENTIALS false",
+         template=mutated(template_path, cors_setting("AllowCredentials", True)))
+    case("CORS MaxAge differs from the local stack's",
+         "CorsConfiguration MaxAge 300 != local/src/cors.rs MAX_AGE_SECONDS",
+         template=mutated(template_path, cors_setting("MaxAge", 300)))
+    cors_rs = (root / "local/src/cors.rs").read_text()
+    case("the local stack allows a header the template does not",
+         "CorsConfiguration AllowHeaders ['authorization', 'content-type'] != local/src/cors.rs ALLOW_HEADERS",
+         overrides={"local/src/cors.rs": cors_rs.replace('"content-type"]', '"content-type", "x-api-key"]', 1)})
 
     config = (root / "shared/src/config.rs").read_text()
     case("a new required variable in config.rs",

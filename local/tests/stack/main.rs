@@ -3,6 +3,7 @@
 //! handler behind the local gateway, each reached over HTTP on 127.0.0.1.
 
 mod confirmation;
+mod cors;
 mod dynamo_outage;
 mod faults;
 mod races;

@@ -78,7 +78,10 @@ pub struct Stack {
     pub dynamo: Proxy,
     pub finexer: Proxy,
     pub http: reqwest::Client,
+    /// The API.
     pub base: String,
+    /// The demo frontend, on another site: it mints the user tokens.
+    pub demo: String,
     pub table: String,
 }
 
@@ -111,6 +114,7 @@ impl Stack {
         let table = format!("stack-{suffix}");
         let mut vars: HashMap<String, String> = HashMap::from([
             ("LOCAL_ADDR".into(), "127.0.0.1:0".into()),
+            ("DEMO_ADDR".into(), "127.0.0.1:0".into()),
             ("AWS_ENDPOINT_URL".into(), dynamo.url.clone()),
             ("FINEXER_BASE_URL".into(), finexer.url.clone()),
             ("CONSENT_TABLE".into(), table.clone()),
@@ -128,6 +132,7 @@ impl Stack {
             .unwrap();
         Stack {
             base: running.base_url.clone(),
+            demo: running.demo_url.clone(),
             _running: running,
             sandbox,
             dynamo,
@@ -140,7 +145,7 @@ impl Stack {
     pub async fn token(&self, user: &str) -> String {
         let response = self
             .http
-            .post(format!("{}/local/token", self.base))
+            .post(format!("{}/local/token", self.demo))
             .json(&json!({"user": user}))
             .send()
             .await

@@ -106,11 +106,12 @@ impl Http {
             .collect())
     }
 
-    /// A bearer token from the local stack's sign-in stand-in.
-    pub async fn local_token(&self, base: &str, user: &str) -> Result<String, String> {
+    /// A bearer token from the local stack's sign-in stand-in (on its demo
+    /// frontend, `demo`).
+    pub async fn local_token(&self, demo: &str, user: &str) -> Result<String, String> {
         let request = self
             .client
-            .post(format!("{base}/local/token"))
+            .post(format!("{demo}/local/token"))
             .json(&json!({"user": user}));
         let answer = self.json(request, "local POST /local/token").await?;
         answer["token"]

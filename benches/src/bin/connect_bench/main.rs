@@ -98,6 +98,8 @@ pub struct Settings {
     pub sandbox: String,
     pub local: String,
     pub local_sandbox: String,
+    /// The local stack's demo frontend: its sign-in mints user tokens.
+    pub local_demo: String,
     pub table: String,
     pub secret_id: String,
     pub starts: usize,
@@ -141,6 +143,7 @@ impl Settings {
             sandbox: loopback("BENCH_SANDBOX_URL")?,
             local: loopback("BENCH_LOCAL_URL")?,
             local_sandbox: loopback("BENCH_LOCAL_SANDBOX_URL")?,
+            local_demo: loopback("BENCH_LOCAL_DEMO_URL")?,
             table: opt("BENCH_TABLE", "connect-local"),
             secret_id: opt("BENCH_SECRET_ID", "connect-local/secret"),
             starts: num("BENCH_STARTS", 21)?.clamp(1, 1000) as usize,
@@ -460,7 +463,7 @@ pub struct Results {
 async fn wait_for_local_stack(settings: &Settings, http: &Http) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..120 {
-        match http.local_token(&settings.local, "probe").await {
+        match http.local_token(&settings.local_demo, "probe").await {
             Ok(_) => return Ok(()),
             Err(e) => last = e,
         }
@@ -654,7 +657,7 @@ async fn load_route(settings: &Settings, route: &str, script: &Path) -> Result<V
 }
 
 async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> Result<(), String> {
-    let token = http.local_token(&settings.local, "load-user").await?;
+    let token = http.local_token(&settings.local_demo, "load-user").await?;
     // The user's customer is created on first use: not part of the load.
     http.local_create_link(&settings.local, &token).await?;
     let dir = settings.work_dir.join("load");

@@ -134,13 +134,18 @@ pub async fn invoke(
     };
 
     let app = &state.app;
-    let response = match function {
-        Function::CreateLink => shared::handlers::create_link(app, lambda_request).await,
-        Function::Callback => shared::handlers::callback(app, lambda_request).await,
-        Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
-        Function::Confirm => shared::handlers::confirm(app, lambda_request).await,
-        Function::Consents => shared::handlers::consents(app, lambda_request).await,
+    let handled = async {
+        match function {
+            Function::CreateLink => shared::handlers::create_link(app, lambda_request).await,
+            Function::Callback => shared::handlers::callback(app, lambda_request).await,
+            Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
+            Function::Confirm => shared::handlers::confirm(app, lambda_request).await,
+            Function::Consents => shared::handlers::consents(app, lambda_request).await,
+        }
     };
+    // As on Lambda: the function's timeout bounds each invocation.
+    let end = tokio::time::Instant::now() + state.invocation_timeout;
+    let response = shared::deadline::within(end, handled).await;
     let (parts, body) = response.into_parts();
     let body = match body {
         Body::Empty => AxumBody::empty(),

@@ -57,6 +57,9 @@ pub struct LocalConfig {
     pub sandbox_addr: Option<SocketAddr>,
     /// Sandbox latency per API call (`SANDBOX_LATENCY_MS`).
     pub sandbox_latency_ms: u64,
+    /// Each invocation's time limit, as the function timeout is on Lambda
+    /// (`LOCAL_TIMEOUT_MS`, default 28000).
+    pub invocation_timeout: Duration,
     /// HS256 secret of locally minted user tokens (`LOCAL_JWT_SECRET`).
     pub jwt_secret: String,
     /// The AWS emulator (`AWS_ENDPOINT_URL`); must be on loopback.
@@ -98,6 +101,11 @@ impl LocalConfig {
             .transpose()
             .map_err(|_| LocalError::Config("SANDBOX_LATENCY_MS must be a number".into()))?
             .unwrap_or(0);
+        let invocation_timeout = lookup("LOCAL_TIMEOUT_MS")
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| LocalError::Config("LOCAL_TIMEOUT_MS must be a number".into()))?
+            .map_or(shared::deadline::DEFAULT_INVOCATION, Duration::from_millis);
 
         let overrides = shared::config::VARIABLES
             .iter()
@@ -109,6 +117,7 @@ impl LocalConfig {
             demo_addr,
             sandbox_addr,
             sandbox_latency_ms,
+            invocation_timeout,
             jwt_secret: lookup("LOCAL_JWT_SECRET").unwrap_or_else(|| "local-dev-secret".into()),
             aws_endpoint: lookup("AWS_ENDPOINT_URL"),
             overrides,
@@ -153,6 +162,7 @@ impl LocalConfig {
 pub struct LocalState {
     pub app: App,
     pub authorizer: LocalAuthorizer,
+    pub invocation_timeout: Duration,
 }
 
 /// The running stack; dropping it stops the servers.
@@ -263,7 +273,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         config.function_config(addr, &demo_url, sandbox.as_ref().map(|s| s.addr()))?;
     let cors = Cors::for_frontends(&function_config.frontend_urls);
 
-    let aws = shared::net::aws_config_loader()
+    let aws = shared::net::aws_config_loader(function_config.store_timeout)
         .map_err(|e| LocalError::Emulator(e.to_string()))?
         .endpoint_url(&endpoint)
         .load()
@@ -288,6 +298,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     let state = Arc::new(LocalState {
         app,
         authorizer: LocalAuthorizer::new(&config.jwt_secret),
+        invocation_timeout: config.invocation_timeout,
     });
 
     let (tx, rx) = tokio::sync::watch::channel(());

@@ -68,7 +68,9 @@ impl App {
     /// secrets are fetched on first use.
     pub async fn from_env() -> Result<App> {
         let config = Config::from_env()?;
-        let aws = crate::net::aws_config_loader()?.load().await;
+        let aws = crate::net::aws_config_loader(config.store_timeout)?
+            .load()
+            .await;
         if aws.region().is_none() {
             return Err(Error::Config(
                 "AWS_REGION is not set (Lambda sets it; set it for a local run)".into(),

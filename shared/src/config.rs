@@ -18,6 +18,9 @@ pub struct Config {
     pub finexer_consent_hosts: ConsentHosts,
     /// Per-attempt timeout of a Finexer call (`FINEXER_TIMEOUT_MS`).
     pub finexer_timeout: Duration,
+    /// Per-attempt timeout of a DynamoDB or Secrets Manager call
+    /// (`STORE_TIMEOUT_MS`); the SDK retries a timed-out attempt.
+    pub store_timeout: Duration,
     /// Secrets Manager secret holding the API key and signing keys (`CONNECT_SECRET_ID`).
     pub secret_id: String,
     /// How long fetched secrets are reused (`SECRETS_CACHE_SECONDS`).
@@ -71,6 +74,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "timeout of one Finexer call",
     ),
     (
+        "STORE_TIMEOUT_MS",
+        Some("2000"),
+        "timeout of one DynamoDB or Secrets Manager attempt",
+    ),
+    (
         "SECRETS_CACHE_SECONDS",
         Some("300"),
         "how long secrets are cached",
@@ -108,6 +116,7 @@ impl Config {
         let finexer_consent_hosts =
             reader.consent_hosts("FINEXER_CONSENT_HOSTS", &finexer_base_url);
         let finexer_timeout = reader.millis("FINEXER_TIMEOUT_MS", 1, 60_000);
+        let store_timeout = reader.millis("STORE_TIMEOUT_MS", 50, 20_000);
         let secret_id = reader.string("CONNECT_SECRET_ID");
         let secrets_cache_ttl = reader.seconds("SECRETS_CACHE_SECONDS", 0, 86_400);
         let table_name = reader.string("CONSENT_TABLE");
@@ -124,6 +133,7 @@ impl Config {
             finexer_base_url: finexer_base_url.expect("checked"),
             finexer_consent_hosts: finexer_consent_hosts.expect("checked"),
             finexer_timeout: finexer_timeout.expect("checked"),
+            store_timeout: store_timeout.expect("checked"),
             secret_id: secret_id.expect("checked"),
             secrets_cache_ttl: secrets_cache_ttl.expect("checked"),
             table_name: table_name.expect("checked"),

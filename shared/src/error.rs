@@ -48,6 +48,9 @@ pub enum Error {
     /// user's Finexer customer); the caller should retry shortly.
     #[error("{0}")]
     Busy(String),
+    /// The request ran out of its time budget before it could answer.
+    #[error("the request ran out of time")]
+    OutOfTime,
     #[error("the consent store is unavailable: {0}")]
     StoreUnavailable(String),
     #[error("secrets are unavailable: {0}")]
@@ -98,6 +101,7 @@ impl Error {
             Error::FinexerInvalid(_) => (502, "upstream-error", "Bank connection provider error"),
             Error::Busy(_) => (503, "busy", "Try again shortly"),
             Error::StoreUnavailable(_) => (503, "store-unavailable", "Service unavailable"),
+            Error::OutOfTime => (503, "timeout", "Service unavailable"),
             Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
                 (500, "internal", "Internal error")
             }
@@ -114,7 +118,7 @@ impl Error {
             Error::FinexerUnavailable { retry_after, .. } => {
                 Some(retry_after.map_or(2, |d| d.as_secs().max(1)))
             }
-            Error::Busy(_) | Error::StoreUnavailable(_) => Some(1),
+            Error::Busy(_) | Error::StoreUnavailable(_) | Error::OutOfTime => Some(1),
             _ => None,
         }
     }
@@ -146,6 +150,7 @@ impl Error {
                 "The bank connection provider answered something we cannot use.".into()
             }
             Error::StoreUnavailable(_) => "Storage is unavailable; try again shortly.".into(),
+            Error::OutOfTime => "The request took too long; try again shortly.".into(),
             Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
                 "An internal error occurred.".into()
             }

@@ -171,6 +171,8 @@ enum Retry {
 }
 
 const MAX_ATTEMPTS: u32 = 3;
+/// The least time worth starting an attempt with.
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
 /// Largest answer body read from Finexer, success or error. Its answers are
 /// small JSON documents (100 accounts at most); more is a fault or an attack,
 /// and is refused before it is buffered whole.
@@ -202,6 +204,8 @@ pub struct FinexerClient {
     base: Url,
     secrets: Arc<dyn SecretSource>,
     backoff: Duration,
+    /// Per-attempt timeout, shortened to the request's budget.
+    timeout: Duration,
 }
 
 impl FinexerClient {
@@ -221,6 +225,7 @@ impl FinexerClient {
             base,
             secrets,
             backoff: Duration::from_millis(100),
+            timeout,
         })
     }
 
@@ -334,9 +339,19 @@ impl FinexerClient {
 
         let mut attempt = 1;
         loop {
+            // Each attempt ends within the request's budget, whatever the
+            // configured timeout.
+            let budget = crate::deadline::remaining();
+            if budget.is_some_and(|left| left < MIN_ATTEMPT) {
+                return Err(unavailable(
+                    format!("{method} {path}: no time left in the request for the call"),
+                    None,
+                ));
+            }
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
+                .timeout(budget.map_or(self.timeout, |left| left.min(self.timeout)))
                 .basic_auth(secrets.finexer_api_key.expose_secret(), Some(""));
             if let Some(form) = form {
                 request = request.form(form);
@@ -384,8 +399,10 @@ impl FinexerClient {
             };
             let wait = failure
                 .retry_after()
-                .unwrap_or(self.backoff * 2u32.pow(attempt - 1));
-            if !retryable || attempt >= MAX_ATTEMPTS || wait > MAX_INLINE_WAIT {
+                .unwrap_or_else(|| full_jitter(self.backoff * 2u32.pow(attempt - 1)));
+            let in_time =
+                crate::deadline::remaining().is_none_or(|left| wait + MIN_ATTEMPT <= left);
+            if !retryable || attempt >= MAX_ATTEMPTS || wait > MAX_INLINE_WAIT || !in_time {
                 return Err(failure.into_error(&method, path));
             }
             tracing::warn!(%method, path, attempt, "Finexer call failed; retrying");
@@ -500,8 +517,27 @@ async fn read_capped(
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
-    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(3600)))
+    parse_retry_after(value.to_str().ok()?, std::time::SystemTime::now())
+}
+
+/// `Retry-After` in either form (RFC 9110 §10.2.3): seconds, or an HTTP
+/// date, which counts from `now` (a date in the past means now).
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(Duration::from_secs(3600)))
+}
+
+/// A random wait up to `cap` ("full jitter"), so clients that failed
+/// together do not retry together.
+fn full_jitter(cap: Duration) -> Duration {
+    cap.mul_f64(rand::random::<f64>())
 }
 
 /// Ids are opaque: escape them rather than trusting their alphabet.
@@ -1014,5 +1050,66 @@ mod tests {
         assert!(
             consent_page_url("http://connect.finexer.com/c", &listed, None, None, None).is_err()
         );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_795_600_000);
+        let in_a_minute = httpdate::fmt_http_date(now + Duration::from_secs(60));
+        let an_hour_ago = httpdate::fmt_http_date(now - Duration::from_secs(3600));
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(&in_a_minute, now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after(&an_hour_ago, now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("999999", now),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_cap() {
+        let cap = Duration::from_millis(400);
+        let waits: Vec<Duration> = (0..200).map(|_| full_jitter(cap)).collect();
+        assert!(waits.iter().all(|w| *w <= cap));
+        assert!(
+            waits.iter().any(|w| *w != waits[0]),
+            "the waits are spread, not fixed"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_call_or_retry_starts_past_the_request_budget() {
+        // Out of time already: nothing is sent.
+        let (late, scripted) = client(vec![(200, r#"{"id":"bc_1","status":"pending"}"#)]);
+        let end = tokio::time::Instant::now() + Duration::from_millis(100);
+        let error = crate::deadline::within(end, late.get_consent("bc_1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::FinexerUnavailable { .. }),
+            "{error:?}"
+        );
+        assert!(scripted.seen.lock().unwrap().is_empty(), "nothing sent");
+
+        // Time for one attempt, not for a retry after a 503.
+        let (once, scripted) = client(vec![
+            (503, r#"{"error":{"code":"busy"}}"#),
+            (200, r#"{"id":"bc_1","status":"pending"}"#),
+        ]);
+        let once = once.with_backoff(Duration::from_secs(60));
+        let end =
+            tokio::time::Instant::now() + crate::deadline::CLEANUP_RESERVE + Duration::from_secs(2);
+        let error = crate::deadline::within(end, once.get_consent("bc_1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::FinexerUnavailable { .. }),
+            "{error:?}"
+        );
+        assert_eq!(scripted.seen.lock().unwrap().len(), 1, "no retry");
     }
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 use crate::app::App;
 
@@ -21,8 +21,12 @@ where
     // The process lives as long as the container; leaking gives handlers a
     // plain `&App` without reference counting on every request.
     let app: &'static App = Box::leak(Box::new(app));
-    lambda_http::run(service_fn(move |request| {
-        let response = handler(app, request);
+    lambda_http::run(service_fn(move |request: Request| {
+        let end = request
+            .lambda_context_ref()
+            .map_or(0, |context| context.deadline);
+        let response =
+            crate::deadline::within(crate::deadline::invocation_end(end), handler(app, request));
         async move { Ok::<_, Infallible>(response.await) }
     }))
     .await

@@ -55,9 +55,15 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 /// providers: start-up work for nothing on Lambda, and off Lambda a fallback
 /// to the metadata address, which nothing here may contact. Other settings
 /// (`AWS_ENDPOINT_URL` included) are read as usual.
-pub fn aws_config_loader() -> Result<aws_config::ConfigLoader> {
+///
+/// Each attempt ends after `attempt_timeout` (a stalled endpoint must not hold
+/// a request until Lambda's timeout), and the call with its retries after
+/// three of them.
+pub fn aws_config_loader(attempt_timeout: Duration) -> Result<aws_config::ConfigLoader> {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(AWS_CONNECT_TIMEOUT)
+        .connect_timeout(AWS_CONNECT_TIMEOUT.min(attempt_timeout))
+        .operation_attempt_timeout(attempt_timeout)
+        .operation_timeout(attempt_timeout * 3)
         .build();
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(AwsHttpClient::new()?)

@@ -119,6 +119,13 @@ impl AppSecrets {
 #[async_trait]
 pub trait SecretSource: Send + Sync {
     async fn secrets(&self) -> Result<Arc<AppSecrets>>;
+
+    /// Fetches anew because a token names a key the cached secrets lack (a
+    /// key added moments ago). None when the source cannot or, having just
+    /// done so, will not fetch again yet.
+    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<AppSecrets>>> {
+        Ok(None)
+    }
 }
 
 /// Fixed secrets, for tests and benchmarks.
@@ -137,8 +144,26 @@ pub struct SecretsManagerSource {
     ttl: Duration,
     // A mutex rather than a read-write lock: concurrent first requests wait for
     // one fetch instead of all fetching.
-    cached: Mutex<Option<(Instant, Arc<AppSecrets>)>>,
+    cached: Mutex<Cache>,
 }
+
+#[derive(Default)]
+struct Cache {
+    /// The last good secrets and when they were fetched.
+    good: Option<(Instant, Arc<AppSecrets>)>,
+    /// No refresh is tried before this, after one failed (stale serving).
+    next_try: Option<Instant>,
+    /// The last refetch for an unknown key.
+    last_refetch: Option<Instant>,
+}
+
+/// An unknown key triggers at most one refetch per process in this time, so
+/// forged `kid`s cannot turn into a Secrets Manager flood.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long past its TTL a good value is served while Secrets Manager fails.
+const STALE_LIMIT: Duration = Duration::from_secs(3600);
+/// How often a refresh is retried meanwhile.
+const STALE_RETRY: Duration = Duration::from_secs(30);
 
 impl SecretsManagerSource {
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
@@ -146,7 +171,7 @@ impl SecretsManagerSource {
             client,
             secret_id,
             ttl,
-            cached: Mutex::new(None),
+            cached: Mutex::new(Cache::default()),
         }
     }
 
@@ -173,15 +198,54 @@ impl SecretsManagerSource {
 #[async_trait]
 impl SecretSource for SecretsManagerSource {
     async fn secrets(&self) -> Result<Arc<AppSecrets>> {
-        let mut cached = self.cached.lock().await;
-        if let Some((fetched_at, secrets)) = cached.as_ref()
-            && fetched_at.elapsed() < self.ttl
+        let mut cache = self.cached.lock().await;
+        let stale = match &cache.good {
+            Some((fetched_at, secrets)) if fetched_at.elapsed() < self.ttl => {
+                return Ok(secrets.clone());
+            }
+            Some((fetched_at, secrets)) if fetched_at.elapsed() < self.ttl + STALE_LIMIT => {
+                Some(secrets.clone())
+            }
+            _ => None,
+        };
+        if let Some(stale) = &stale
+            && cache.next_try.is_some_and(|at| Instant::now() < at)
         {
-            return Ok(secrets.clone());
+            return Ok(stale.clone());
         }
+        match self.fetch().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                cache.good = Some((Instant::now(), fresh.clone()));
+                cache.next_try = None;
+                Ok(fresh)
+            }
+            // A blip must not fail requests that a value fetched a moment
+            // ago would serve: keep using it for a bounded time.
+            Err(e) => match stale {
+                Some(stale) => {
+                    tracing::warn!(error = %e, "secret refresh failed; serving the last good value");
+                    cache.next_try = Some(Instant::now() + STALE_RETRY);
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<AppSecrets>>> {
+        let mut cache = self.cached.lock().await;
+        if cache
+            .last_refetch
+            .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
+        {
+            return Ok(None);
+        }
+        cache.last_refetch = Some(Instant::now());
         let fresh = Arc::new(self.fetch().await?);
-        *cached = Some((Instant::now(), fresh.clone()));
-        Ok(fresh)
+        cache.good = Some((Instant::now(), fresh.clone()));
+        cache.next_try = None;
+        Ok(Some(fresh))
     }
 }
 

@@ -16,6 +16,8 @@ use crate::secrets::AppSecrets;
 
 const ISSUER: &str = "connect";
 const AUDIENCE: &str = "connect-callback";
+/// Why a token was refused when its `kid` is not among the keys we hold.
+pub const UNKNOWN_KEY: &str = "unknown signing key";
 /// Clock skew tolerated between the instance that signs and the one that verifies.
 const LEEWAY_SECONDS: u64 = 5;
 
@@ -73,7 +75,7 @@ pub fn verify(token: &str, secrets: &AppSecrets) -> Result<StateClaims> {
         .ok_or(Error::InvalidState("token names no key"))?;
     let key = secrets
         .verifying_key(&kid)
-        .ok_or(Error::InvalidState("unknown signing key"))?;
+        .ok_or(Error::InvalidState(UNKNOWN_KEY))?;
 
     let mut validation = Validation::new(Algorithm::HS256);
     validation.algorithms = vec![Algorithm::HS256];

@@ -7,4 +7,5 @@ mod cors;
 mod dynamo_outage;
 mod faults;
 mod races;
+mod stalls;
 mod support;

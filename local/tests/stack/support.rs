@@ -17,6 +17,8 @@ use tokio::task::JoinSet;
 pub struct Proxy {
     pub url: String,
     open: Arc<AtomicBool>,
+    /// Accepts connections and never answers on them.
+    stalled: Arc<AtomicBool>,
     connections: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -26,14 +28,24 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let open = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(JoinSet::new()));
         let accept = tokio::spawn({
             let open = open.clone();
+            let stalled = stalled.clone();
             let connections = connections.clone();
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if !open.load(Ordering::SeqCst) {
                         drop(inbound); // refused: closed at once
+                        continue;
+                    }
+                    if stalled.load(Ordering::SeqCst) {
+                        // Held open, read from, never answered.
+                        connections.lock().await.spawn(async move {
+                            let mut sink = tokio::io::sink();
+                            let _ = tokio::io::copy(&mut inbound, &mut sink).await;
+                        });
                         continue;
                     }
                     let target = target.clone();
@@ -49,9 +61,17 @@ impl Proxy {
         Proxy {
             url,
             open,
+            stalled,
             connections,
             accept,
         }
+    }
+
+    /// Accepts new connections and never answers; cuts the open ones, so
+    /// pooled clients must come through a stalled one.
+    pub async fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
     }
 
     /// Refuses new connections and cuts the open ones.
@@ -62,6 +82,7 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
     }
 }
 
@@ -120,6 +141,9 @@ impl Stack {
             ("CONSENT_TABLE".into(), table.clone()),
             ("CONNECT_SECRET_ID".into(), format!("stack/{suffix}")),
             ("FINEXER_TIMEOUT_MS".into(), "500".into()),
+            // moto applies one request at a time: under the parallel tests
+            // a queue forms that production's 2 s would count as a stall.
+            ("STORE_TIMEOUT_MS".into(), "10000".into()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());

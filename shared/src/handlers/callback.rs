@@ -13,7 +13,7 @@ use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Guard, Transition};
 
 pub async fn callback(app: &App, request: Request) -> Response<Body> {
-    handle(app, &request)
+    crate::deadline::guard(handle(app, &request))
         .await
         .unwrap_or_else(|e| e.into_html_response(app.config.default_frontend()))
 }
@@ -26,11 +26,25 @@ async fn handle(app: &App, request: &Request) -> Result<Response<Body>> {
     let Some(token) = param(&params, "state") else {
         return without_state(app, consent_id).await;
     };
-    let secrets = app.secrets.secrets().await?;
-    let claims = state::verify(token, &secrets)?;
+    let claims = verify_state(app, token).await?;
     match param(&params, "error") {
         Some(error) => denied(app, consent_id, &claims, error).await,
         None => approved(app, consent_id, &claims).await,
+    }
+}
+
+/// Verifies the state; a key added to the secret since it was cached is
+/// fetched at once rather than after the cache's lifetime.
+async fn verify_state(app: &App, token: &str) -> Result<StateClaims> {
+    let secrets = app.secrets.secrets().await?;
+    match state::verify(token, &secrets) {
+        Err(Error::InvalidState(reason)) if reason == state::UNKNOWN_KEY => {
+            match app.secrets.refetch_for_unknown_key().await? {
+                Some(fresh) => state::verify(token, &fresh),
+                None => Err(Error::InvalidState(reason)),
+            }
+        }
+        verified => verified,
     }
 }
 

@@ -44,7 +44,7 @@ fn code_hash(code: &str) -> String {
 }
 
 pub async fn confirm(app: &App, request: Request) -> Response<Body> {
-    handle(app, request)
+    crate::deadline::guard(handle(app, request))
         .await
         .unwrap_or_else(Error::into_problem_response)
 }

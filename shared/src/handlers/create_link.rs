@@ -46,7 +46,7 @@ const CUSTOMER_POLL: Duration = Duration::from_millis(100);
 const CUSTOMER_POLL_MAX: Duration = Duration::from_millis(800);
 
 pub async fn create_link(app: &App, request: Request) -> Response<Body> {
-    handle(app, request)
+    crate::deadline::guard(handle(app, request))
         .await
         .unwrap_or_else(Error::into_problem_response)
 }
@@ -174,7 +174,8 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
 
 /// Leaves no consent at Finexer that no record of ours knows about.
 async fn forget_at_finexer(app: &App, consent_id: &str) {
-    if let Err(cleanup) = app.finexer.revoke_consent(consent_id).await {
+    let revoked = crate::deadline::cleanup(app.finexer.revoke_consent(consent_id)).await;
+    if let Err(cleanup) = revoked {
         tracing::error!(
             consent_id,
             error = %cleanup,
@@ -245,7 +246,10 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
                     }
                 };
             }
-            CustomerClaim::Busy if tokio::time::Instant::now() < deadline => {
+            CustomerClaim::Busy
+                if tokio::time::Instant::now() < deadline
+                    && crate::deadline::remaining().is_none_or(|left| left > poll * 2) =>
+            {
                 tokio::time::sleep(poll).await;
                 poll = (poll * 2).min(CUSTOMER_POLL_MAX);
                 // A plain read while the other request works; claim again

@@ -10,7 +10,7 @@ use crate::http::json_response;
 use crate::store::{ConsentStatus, Guard};
 
 pub async fn revoke(app: &App, request: Request) -> Response<Body> {
-    handle(app, request)
+    crate::deadline::guard(handle(app, request))
         .await
         .unwrap_or_else(Error::into_problem_response)
 }

@@ -25,8 +25,6 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Used states stay readable a while past their expiry, so a reload is told
 /// "already used" rather than "unknown".
 const STATE_RETENTION_SECONDS: i64 = 24 * 3600;
-/// Most consents one listing returns.
-const LIST_LIMIT: usize = 100;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -85,24 +83,45 @@ struct TransitionUpdate {
     values: Item,
 }
 
+/// The update for `change` with one `effect` on the history, conditioned so
+/// that it applies only when that effect is the right one for the stored
+/// record (`Transition::history_effect`, the same rule in memory).
 fn transition_update(
     guard: Guard<'_>,
     from: &[ConsentStatus],
     change: &Transition,
+    effect: HistoryEffect,
 ) -> Result<TransitionUpdate> {
     let entry = serde_dynamo::to_attribute_value(change.entry()).map_err(corrupt)?;
     let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
     let mut values: Item = HashMap::from([
         (":to".into(), s(change.to.as_str())),
         (":at".into(), s(&change.at)),
-        (":entry".into(), AttributeValue::L(vec![entry])),
-        (":empty".into(), AttributeValue::L(vec![])),
     ]);
-    let mut update = vec![
-        "#status = :to".to_owned(),
-        "updated_at = :at".to_owned(),
-        "history = list_append(if_not_exists(history, :empty), :entry)".to_owned(),
-    ];
+    let mut update = vec!["#status = :to".to_owned(), "updated_at = :at".to_owned()];
+    let changes_status = if change.always_recorded() {
+        String::new()
+    } else {
+        " AND #status <> :to".to_owned()
+    };
+    let history_condition = match effect {
+        HistoryEffect::Append => {
+            update.push("history = list_append(if_not_exists(history, :empty), :entry)".into());
+            values.insert(":entry".into(), AttributeValue::L(vec![entry]));
+            values.insert(":empty".into(), AttributeValue::L(vec![]));
+            values.insert(":limit".into(), n(HISTORY_LIMIT as i64));
+            format!(
+                "{changes_status} AND (attribute_not_exists(history) OR size(history) < :limit)"
+            )
+        }
+        HistoryEffect::Skip => " AND #status = :to".to_owned(),
+        HistoryEffect::ReplaceLast => {
+            update.push(format!("history[{}] = :entry", HISTORY_LIMIT - 1));
+            values.insert(":entry".into(), entry);
+            values.insert(":limit".into(), n(HISTORY_LIMIT as i64));
+            format!("{changes_status} AND size(history) >= :limit")
+        }
+    };
     for (field, value) in change.fields() {
         if let Some(value) = value {
             update.push(format!("{field} = :{field}"));
@@ -132,6 +151,7 @@ fn transition_update(
         // Fixed-width timestamps: text order is time order.
         condition.push_str(" AND confirm_code_hash = :code AND confirm_by > :now");
     }
+    condition.push_str(&history_condition);
     Ok(TransitionUpdate {
         update: format!("SET {}", update.join(", ")),
         condition,
@@ -223,10 +243,7 @@ fn consent_item(record: &ConsentRecord) -> Result<Item> {
     let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt)?;
     item.extend(consent_key(&record.consent_id));
     item.insert("owner_pk".into(), s(format!("OWNER#{}", record.owner)));
-    item.insert(
-        "owner_sk".into(),
-        s(format!("{}#{}", record.created_at, record.consent_id)),
-    );
+    item.insert("owner_sk".into(), s(record.list_key()));
     Ok(item)
 }
 
@@ -355,32 +372,38 @@ impl ConsentStore for DynamoStore {
         }
     }
 
-    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>> {
-        let mut records = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OWNER_INDEX)
-                .key_condition_expression("owner_pk = :owner")
-                .expression_attribute_values(":owner", s(format!("OWNER#{owner}")))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
-            for item in output.items.unwrap_or_default() {
-                records.push(serde_dynamo::from_item(item).map_err(corrupt)?);
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() || records.len() >= LIST_LIMIT {
-                break;
-            }
-        }
-        records.truncate(LIST_LIMIT);
-        Ok(records)
+    async fn consents_of(&self, owner: &str, page: &Page) -> Result<Listing> {
+        let start_key = page.after.as_ref().and_then(|after| {
+            let (_, consent_id) = after.split_once('#')?;
+            let mut key = consent_key(consent_id);
+            key.insert("owner_pk".into(), s(format!("OWNER#{owner}")));
+            key.insert("owner_sk".into(), s(after));
+            Some(key)
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("owner_pk = :owner")
+            .expression_attribute_values(":owner", s(format!("OWNER#{owner}")))
+            .scan_index_forward(false)
+            .limit(page.limit.min(LIST_LIMIT) as i32)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", e))?;
+        let records = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .collect::<Result<Vec<ConsentRecord>>>()?;
+        let next = output
+            .last_evaluated_key
+            .and(records.last())
+            .map(ConsentRecord::list_key);
+        Ok(Listing { records, next })
     }
 
     async fn consume_state(
@@ -403,7 +426,7 @@ impl ConsentStore for DynamoStore {
             .expression_attribute_values(":consent", s(consent_id))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let plan = transition_update(Guard::default(), from, change)?;
+        let plan = transition_update(Guard::default(), from, change, HistoryEffect::Append)?;
         let apply = Update::builder()
             .table_name(&self.table)
             .set_key(Some(consent_key(consent_id)))
@@ -458,31 +481,38 @@ impl ConsentStore for DynamoStore {
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>> {
-        let plan = transition_update(guard, from, change)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(consent_key(consent_id)))
-            .update_expression(plan.update)
-            .condition_expression(plan.condition)
-            .set_expression_attribute_names(Some(plan.names))
-            .set_expression_attribute_values(Some(plan.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.unwrap_or_default();
-                Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable("UpdateItem", e)),
+        // One conditional write per history effect, most likely first: the
+        // stored record's own state picks the one that applies.
+        let mut effects = vec![HistoryEffect::Append];
+        if !change.always_recorded() && from.contains(&change.to) {
+            effects.push(HistoryEffect::Skip);
         }
+        effects.push(HistoryEffect::ReplaceLast);
+        for effect in effects {
+            let plan = transition_update(guard, from, change, effect)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(consent_key(consent_id)))
+                .update_expression(plan.update)
+                .condition_expression(plan.condition)
+                .set_expression_attribute_names(Some(plan.names))
+                .set_expression_attribute_values(Some(plan.values))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    let item = output.attributes.unwrap_or_default();
+                    return Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?));
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(unavailable("UpdateItem", e)),
+            }
+        }
+        Ok(None)
     }
 }

@@ -107,16 +107,26 @@ impl ConsentStore for MemoryStore {
         Ok(self.tables().consents.get(consent_id).cloned())
     }
 
-    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>> {
+    async fn consents_of(&self, owner: &str, page: &Page) -> Result<Listing> {
         let mut list: Vec<ConsentRecord> = self
             .tables()
             .consents
             .values()
             .filter(|c| c.owner == owner)
+            .filter(|c| {
+                page.after
+                    .as_ref()
+                    .is_none_or(|after| c.list_key() < *after)
+            })
             .cloned()
             .collect();
-        list.sort_by(|a, b| (&b.created_at, &b.consent_id).cmp(&(&a.created_at, &a.consent_id)));
-        Ok(list)
+        list.sort_by_key(|c| std::cmp::Reverse(c.list_key()));
+        let next = (list.len() > page.limit).then(|| list[page.limit - 1].list_key());
+        list.truncate(page.limit);
+        Ok(Listing {
+            records: list,
+            next,
+        })
     }
 
     async fn consume_state(

@@ -165,6 +165,7 @@ impl Transition {
     /// Applies the change to a record in memory (the in-memory store, and the
     /// answer built after a conditional write that succeeded).
     pub fn apply(&self, record: &mut ConsentRecord) {
+        let effect = self.history_effect(record);
         record.status = self.to.clone();
         record.updated_at = self.at.clone();
         let fields = [
@@ -183,7 +184,73 @@ impl Transition {
                 *field = Some(value.clone());
             }
         }
-        record.history.push(self.entry());
+        match effect {
+            HistoryEffect::Append => record.history.push(self.entry()),
+            HistoryEffect::Skip => {}
+            HistoryEffect::ReplaceLast => {
+                record.history.truncate(HISTORY_LIMIT - 1);
+                record.history.push(self.entry());
+            }
+        }
+    }
+
+    /// Confirming changes no status, yet it is an event worth keeping.
+    pub fn always_recorded(&self) -> bool {
+        self.source == ChangeSource::Confirm
+    }
+
+    /// What this change does to `current`'s history. Computed *before* the
+    /// change is applied (the conditional writes encode the same rule).
+    pub fn history_effect(&self, current: &ConsentRecord) -> HistoryEffect {
+        if current.status == self.to && !self.always_recorded() {
+            HistoryEffect::Skip
+        } else if current.history.len() >= HISTORY_LIMIT {
+            HistoryEffect::ReplaceLast
+        } else {
+            HistoryEffect::Append
+        }
+    }
+}
+
+/// Most entries a consent's history holds, so the item stays far below
+/// DynamoDB's 400 KB: the first ones are kept, and past the limit the newest
+/// change takes the last place. A change to the status the record already has
+/// (a retried revoke) adds none.
+pub const HISTORY_LIMIT: usize = 32;
+
+/// What a transition does to the record's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryEffect {
+    Append,
+    /// The status does not change: nothing to tell.
+    Skip,
+    /// The history is full: the newest change takes the last place.
+    ReplaceLast,
+}
+
+/// Most consents one page holds: with bounded histories a page stays far
+/// below 1 MB.
+pub const LIST_LIMIT: usize = 100;
+
+/// One page of a user's consents, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    /// The `list_key` of the last consent of the page before.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub records: Vec<ConsentRecord>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<String>,
+}
+
+impl ConsentRecord {
+    /// Its place in its owner's list: creation time, then id.
+    pub fn list_key(&self) -> String {
+        format!("{}#{}", self.created_at, self.consent_id)
     }
 }
 
@@ -261,8 +328,8 @@ pub trait ConsentStore: Send + Sync {
 
     async fn consent(&self, consent_id: &str) -> Result<Option<ConsentRecord>>;
 
-    /// The owner's consents, newest first.
-    async fn consents_of(&self, owner: &str) -> Result<Vec<ConsentRecord>>;
+    /// One page of the owner's consents, newest first.
+    async fn consents_of(&self, owner: &str, page: &Page) -> Result<Listing>;
 
     /// Consumes a state bound to `consent_id` and applies `change` if the
     /// consent's status is one of `from`, atomically: both or neither.

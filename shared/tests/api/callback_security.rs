@@ -244,3 +244,54 @@ async fn malformed_callback_queries_get_an_error_page() {
         assert!((400..500).contains(&status), "{query}: {status}");
     }
 }
+
+#[tokio::test]
+async fn a_key_added_a_second_ago_is_accepted_at_once() {
+    let env = TestEnv::start().await;
+    // create-link has fetched and cached the secret.
+    let (consent_id, state) = authorized_pending(&env, "alice").await;
+    const KEY_FRESH: &str = "fresh-signing-key-fresh-signing-key-01";
+    env.secrets
+        .put_secret_value()
+        .secret_id(&env.secret_id)
+        .secret_string(secret_json(&[("k-fresh", KEY_FRESH), ("k-new", KEY_NEW)]))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let fresh = sign(&claims_of(&state), "k-fresh", KEY_FRESH, Algorithm::HS256);
+    let back = location(
+        &env.callback(&format!("fx_consent={consent_id}&state={fresh}"))
+            .await,
+    );
+    assert_eq!(query_of(&back)["status"], "authorized");
+}
+
+#[tokio::test]
+async fn a_secrets_manager_blip_serves_the_last_good_secret() {
+    use shared::secrets::SecretSource;
+    let env = TestEnv::start().await;
+    // A zero TTL: every call refreshes, so the blip is met at once.
+    let source = shared::secrets::SecretsManagerSource::new(
+        env.secrets.clone(),
+        env.secret_id.clone(),
+        std::time::Duration::ZERO,
+    );
+    let first = source.secrets().await.unwrap();
+    env.secrets
+        .delete_secret()
+        .secret_id(&env.secret_id)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let during = source.secrets().await.expect("the last good value");
+    assert_eq!(during.signing_key().kid, first.signing_key().kid);
+    // A process that never had a good value cannot make one up.
+    let newcomer = shared::secrets::SecretsManagerSource::new(
+        env.secrets.clone(),
+        env.secret_id.clone(),
+        std::time::Duration::ZERO,
+    );
+    assert!(newcomer.secrets().await.is_err());
+}

@@ -242,3 +242,41 @@ async fn a_consent_page_on_an_unexpected_host_is_refused_and_revoked() {
         "nothing recorded"
     );
 }
+
+#[tokio::test]
+async fn a_thousand_failed_revokes_leave_a_small_item_and_a_later_revoke_works() {
+    let env = TestEnv::start().await;
+    let consent_id = env.confirmed_link("ursula").await;
+    env.finexer_fault("POST", "/revoke$", server_error(), None)
+        .await;
+    for _ in 0..1000 {
+        let (status, _) = env.revoke("ursula", &consent_id).await;
+        assert_eq!(status, 503);
+    }
+    let item = env
+        .item(&format!("CONSENT#{consent_id}"), "CONSENT")
+        .await
+        .unwrap();
+    let size = format!("{item:?}").len();
+    assert!(size < 16 * 1024, "the item stays small: ~{size} bytes");
+    env.reset_faults().await;
+    let (status, record) = env.revoke("ursula", &consent_id).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "canceled");
+    let sources: Vec<&str> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "pending",
+            "authorized",
+            "authorized",
+            "revoke_pending",
+            "canceled"
+        ]
+    );
+}

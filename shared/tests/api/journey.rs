@@ -579,3 +579,55 @@ async fn a_warm_container_remembers_known_customers() {
         .count();
     assert_eq!(creates, 1);
 }
+
+#[tokio::test]
+async fn consents_are_listed_in_pages() {
+    let env = TestEnv::start().await;
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        created.push(env.link("paula").await.0);
+    }
+    created.reverse(); // newest first
+    let list = |query: String| {
+        let env = &env;
+        async move {
+            json_of(
+                shared::handlers::consents(
+                    &env.app,
+                    request("GET", "/consents", &query, None, Some("paula")),
+                )
+                .await,
+            )
+        }
+    };
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let (status, page) = list(query.clone()).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(
+            data.iter()
+                .map(|c| c["consent_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created, "every consent once, newest first");
+
+    use base64::Engine;
+    let foreign = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("no separator");
+    for bad in [
+        "limit=0".to_owned(),
+        "limit=101".into(),
+        "limit=two".into(),
+        "cursor=%21%21".into(),
+        format!("cursor={foreign}"),
+    ] {
+        let (status, _) = list(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+}

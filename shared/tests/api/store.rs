@@ -142,15 +142,65 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     assert_eq!(b_now.status, ConsentStatus::Canceled);
     assert_eq!(b_now.revoked_at.as_deref(), Some("2026-11-25T11:00:00Z"));
 
+    let all = Page {
+        limit: 10,
+        after: None,
+    };
     let listed: Vec<String> = store
-        .consents_of("u1")
+        .consents_of("u1", &all)
         .await
         .unwrap()
+        .records
         .into_iter()
         .map(|c| c.consent_id)
         .collect();
     assert_eq!(listed, ["bc_b", "bc_a"]);
-    assert!(store.consents_of("u2").await.unwrap().is_empty());
+    assert!(
+        store
+            .consents_of("u2", &all)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    // Pages of one: the first says where the next starts.
+    let first = store
+        .consents_of(
+            "u1",
+            &Page {
+                limit: 1,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.records[0].consent_id, "bc_b");
+    let second = store
+        .consents_of(
+            "u1",
+            &Page {
+                limit: 1,
+                after: first.next.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.records[0].consent_id, "bc_a");
+    // DynamoDB may not know that a full page was the last: then the page
+    // after it is empty and ends the list.
+    if let Some(after) = second.next {
+        let rest = store
+            .consents_of(
+                "u1",
+                &Page {
+                    limit: 1,
+                    after: Some(after),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(rest.records.is_empty() && rest.next.is_none());
+    }
 }
 
 #[tokio::test]
@@ -289,4 +339,81 @@ fn owned_by(owner: &str) -> Guard<'_> {
         owner: Some(owner),
         ..Guard::default()
     }
+}
+
+/// The same history rules on both stores: a repeat of the status adds no
+/// entry, confirming does, and a full history keeps its first entries and
+/// puts the newest change last.
+async fn bounded_history(store: &dyn ConsentStore) {
+    let (consent, state) = record("bc_h", "u1", "2026-11-25T09:00:00Z");
+    store.insert_consent(&consent, &state).await.unwrap();
+    let any = [
+        ConsentStatus::Pending,
+        ConsentStatus::Authorized,
+        ConsentStatus::Failed,
+        ConsentStatus::Expired,
+    ];
+    let change = |to: ConsentStatus, i: usize, source: ChangeSource| {
+        Transition::new(to, &format!("2026-11-25T10:00:{i:02}.000000Z"), source)
+    };
+    let mut record = store
+        .transition("bc_h", Guard::default(), &any, &authorize())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.history.len(), 2);
+    for i in 0..3 {
+        let again = change(ConsentStatus::Authorized, i, ChangeSource::Callback);
+        record = store
+            .transition("bc_h", Guard::default(), &any, &again)
+            .await
+            .unwrap()
+            .expect("a repeat still applies");
+    }
+    assert_eq!(record.history.len(), 2, "a repeated status adds no entry");
+    let confirm = change(ConsentStatus::Authorized, 3, ChangeSource::Confirm);
+    record = store
+        .transition("bc_h", Guard::default(), &any, &confirm)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.history.len(), 3, "confirming is recorded");
+
+    for i in 0..(HISTORY_LIMIT + 10) {
+        let to = if i % 2 == 0 {
+            ConsentStatus::Failed
+        } else {
+            ConsentStatus::Expired
+        };
+        record = store
+            .transition(
+                "bc_h",
+                Guard::default(),
+                &any,
+                &change(to, i, ChangeSource::Revoke),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(record.history.len(), HISTORY_LIMIT, "bounded");
+    assert_eq!(
+        record.history[0].source,
+        ChangeSource::Create,
+        "the first stays"
+    );
+    let last = record.history.last().unwrap();
+    assert_eq!(last.to, record.status, "the newest change is last");
+    assert_eq!(last.at, record.updated_at);
+    assert_eq!(store.consent("bc_h").await.unwrap().unwrap(), record);
+}
+
+#[tokio::test]
+async fn dynamo_store_bounds_history() {
+    bounded_history(&dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn memory_store_bounds_history_alike() {
+    bounded_history(&MemoryStore::default()).await;
 }

@@ -69,7 +69,11 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1"),
         "tests talk to 127.0.0.1 only, not {endpoint}"
     );
-    shared::net::aws_config_loader().unwrap().load().await
+    // Generous: moto applies one request at a time, and tests run many at once.
+    shared::net::aws_config_loader(Duration::from_secs(10))
+        .unwrap()
+        .load()
+        .await
 }
 
 pub fn secret_json(keys: &[(&str, &str)]) -> String {
@@ -555,8 +559,8 @@ impl ConsentStore for SpyStore {
     async fn consent(&self, id: &str) -> shared::Result<Option<ConsentRecord>> {
         self.inner.consent(id).await
     }
-    async fn consents_of(&self, owner: &str) -> shared::Result<Vec<ConsentRecord>> {
-        self.inner.consents_of(owner).await
+    async fn consents_of(&self, owner: &str, page: &Page) -> shared::Result<Listing> {
+        self.inner.consents_of(owner, page).await
     }
     async fn consume_state(
         &self,

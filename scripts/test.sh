@@ -55,6 +55,9 @@ wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .
 say "Browser test: the journey in headless Chromium, from the demo's site to the API"
 E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
 
+say "Finexer contract check: our client against a fresh sandbox, which must show no difference"
+scripts/finexer-check.sh --sandbox --webhook-secret --strict
+
 say "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contract.sh
 

@@ -9,6 +9,7 @@
 mod authorizer;
 mod bootstrap;
 pub mod cors;
+pub mod finexer_check;
 mod gateway;
 
 use std::net::SocketAddr;

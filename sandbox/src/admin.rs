@@ -15,6 +15,7 @@ use crate::api::consents::authorize;
 use crate::api::error::{ApiError, ApiResult};
 use crate::faults::{FaultRule, RuleReport};
 use crate::model::{Consent, ConsentStatus};
+use crate::mutations::Mutations;
 use crate::request_log::LoggedRequest;
 use crate::state::SandboxState;
 
@@ -32,6 +33,31 @@ pub fn routes() -> Router<SandboxState> {
             get(list_requests).delete(clear_requests),
         )
         .route("/_sandbox/consents/{id}/status", post(force_status))
+        .route(
+            "/_sandbox/mutations",
+            get(get_mutations)
+                .post(set_mutations)
+                .delete(clear_mutations),
+        )
+}
+
+async fn get_mutations(State(state): State<SandboxState>) -> Json<Mutations> {
+    Json(state.mutations.get())
+}
+
+/// Replaces the mutations: answers that differ from Finexer's on purpose.
+async fn set_mutations(
+    State(state): State<SandboxState>,
+    body: Bytes,
+) -> ApiResult<Json<Mutations>> {
+    let mutations: Mutations = parse_json(&body)?;
+    state.mutations.set(mutations.clone());
+    Ok(Json(mutations))
+}
+
+async fn clear_mutations(State(state): State<SandboxState>) -> StatusCode {
+    state.mutations.set(Mutations::default());
+    StatusCode::NO_CONTENT
 }
 
 async fn health() -> Json<Value> {

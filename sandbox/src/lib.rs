@@ -1,5 +1,5 @@
 //! A local stand-in for Finexer, the UK Open Banking provider: the API subset
-//! in `shared/docs/finexer-api.md` plus the hosted consent page, with fault
+//! in `docs/finexer-api.md` plus the hosted consent page, with fault
 //! injection and a request log for tests.
 //!
 //! ```no_run
@@ -18,6 +18,7 @@ pub mod config;
 pub mod faults;
 pub mod ids;
 pub mod model;
+pub mod mutations;
 pub mod pages;
 pub mod providers;
 pub mod request_log;
@@ -52,6 +53,10 @@ pub fn router(state: SandboxState) -> Router {
         .merge(admin::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mutations::mutate_answers,
+        ))
         // Outermost last: the log sees the status after faults.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -9,6 +9,7 @@ use crate::accounts::{BankAccount, accounts_for};
 use crate::config::SandboxConfig;
 use crate::faults::FaultInjector;
 use crate::model::{Consent, ConsentStatus};
+use crate::mutations::MutationSwitch;
 use crate::request_log::RequestLog;
 use crate::store::Store;
 use crate::webhooks::{WebhookTarget, spawn_dispatcher};
@@ -22,6 +23,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub faults: FaultInjector,
     pub requests: RequestLog,
+    /// Off unless a test sets it (`/_sandbox/mutations`).
+    pub mutations: MutationSwitch,
 }
 
 #[derive(Clone)]
@@ -73,6 +76,7 @@ impl SandboxState {
             store,
             faults: FaultInjector::new(config.faults.clone()),
             requests: RequestLog::default(),
+            mutations: MutationSwitch::default(),
         })))
     }
 

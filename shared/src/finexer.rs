@@ -1,6 +1,6 @@
 //! Typed client for the Finexer API. Every Finexer-specific detail (paths,
 //! field names, encodings, status names) lives in this module, so a correction
-//! to `finexer-api.md` touches one place.
+//! to `docs/finexer-api.md` touches one place.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +115,15 @@ pub struct Consent {
 
 /// A bank account, passed through to our callers as Finexer shapes it.
 pub type BankAccount = serde_json::Value;
+
+/// A bank as `GET /providers` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Provider {
+    /// What `provider` of a new consent names.
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
 
 #[derive(Debug, Deserialize)]
 struct List<T> {
@@ -295,6 +304,15 @@ impl FinexerClient {
         query.push(("limit", "100"));
         let list: List<BankAccount> = self
             .call(Method::GET, "/bank_accounts", &query, None, Retry::Safe)
+            .await?;
+        Ok(list.data)
+    }
+
+    /// The banks offering account information (`roles[]=ais`), first 100.
+    pub async fn providers(&self) -> Result<Vec<Provider>> {
+        let query = [("roles[]", "ais"), ("limit", "100")];
+        let list: List<Provider> = self
+            .call(Method::GET, "/providers", &query, None, Retry::Safe)
             .await?;
         Ok(list.data)
     }

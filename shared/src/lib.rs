@@ -14,6 +14,7 @@ pub mod net;
 pub mod secrets;
 pub mod state;
 pub mod store;
+pub mod webhook;
 
 pub use app::App;
 pub use error::{Error, Result};

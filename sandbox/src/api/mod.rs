@@ -1,4 +1,4 @@
-//! Finexer's HTTP API, as described in `shared/docs/finexer-api.md`.
+//! Finexer's HTTP API, as described in `docs/finexer-api.md`.
 
 pub mod auth;
 pub mod bank_accounts;

@@ -1,4 +1,4 @@
-//! The sandbox checked against `shared/docs/finexer-api.md`, point by point,
+//! The sandbox checked against `docs/finexer-api.md`, point by point,
 //! over real HTTP. One binary, one module per topic.
 
 mod accounts;

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod event;
 pub mod finexer;
 pub mod handlers;
 pub mod http;

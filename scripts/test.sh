@@ -66,3 +66,10 @@ scripts/check-infra.sh
 
 say "Release zips: cargo lambda build for every function (x86_64), checked and sized"
 scripts/build-zips.sh
+
+# The workspace tests ran local/tests/hostile_events.rs against debug builds;
+# this runs it again against the release binaries just built (the deployed
+# profile, panic strategy included), at no extra build cost.
+say "Hostile events against the release binaries: one process per function answers them all"
+HOSTILE_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}/x86_64-unknown-linux-gnu/release" \
+  cargo test -p connect-local --test hostile_events

@@ -1,16 +1,44 @@
 //! What every function's `main` does: set up tracing, build the clients once,
 //! and hand the handler to the Lambda runtime.
+//!
+//! No request can end the process. `lambda_http::run` converts the event
+//! inside lambda_http, which panics on some events (see [`crate::event`]),
+//! and a panic under the release profile would end the process: Lambda
+//! answers `Runtime.ExitError` and starts a new sandbox. So the runtime loop
+//! here is lambda_runtime's over the raw JSON event: the payload is repaired
+//! into valid UTF-8 JSON, sanitised, and only then converted by lambda_http's
+//! own adapter (the one `lambda_http::run` uses: same `http::Request`, same
+//! extensions and Lambda context, same API Gateway v2 response JSON). An event
+//! that cannot be repaired is answered 400. A panic in a handler is caught and
+//! answered 500 for that request only (the release profile unwinds; see
+//! `benches/RESULTS.md` for what that costs).
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 
-use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::lambda_runtime::layers::TracingLayer;
+use lambda_http::lambda_runtime::{LambdaInvocation, Runtime};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::util::MapRequestLayer;
+use lambda_http::{
+    Adapter, Body, Context, LambdaEvent, Request, RequestExt, Response, Service, TransformResponse,
+    service_fn,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::app::App;
+use crate::error::Error;
+use crate::event::{self, Refusal};
 
 pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
-    F: Fn(&'static App, Request) -> Fut,
+    F: Fn(&'static App, Request) -> Fut + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     lambda_http::tracing::init_default_subscriber();
@@ -21,13 +49,206 @@ where
     // The process lives as long as the container; leaking gives handlers a
     // plain `&App` without reference counting on every request.
     let app: &'static App = Box::leak(Box::new(app));
-    lambda_http::run(service_fn(move |request: Request| {
+    Runtime::new(service(app, handler))
+        .layer(MapRequestLayer::new(repair_invocation))
+        .layer(TracingLayer::new())
+        .run()
+        .await
+}
+
+/// Makes the raw payload valid UTF-8 JSON before the runtime reads it (it
+/// would otherwise answer the invocation with an error, not an HTTP response).
+fn repair_invocation(mut invocation: LambdaInvocation) -> LambdaInvocation {
+    if let Cow::Owned(repaired) = event::repair_json(&invocation.body) {
+        tracing::warn!("the event was not valid UTF-8 JSON; replaced what was not");
+        invocation.body = repaired.into();
+    }
+    invocation
+}
+
+type Answer = TransformResponse<'static, Response<Body>, Infallible>;
+
+/// What the runtime calls with each event: sanitise, convert with
+/// lambda_http, run `handler` with `state`, answer in lambda_http's format.
+pub fn service<S, F, Fut>(
+    state: &'static S,
+    handler: F,
+) -> impl Service<LambdaEvent<Value>, Response = impl Serialize, Error = Infallible>
+where
+    S: Sync + ?Sized,
+    F: Fn(&'static S, Request) -> Fut + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let mut serve = Adapter::from(service_fn(move |request: Request| {
+        // The request's time budget ends with the invocation (crate::deadline).
         let end = request
             .lambda_context_ref()
             .map_or(0, |context| context.deadline);
-        let response =
-            crate::deadline::within(crate::deadline::invocation_end(end), handler(app, request));
-        async move { Ok::<_, Infallible>(response.await) }
-    }))
+        let response = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::deadline::within(
+                crate::deadline::invocation_end(end),
+                handler(state, request),
+            )
+        }));
+        async move {
+            Ok::<_, Infallible>(match response {
+                Ok(response) => catch_panic(response).await,
+                Err(payload) => panic_response(payload.as_ref()),
+            })
+        }
+    }));
+    service_fn(move |event: LambdaEvent<Value>| {
+        let LambdaEvent { payload, context } = event;
+        let request = match event::into_lambda_request(payload) {
+            Ok(request) => request,
+            Err(refusal) => return refuse(refusal, context),
+        };
+        // Sanitising makes lambda_http's conversion panic-free; should it
+        // still panic, this request alone is refused.
+        let fallback = context.clone();
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            serve.call(LambdaEvent::new(request, context))
+        }))
+        .unwrap_or_else(|payload| {
+            tracing::error!(
+                panic = panic_text(payload.as_ref()),
+                "converting the event panicked"
+            );
+            refuse(Refusal::NotAnEvent, fallback)
+        })
+    })
+}
+
+/// A 400 problem, in lambda_http's response format, without calling the handler.
+fn refuse(refusal: Refusal, context: Context) -> Answer {
+    let detail = refusal.detail();
+    let mut answer = Adapter::from(service_fn(move |_: Request| {
+        std::future::ready(Ok::<_, Infallible>(
+            Error::BadRequest(detail.into()).into_problem_response(),
+        ))
+    }));
+    // An empty event converts without fail; it only selects the format.
+    let empty = LambdaRequest::ApiGatewayV2(ApiGatewayV2httpRequest::default());
+    answer.call(LambdaEvent::new(empty, context))
+}
+
+/// Runs `future`; a panic while polling it becomes a 500 problem.
+async fn catch_panic<Fut>(future: Fut) -> Response<Body>
+where
+    Fut: Future<Output = Response<Body>>,
+{
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+            .unwrap_or_else(|payload| Poll::Ready(panic_response(payload.as_ref())))
+    })
     .await
+}
+
+fn panic_response(payload: &(dyn Any + Send)) -> Response<Body> {
+    tracing::error!(panic = panic_text(payload), "the handler panicked");
+    Error::Internal("the handler panicked".into()).into_problem_response()
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::RequestExt;
+    use serde_json::json;
+
+    /// Echoes the decoded query and the path; panics when asked to.
+    async fn echo(_: &(), request: Request) -> Response<Body> {
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        if pairs.iter().any(|(k, _)| k == "panic") {
+            panic!("asked to panic");
+        }
+        let body = json!({
+            "path": request.uri().path(),
+            "query": pairs,
+            "request_id": request.lambda_context().request_id,
+        });
+        crate::http::json_response(200, &body).unwrap()
+    }
+
+    fn event(query: &str) -> Value {
+        json!({
+            "version": "2.0",
+            "rawPath": "/callback",
+            "rawQueryString": query,
+            "headers": {"host": "api.example.com"},
+            "requestContext": {"http": {"method": "GET", "path": "/callback"}, "stage": "$default"},
+            "isBase64Encoded": false
+        })
+    }
+
+    async fn call(
+        service: &mut impl Service<LambdaEvent<Value>, Response = impl Serialize, Error = Infallible>,
+        event: Value,
+    ) -> Value {
+        let mut context = Context::default();
+        context.request_id = "req-1".into();
+        let Ok(answer) = service.call(LambdaEvent::new(event, context)).await;
+        serde_json::to_value(answer).unwrap()
+    }
+
+    fn body(answer: &Value) -> Value {
+        serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_for_that_request_only() {
+        let mut service = service(&(), echo);
+        let answer = call(&mut service, event("panic=1")).await;
+        assert_eq!(answer["statusCode"], 500);
+        assert_eq!(
+            answer["headers"]["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(body(&answer)["type"], "/problems/internal");
+
+        let answer = call(&mut service, event("state=a%20b&x=a b\"<>")).await;
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        assert_eq!(
+            body(&answer),
+            json!({"path": "/callback", "query": [["state", "a b"], ["x", "a b\"<>"]],
+                   "request_id": "req-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_events_are_400() {
+        let mut service = service(&(), echo);
+        let mut bad_body = event("");
+        bad_body["isBase64Encoded"] = true.into();
+        bad_body["body"] = "%%%".into();
+        for event in [bad_body, json!([]), json!({"requestContext": 5})] {
+            let answer = call(&mut service, event).await;
+            assert_eq!(answer["statusCode"], 400, "{answer}");
+            assert_eq!(body(&answer)["type"], "/problems/bad-request");
+        }
+    }
+
+    #[test]
+    fn the_raw_payload_is_repaired() {
+        let invocation = |body: &'static [u8]| LambdaInvocation {
+            parts: http::Response::new(()).into_parts().0,
+            body: bytes::Bytes::from_static(body),
+            context: Context::default(),
+        };
+        let fixed = repair_invocation(invocation(b"{\"a\":\"\xff\"}"));
+        assert_eq!(&fixed.body[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
+        let fine = repair_invocation(invocation(b"{\"a\":1}"));
+        assert_eq!(&fine.body[..], b"{\"a\":1}");
+    }
 }

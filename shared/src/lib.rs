@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod event;
 pub mod finexer;
 pub mod handlers;
 pub mod http;

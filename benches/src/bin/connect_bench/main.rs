@@ -13,7 +13,6 @@ mod clients;
 mod load;
 mod proxy;
 mod report;
-mod runtime_api;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -21,11 +20,11 @@ use std::time::Duration;
 
 use connect_benches::events::{self, User};
 use connect_benches::rounds::{Call, rounds};
+use connect_benches::runtime_api::{FunctionSpec, Outcome, Session};
 use serde_json::Value;
 
 use clients::{Http, state_of};
 use proxy::{Proxy, Record};
-use runtime_api::{FunctionSpec, Outcome, Session};
 
 const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);

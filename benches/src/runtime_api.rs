@@ -184,13 +184,24 @@ impl Session {
 
     /// Hands `event` to the function and waits for its answer.
     pub async fn invoke(&mut self, event: &Value, timeout: Duration) -> Result<Outcome, String> {
+        let event = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        self.invoke_raw(event, timeout).await
+    }
+
+    /// Hands `event` to the function as it is, valid JSON or not, and waits
+    /// for its answer.
+    pub async fn invoke_raw(
+        &mut self,
+        event: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Outcome, String> {
         self.next_id += 1;
         let id = format!("{:08x}-bench-{:012}", self.pid, self.next_id);
         let (tx, rx) = oneshot::channel();
         self.queue
             .send(Pending {
                 id,
-                event: serde_json::to_vec(event).map_err(|e| e.to_string())?,
+                event,
                 done: tx,
             })
             .map_err(|_| "emulator stopped".to_owned())?;
@@ -198,6 +209,29 @@ impl Session {
             r = rx => r.map_err(|_| "invocation dropped".to_owned()),
             status = self.child.wait() => Err(format!("{} exited during an invocation: {status:?}", self.name)),
             _ = tokio::time::sleep(timeout) => Err(format!("{}: no answer within {timeout:?}", self.name)),
+        }
+    }
+
+    /// The process's id: the same process for the whole session (the
+    /// emulator never restarts it).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `Ok` while the process runs; its exit status once it has ended.
+    pub fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} has exited: {status}", self.name)),
+            Err(e) => Err(format!("{}: {e}", self.name)),
+        }
+    }
+
+    /// What the process posted to `/init/error`, if it did.
+    pub fn init_error(&self) -> Option<String> {
+        match &*self.phase.borrow() {
+            Phase::InitError(e) => Some(e.clone()),
+            _ => None,
         }
     }
 

@@ -1,0 +1,400 @@
+//! No request can end a function's process: every function's binary runs
+//! under the Lambda Runtime API emulator of `benches/` (as Lambda runs it,
+//! with the production configuration pointed at moto and an in-process
+//! Finexer sandbox) and is handed hostile API Gateway events, one after the
+//! other: raw `"`, `<`, `>`, space, `{`, `|`, `^`, backtick, `%`, `%zz`,
+//! invalid UTF-8, control bytes and 20 KB strings in the query, the path,
+//! the headers and the cookies; invalid base64, deeply nested JSON and
+//! 300 KB bodies. Every event must get an HTTP answer below 500 (no backend
+//! is away here), and one process must serve them all: no init error, no
+//! exit, no panic in its log.
+//!
+//! Binaries: `HOSTILE_BIN_DIR` if set (`scripts/test.sh` points it at the
+//! release binaries `scripts/build-zips.sh` built, so the deployed profile is
+//! tested too); otherwise the debug binaries, which this test builds with
+//! cargo first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use connect_benches::events::{User, event};
+use connect_benches::runtime_api::{FunctionSpec, Session};
+use connect_local::LocalConfig;
+use serde_json::{Value, json};
+
+const FUNCTIONS: [&str; 5] = ["create-link", "callback", "revoke", "confirm", "consents"];
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+const USER: User<'static> = User {
+    sub: "hostile-user",
+    email: "hostile@example.com",
+    name: "Hostile User",
+};
+/// Owns no consents, so that listing them stays quick however many
+/// create-link made for `USER`.
+const READER: User<'static> = User {
+    sub: "hostile-reader",
+    email: "reader@example.com",
+    name: "Hostile Reader",
+};
+/// Stands in for raw bytes in an event's JSON text (see `raw_events`).
+const MARK: &str = "RAW-BYTES-HERE";
+
+fn moto() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: this test needs the moto emulator; run it with `make test`",
+    );
+    let url = url::Url::parse(&endpoint).unwrap();
+    assert_eq!(
+        url.host_str(),
+        Some("127.0.0.1"),
+        "only 127.0.0.1 is contacted"
+    );
+    endpoint
+}
+
+/// The directory holding the five function binaries.
+fn binaries() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOSTILE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo.current_dir(&root).args(["build", "--quiet"]);
+    for f in FUNCTIONS {
+        cargo.args(["-p", f]);
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "cargo build of the functions failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug")
+}
+
+/// `route` with `text` put into its query, path, a header and a cookie.
+fn placed(route: &Value, text: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let raw_path = route["rawPath"].as_str().unwrap().to_owned();
+    let short: String = text.chars().take(12).collect();
+
+    let mut e = route.clone();
+    e["rawQueryString"] = format!("state={text}&fx_consent={text}").into();
+    out.push((format!("query value {short:?}"), e));
+
+    let mut e = route.clone();
+    e["rawQueryString"] = text.into();
+    out.push((format!("whole query {short:?}"), e));
+
+    let mut e = route.clone();
+    let path = format!("{raw_path}/{text}");
+    e["rawPath"] = path.clone().into();
+    e["requestContext"]["http"]["path"] = path.into();
+    out.push((format!("path {short:?}"), e));
+
+    let mut e = route.clone();
+    e["rawPath"] = text.into();
+    out.push((format!("whole path {short:?}"), e));
+
+    let mut e = route.clone();
+    e["headers"]["x-hostile"] = text.into();
+    e["headers"]["host"] = text.into();
+    e["headers"]["x-forwarded-proto"] = text.into();
+    e["headers"]["content-type"] = text.into();
+    e["headers"][text] = "name".into();
+    out.push((format!("headers {short:?}"), e));
+
+    let mut e = route.clone();
+    e["cookies"] = json!([format!("fx_bind={text}"), text, "a=b"]);
+    out.push((format!("cookies {short:?}"), e));
+    out
+}
+
+/// The hostile texts, each put everywhere by `placed`.
+fn texts() -> Vec<String> {
+    let mut texts: Vec<String> = [
+        "\"",
+        "<",
+        ">",
+        " ",
+        "{",
+        "}",
+        "|",
+        "^",
+        "`",
+        "%",
+        "%zz",
+        "%4",
+        "%C3%28",
+        "%FF%FE%00",
+        "\u{0}\u{1}\u{1f}\u{7f}\r\n\t",
+        "\u{fffd}é€😀",
+        "#frag",
+        "?q=1",
+        "..",
+        "/../../etc",
+        "\\",
+        "[::1]",
+        ":99999",
+        "@evil",
+        "a b\"<>`{|}^%zz\u{1}",
+    ]
+    .map(String::from)
+    .to_vec();
+    texts.push("\"<> {|^`%".repeat(20 * 1024 / 9));
+    texts.push("a".repeat(20 * 1024));
+    texts.push("é".repeat(10 * 1024));
+    texts
+}
+
+/// Odd bodies for `route`.
+fn bodies(route: &Value) -> Vec<(String, Value)> {
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let nested_object = format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
+    let cases: Vec<(&str, Value, bool)> = vec![
+        ("invalid base64", "not base64 %%% ***".into(), true),
+        ("base64 without padding", "eyJhIjoxfQ".into(), true),
+        ("base64 of invalid UTF-8", "//79/A==".into(), true),
+        ("deeply nested array", nested.into(), false),
+        ("deeply nested object", nested_object.into(), false),
+        ("300 KB", "x".repeat(300 * 1024).into(), false),
+        (
+            "300 KB of JSON",
+            format!("{{\"provider\":\"{}\"}}", "a".repeat(300 * 1024)).into(),
+            false,
+        ),
+        (
+            "300 KB base64",
+            base64_of(&vec![b'{'; 300 * 1024]).into(),
+            true,
+        ),
+        ("a number", json!(5), false),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, body, b64)| {
+            let mut e = route.clone();
+            e["body"] = body;
+            e["isBase64Encoded"] = b64.into();
+            e["headers"]["content-type"] = "application/json".into();
+            (format!("body: {name}"), e)
+        })
+        .collect()
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Events that are not valid JSON text: raw invalid UTF-8 and lone
+/// surrogate escapes in each field.
+fn raw_events(route: &Value) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (where_, field) in [
+        ("query", "/rawQueryString"),
+        ("path", "/rawPath"),
+        ("header", "/headers/x-hostile"),
+        ("cookie", "/cookies/0"),
+        ("body", "/body"),
+    ] {
+        let mut e = route.clone();
+        e["cookies"] = json!([""]);
+        e["headers"]["x-hostile"] = "".into();
+        *e.pointer_mut(field).unwrap() = MARK.into();
+        let text = serde_json::to_string(&e).unwrap();
+        let (before, after) = text.split_once(MARK).unwrap();
+        for (what, bytes) in [
+            (
+                "invalid UTF-8",
+                &b"\xff\xfe\xc3\x28 \xed\xa0\x80 \xf0\x28\x8c\x28"[..],
+            ),
+            ("a lone surrogate", &b"\\ud800 x \\udc00"[..]),
+        ] {
+            let raw_event = [before.as_bytes(), bytes, after.as_bytes()].concat();
+            out.push((format!("{what} in the {where_}"), raw_event));
+        }
+    }
+    out
+}
+
+/// The routes each function serves, as API Gateway sends them.
+fn routes(function: &str) -> Vec<Value> {
+    let id = "bc_hostile0000";
+    let user = if function == "consents" {
+        &READER
+    } else {
+        &USER
+    };
+    let e = |method: &str, path: &str, signed_in: bool, body: Option<&str>| {
+        event(method, path, "", signed_in.then_some(user), body, "hostile")
+    };
+    match function {
+        "create-link" => vec![e("POST", "/links", true, Some("{}"))],
+        "callback" => vec![e("GET", "/callback", false, None)],
+        "revoke" => vec![e("POST", &format!("/consents/{id}/revoke"), true, None)],
+        "confirm" => vec![e(
+            "POST",
+            &format!("/consents/{id}/confirm"),
+            true,
+            Some("{\"code\":\"x\"}"),
+        )],
+        "consents" => vec![
+            e("GET", "/consents", true, None),
+            e("GET", &format!("/consents/{id}"), true, None),
+            e("GET", &format!("/consents/{id}/accounts"), true, None),
+            e("GET", "/accounts", true, None),
+        ],
+        other => panic!("unknown function {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_ends_a_function_process() {
+    let started = Instant::now();
+    let aws = moto();
+    let bin_dir = binaries();
+    println!(
+        "binaries ready after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    // The local stack creates the table and the secret (with the sandbox's
+    // API key) as the template defines them; the functions then use them.
+    let suffix = format!("{:016x}", rand::random::<u64>());
+    let table = format!("hostile-{suffix}");
+    let secret = format!("hostile/{suffix}");
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("LOCAL_ADDR", "127.0.0.1:0".into()),
+        ("AWS_ENDPOINT_URL", aws.clone()),
+        ("FINEXER_BASE_URL", sandbox.base_url()),
+        ("CONSENT_TABLE", table.clone()),
+        ("CONNECT_SECRET_ID", secret.clone()),
+    ]);
+    let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let stack = connect_local::start(config).await.unwrap();
+
+    let work = std::env::temp_dir().join(format!("hostile-events-{suffix}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let env: Vec<(String, String)> = [
+        ("CONSENT_TABLE", table.as_str()),
+        ("CONNECT_SECRET_ID", secret.as_str()),
+        ("CALLBACK_URL", "http://127.0.0.1:3000/callback"),
+        ("FRONTEND_URLS", "http://127.0.0.1:3000/connected"),
+        ("FINEXER_BASE_URL", &sandbox.base_url()),
+        ("FINEXER_TIMEOUT_MS", "5000"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "eu-west-2"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL", &aws),
+        ("HOME", work.to_str().unwrap()),
+        ("RUST_LOG", "info"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for function in FUNCTIONS {
+        let spec = FunctionSpec {
+            name: function.to_owned(),
+            binary: bin_dir.join(function),
+            env: env.clone(),
+        };
+        assert!(
+            spec.binary.is_file(),
+            "{} is missing (HOSTILE_BIN_DIR?)",
+            spec.binary.display()
+        );
+        let log = work.join(format!("{function}.log"));
+        let mut session = Session::start(&spec, &log).await.unwrap();
+        session.ready(INIT_TIMEOUT).await.unwrap();
+        let pid = session.pid();
+
+        let mut events: Vec<(String, Vec<u8>)> = Vec::new();
+        for route in routes(function) {
+            let name = route["routeKey"].as_str().unwrap().to_owned();
+            let mut cases = Vec::new();
+            for text in texts() {
+                cases.extend(placed(&route, &text));
+            }
+            cases.extend(bodies(&route));
+            events.extend(
+                cases
+                    .into_iter()
+                    .map(|(what, e)| (format!("{name}: {what}"), serde_json::to_vec(&e).unwrap())),
+            );
+            events.extend(
+                raw_events(&route)
+                    .into_iter()
+                    .map(|(what, raw)| (format!("{name}: {what}"), raw)),
+            );
+        }
+        let function_started = Instant::now();
+        let mut slowest: Vec<(Duration, String)> = Vec::new();
+        for (what, raw) in events {
+            total += 1;
+            let one = Instant::now();
+            let result = session.invoke_raw(raw, INVOKE_TIMEOUT).await;
+            slowest.push((one.elapsed(), what.clone()));
+            match result {
+                Err(e) => {
+                    failures.push(format!("{function} {what}: {e}"));
+                    break; // the process is gone: nothing more to learn from it
+                }
+                Ok(outcome) if outcome.error => failures.push(format!(
+                    "{function} {what}: invocation error {}",
+                    String::from_utf8_lossy(&outcome.body)
+                )),
+                Ok(outcome) => match outcome.http() {
+                    Some((status, _)) if status < 500 => {}
+                    Some((status, body)) => {
+                        failures.push(format!("{function} {what}: {status} {body}"))
+                    }
+                    None => failures.push(format!(
+                        "{function} {what}: not an API Gateway response: {}",
+                        String::from_utf8_lossy(&outcome.body)
+                    )),
+                },
+            }
+        }
+
+        slowest.sort();
+        println!(
+            "{function}: {} events in {:.1} s; slowest {:?}",
+            slowest.len(),
+            function_started.elapsed().as_secs_f64(),
+            &slowest[slowest.len().saturating_sub(3)..]
+        );
+        if let Err(e) = session.alive() {
+            failures.push(e);
+        }
+        assert_eq!(session.pid(), pid);
+        if let Some(e) = session.init_error() {
+            failures.push(format!("{function}: init error {e}"));
+        }
+        session.stop().await;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("panicked") {
+            failures.push(format!("{function} panicked (log: {})", log.display()));
+        }
+    }
+    stack.shutdown().await;
+    sandbox.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {total} events failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!(
+        "{total} hostile events, each answered below 500 by one process per function, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -72,4 +72,4 @@ scripts/build-zips.sh
 # profile, panic strategy included), at no extra build cost.
 say "Hostile events against the release binaries: one process per function answers them all"
 HOSTILE_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}/x86_64-unknown-linux-gnu/release" \
-  cargo test -p connect-local --test hostile_events
+  cargo test --workspace --test hostile_events

@@ -94,7 +94,7 @@ pub fn render(settings: &Settings, r: &Results, load_before: &str, elapsed: Dura
         s,
         "Built by `cargo lambda build --release --output-format zip` (x86_64-unknown-linux-gnu, \
          `-C target-cpu=haswell`, zig as linker) with the workspace's release profile \
-         (`opt-level = \"s\"`, fat LTO, one codegen unit, `panic = \"abort\"`, `strip = true`): \
+         (`opt-level = \"s\"`, fat LTO, one codegen unit, `panic = \"unwind\"`, `strip = true`): \
          the deployed artifacts. *Stripped* is the binary after a further `strip --strip-all` (no \
          change means the profile already stripped it); *zip (deflate 9)* is that binary as \
          `bootstrap` at the highest compression; *cargo-lambda zip* is the deployable package \
@@ -527,6 +527,11 @@ pub fn render(settings: &Settings, r: &Results, load_before: &str, elapsed: Dura
     }
     out.push('\n');
     out.push_str(&body);
+    // Measured by hand with other builds (see that file), kept across runs.
+    if let Ok(extra) = std::fs::read_to_string("benches/RESULTS-panic.md") {
+        out.push('\n');
+        out.push_str(&extra);
+    }
     out
 }
 

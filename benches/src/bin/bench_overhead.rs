@@ -575,8 +575,7 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
             state::sign(&claims, &f.secrets).expect("sign")
         })
     });
-    let token =
-        state::sign(&StateClaims::new(USER.sub, now(), 900), &f.secrets).expect("sign");
+    let token = state::sign(&StateClaims::new(USER.sub, now(), 900), &f.secrets).expect("sign");
     g.bench_function("state_verify", |b| {
         b.iter(|| state::verify(std::hint::black_box(&token), &f.secrets).expect("verify"))
     });

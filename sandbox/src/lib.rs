@@ -16,6 +16,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod faults;
+pub mod forgeries;
 pub mod ids;
 pub mod model;
 pub mod mutations;

@@ -16,6 +16,8 @@ use tokio::task::JoinSet;
 /// A TCP forwarder that can refuse connections and cut open ones.
 pub struct Proxy {
     pub url: String,
+    /// Where connections go; settable once the target is known.
+    target: Arc<std::sync::RwLock<String>>,
     open: Arc<AtomicBool>,
     /// Accepts connections and never answers on them.
     stalled: Arc<AtomicBool>,
@@ -30,7 +32,9 @@ impl Proxy {
         let open = Arc::new(AtomicBool::new(true));
         let stalled = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let target = Arc::new(std::sync::RwLock::new(target));
         let accept = tokio::spawn({
+            let target = target.clone();
             let open = open.clone();
             let stalled = stalled.clone();
             let connections = connections.clone();
@@ -48,7 +52,7 @@ impl Proxy {
                         });
                         continue;
                     }
-                    let target = target.clone();
+                    let target = target.read().map(|t| t.clone()).unwrap_or_default();
                     connections.lock().await.spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(&target).await {
                             let _ =
@@ -60,10 +64,18 @@ impl Proxy {
         });
         Proxy {
             url,
+            target,
             open,
             stalled,
             connections,
             accept,
+        }
+    }
+
+    /// Sends new connections to `target` (`host:port`).
+    pub fn retarget(&self, target: String) {
+        if let Ok(mut current) = self.target.write() {
+            *current = target;
         }
     }
 
@@ -98,6 +110,8 @@ pub struct Stack {
     pub sandbox: finexer_sandbox::RunningSandbox,
     pub dynamo: Proxy,
     pub finexer: Proxy,
+    /// Between the sandbox's webhook deliveries and our API.
+    pub webhooks: Proxy,
     pub http: reqwest::Client,
     /// The API.
     pub base: String,
@@ -126,9 +140,16 @@ impl Stack {
 
     /// `extra`: function configuration on top of the test defaults.
     pub async fn with(extra: &[(&str, &str)]) -> Stack {
-        let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
-            .await
-            .unwrap();
+        // The sandbox's events reach our API through a proxy, started first
+        // (the sandbox needs its URL) and pointed at the API once it listens.
+        let webhooks = Proxy::start(String::new()).await;
+        let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig {
+            webhook_url: Some(format!("{}/webhooks/finexer", webhooks.url)),
+            webhook_secret: connect_local::LOCAL_WEBHOOK_SECRET.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         let finexer = Proxy::start(sandbox.addr().to_string()).await;
         let dynamo = Proxy::start(moto()).await;
         let suffix = format!("{:016x}", rand::random::<u64>());
@@ -144,12 +165,15 @@ impl Stack {
             // moto applies one request at a time: under the parallel tests
             // a queue forms that production's 2 s would count as a stall.
             ("STORE_TIMEOUT_MS".into(), "10000".into()),
+            // Tests run the reconciler when they mean to (`reconcile`).
+            ("LOCAL_RECONCILE_SECONDS".into(), "0".into()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
         let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let running = connect_local::start(config).await.unwrap();
+        webhooks.retarget(running.base_url.trim_start_matches("http://").to_owned());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -161,9 +185,52 @@ impl Stack {
             sandbox,
             dynamo,
             finexer,
+            webhooks,
             http,
             table,
         }
+    }
+
+    /// `POST /local/reconcile` with `run` (`at`, `budget_ms`): the report.
+    pub async fn reconcile(&self, run: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/local/reconcile", self.base))
+            .json(&run)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// Delivers `body` to our webhook route with `fx-signature` if given.
+    pub async fn webhook(&self, body: &[u8], signature: Option<&str>) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/finexer", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("fx-signature", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Sets a consent's status at the sandbox as the bank would (its
+    /// webhook follows).
+    pub async fn bank_sets(&self, consent_id: &str, status: &str) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/_sandbox/consents/{consent_id}/status",
+                self.sandbox.base_url()
+            ))
+            .json(&json!({ "status": status }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text().await);
     }
 
     pub async fn token(&self, user: &str) -> String {

@@ -34,7 +34,7 @@ use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
 pub const LEASE: time::Duration = time::Duration::minutes(5);
 /// Records handled at once: Finexer and DynamoDB calls overlap.
 const CONCURRENCY: usize = 8;
-/// A record is claimed only while this much work time is left.
+/// A record is claimed only while the invocation has this much work time left.
 const TIME_PER_RECORD: Duration = Duration::from_secs(6);
 /// Back-off bounds for a record that needs another look.
 const SOONEST: time::Duration = time::Duration::minutes(1);
@@ -91,17 +91,16 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
         None => OffsetDateTime::now_utc(),
     };
     let now_text = timestamp(now)?;
-    let time_left = || {
-        let own = budget.map(|b| b.saturating_sub(started.elapsed()));
-        match (own, crate::deadline::remaining()) {
-            (Some(own), Some(invocation)) => Some(own.min(invocation)),
-            (own, invocation) => own.or(invocation),
-        }
+    // Claiming stops once the run's own budget is spent, or when the
+    // invocation has too little left to finish one more record.
+    let spent = || {
+        budget.is_some_and(|budget| started.elapsed() >= budget)
+            || crate::deadline::remaining().is_some_and(|left| left < TIME_PER_RECORD)
     };
     let mut report = Report::default();
     let mut cursor = None;
     loop {
-        if time_left().is_some_and(|left| left < TIME_PER_RECORD) {
+        if spent() {
             report.out_of_time = true;
             break;
         }
@@ -113,7 +112,7 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
         let outcomes: Vec<Option<Outcome>> = futures_util::stream::iter(page.records)
             .map(|(consent_id, seen)| async move {
                 // Checked per record: a page may outlast the budget.
-                if time_left().is_some_and(|left| left < TIME_PER_RECORD) {
+                if spent() {
                     return None;
                 }
                 Some(look_at(app, &consent_id, &seen, now).await)

@@ -24,7 +24,7 @@ use crate::store::Store;
 
 pub const SIGNATURE_HEADER: &str = "fx-signature";
 pub const EXPIRY_REMINDER: &str = "reminder.consent_expiry.sent";
-/// Short, so one hung receiver holds the queue of first attempts only briefly.
+/// The longest one hung receiver can hold up the first attempts queued behind it.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Waits before the retries of a failed delivery (Finexer retries every few
 /// seconds; shorter here so tests stay quick).

@@ -1,6 +1,7 @@
 // Acme Money demo frontend: local sign-in, "Connect your bank", the return
 // view on /connected (which confirms an approval before it says so), and the
-// list of the user's connections.
+// list of the user's connections, re-read every few seconds while the page is
+// visible so that a change made elsewhere (a revoke at the bank) shows.
 // The API is on another site, as in production: calls go to its origin (from
 // <meta name="connect-api">) with the bearer token and never with cookies.
 // Plain JavaScript, no build step. Every value from the API or the URL reaches
@@ -9,6 +10,9 @@
 
 (() => {
   const SESSION_KEY = 'acme-money-session';
+  /** The Finexer sandbox's "your bank" page, learnt from a consent page opened here. */
+  const BANK_PAGE_KEY = 'acme-money-sandbox-bank';
+  const REFRESH_MS = 2500;
   const REVOCABLE = new Set(['authorized', 'revoke_pending']);
   /** The platform's own sign-in, on this site; everything else is the API's. */
   const SIGN_IN = '/local/token';
@@ -355,29 +359,60 @@
     } else {
       $('signed-in-as').textContent = '';
       $('connections').replaceChildren();
+      renderedList = null;
+    }
+    renderBankLink();
+  }
+
+  /**
+   * The sandbox's bank page sits next to its consent pages. Only a consent page
+   * on this machine counts: that is the sandbox, never a real provider.
+   */
+  function rememberBankPage(consentPage) {
+    if (['localhost', '127.0.0.1', '[::1]'].includes(consentPage.hostname)) {
+      localStorage.setItem(BANK_PAGE_KEY, `${consentPage.origin}/bank`);
     }
   }
 
-  let listGeneration = 0;
+  function renderBankLink() {
+    const url = localStorage.getItem(BANK_PAGE_KEY);
+    const link = $('bank-link');
+    link.hidden = !url;
+    if (url) link.href = url;
+  }
 
-  async function loadConnections() {
+  let listGeneration = 0;
+  let loadsInFlight = 0;
+  /** The list as last drawn, so a background refresh redraws only on a change. */
+  let renderedList = null;
+
+  /** `quiet`: a background refresh, without loading state or error banner. */
+  async function loadConnections({ quiet = false } = {}) {
     if (!session) return;
     const generation = ++listGeneration;
+    loadsInFlight++;
     const list = $('connections');
     const loading = $('connections-loading');
-    loading.hidden = list.childElementCount > 0;
-    list.setAttribute('aria-busy', 'true');
+    if (!quiet) {
+      loading.hidden = list.childElementCount > 0;
+      list.setAttribute('aria-busy', 'true');
+    }
     try {
       const result = await api('GET', '/consents');
       if (generation !== listGeneration) return;
       const consents = (result && Array.isArray(result.data)) ? result.data : [];
+      const drawn = JSON.stringify(consents);
+      // Redrawing would reload the accounts and close what the user opened.
+      if (quiet && drawn === renderedList) return;
+      renderedList = drawn;
       list.replaceChildren(...consents.map(connectionItem));
       $('connections-empty').hidden = consents.length > 0;
       await Promise.all(consents.filter(showsAccounts).map((consent) => loadAccounts(consent.consent_id)));
     } catch (error) {
       // A 401 has signed the user out (a new generation) and must still be said.
-      if (generation === listGeneration || error.status === 401) showError(error, 'Your connections could not be loaded');
+      if ((generation === listGeneration && !quiet) || error.status === 401) showError(error, 'Your connections could not be loaded');
     } finally {
+      loadsInFlight--;
       if (generation === listGeneration) {
         loading.hidden = true;
         list.setAttribute('aria-busy', 'false');
@@ -393,13 +428,23 @@
     const facts = [];
     facts.push(['Started', formatDate(consent.created_at)]);
     if (consent.authorized_at) facts.push(['Connected', formatDate(consent.authorized_at)]);
-    if (consent.expires_at && consent.status === 'authorized') facts.push(['Access until', formatDate(consent.expires_at, true)]);
+    if (consent.expires_at && consent.status === 'authorized') facts.push(['Access until', formatDate(consent.expires_at, true), 'expires-at']);
+    if (consent.reconfirm_by && consent.status === 'authorized') facts.push(['Re-confirm by', formatDate(consent.reconfirm_by, true), 'reconfirm-by']);
     if (consent.revoked_at) facts.push(['Revoked', formatDate(consent.revoked_at)]);
     else if (consent.revoke_requested_at) facts.push(['Revoke asked', formatDate(consent.revoke_requested_at)]);
     else if (consent.status === 'canceled') facts.push(['Cancelled', formatDate(consent.updated_at)]);
     else if (consent.status === 'failed' || consent.status === 'expired') facts.push(['Ended', formatDate(consent.updated_at)]);
 
     const actions = el('div', { class: 'connection-actions' });
+    if (showsAccounts(consent)) {
+      actions.append(el('button', {
+        type: 'button',
+        class: 'button ghost small reconfirm',
+        text: 'Re-confirm',
+        title: 'Confirm that Acme Money may keep reading this bank for another 90 days',
+        onclick: (event) => reconfirm(consent, bank, event.currentTarget),
+      }));
+    }
     if (REVOCABLE.has(consent.status)) {
       actions.append(el('button', {
         type: 'button',
@@ -421,7 +466,8 @@
       el('span', { class: `badge badge-${status.tone} status`, title: status.help, text: status.label }),
       actions.childElementCount ? actions : null),
     el('dl', { class: 'facts' },
-      facts.map(([term, value]) => el('div', {}, el('dt', { text: term }), el('dd', { text: value })))),
+      facts.map(([term, value, name]) => el('div', { dataset: name ? { fact: name } : undefined },
+        el('dt', { text: term }), el('dd', { text: value })))),
     historyDetails(consent.history));
 
     if (showsAccounts(consent)) {
@@ -551,6 +597,7 @@
       if (target.protocol !== 'http:' && target.protocol !== 'https:') {
         throw new ApiError(500, 'Unexpected link', 'The consent page address is not a web address.');
       }
+      rememberBankPage(target);
       location.assign(target.href);
       // Stay disabled: the browser is leaving the page.
     } catch (error) {
@@ -589,6 +636,33 @@
     await loadConnections();
   }
 
+  /** The UK's 90-day re-confirmation: the user says access may go on. */
+  async function reconfirm(consent, bank, button) {
+    clearError();
+    button.disabled = true;
+    button.textContent = 'Re-confirming…';
+    try {
+      const result = await api('POST', `/consents/${encodeURIComponent(consent.consent_id)}/reconfirm`);
+      const until = result && result.expires_at ? ` Access now lasts until ${formatDate(result.expires_at, true)}.` : '';
+      showNotice({
+        status: 'reconfirmed',
+        tone: 'success',
+        icon: '✓',
+        title: 'Access re-confirmed',
+        text: `Acme Money can keep reading your ${bank.name} accounts.${until}`,
+        consentId: consent.consent_id,
+      });
+    } catch (error) {
+      showError(error, 'Access could not be re-confirmed');
+    }
+    await loadConnections();
+  }
+
+  /** Skipped while hidden or while another load runs; that one shows the news. */
+  function refreshInBackground() {
+    if (session && !document.hidden && loadsInFlight === 0) loadConnections({ quiet: true });
+  }
+
   // ---- Start -------------------------------------------------------------------
   function start() {
     $('sign-in-form').addEventListener('submit', signIn);
@@ -615,6 +689,10 @@
         loadConnections();
       }
     });
+
+    setInterval(refreshInBackground, REFRESH_MS);
+    window.addEventListener('focus', refreshInBackground);
+    document.addEventListener('visibilitychange', refreshInBackground);
 
     const result = readResult();
     renderSession();

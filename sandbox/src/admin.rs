@@ -11,13 +11,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::consents::authorize;
+use crate::api::consents::{authorize, not_authorized, revoke_at_bank};
 use crate::api::error::{ApiError, ApiResult};
 use crate::faults::{FaultRule, RuleReport};
 use crate::model::{Consent, ConsentStatus};
 use crate::mutations::Mutations;
 use crate::request_log::LoggedRequest;
 use crate::state::SandboxState;
+use crate::webhooks::{DeliveryAttempt, EXPIRY_REMINDER, OutgoingEvent, Webhooks};
 
 pub const ADMIN_PREFIX: &str = "/_sandbox";
 
@@ -33,6 +34,16 @@ pub fn routes() -> Router<SandboxState> {
             get(list_requests).delete(clear_requests),
         )
         .route("/_sandbox/consents/{id}/status", post(force_status))
+        .route("/_sandbox/consents/{id}/cancel", post(cancel_at_bank))
+        .route("/_sandbox/consents/{id}/remind", post(remind_of_expiry))
+        .route(
+            "/_sandbox/webhooks",
+            get(list_webhooks).delete(clear_webhooks),
+        )
+        .route(
+            "/_sandbox/webhooks/{event_id}/redeliver",
+            post(redeliver_webhook),
+        )
         .route(
             "/_sandbox/mutations",
             get(get_mutations)
@@ -137,6 +148,69 @@ async fn force_status(
         })?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("consent", &id))
+}
+
+/// What the account holder's bank does on "revoke": the same as the button on `/bank`.
+async fn cancel_at_bank(
+    State(state): State<SandboxState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Consent>> {
+    revoke_at_bank(&state, &id).map(Json)
+}
+
+/// Sends `reminder.consent_expiry.sent` for an authorized consent now.
+async fn remind_of_expiry(
+    State(state): State<SandboxState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryAttempt>> {
+    let webhooks = enabled_webhooks(&state)?;
+    let consent = state
+        .store
+        .consent(&id)
+        .ok_or_else(|| ApiError::not_found("consent", &id))?;
+    if consent.status != ConsentStatus::Authorized {
+        return Err(not_authorized(&consent));
+    }
+    let event = OutgoingEvent::new(EXPIRY_REMINDER, &consent.id, &consent);
+    Ok(Json(webhooks.send(event).await))
+}
+
+async fn list_webhooks(State(state): State<SandboxState>) -> Json<Value> {
+    let attempts = state
+        .webhooks
+        .as_ref()
+        .map(|webhooks| webhooks.attempts())
+        .unwrap_or_default();
+    Json(json!({ "count": attempts.len(), "data": attempts }))
+}
+
+async fn clear_webhooks(State(state): State<SandboxState>) -> StatusCode {
+    if let Some(webhooks) = &state.webhooks {
+        webhooks.clear_attempts();
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Sends a sent event again and answers its first attempt (retries follow as usual).
+async fn redeliver_webhook(
+    State(state): State<SandboxState>,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<DeliveryAttempt>> {
+    enabled_webhooks(&state)?
+        .redeliver(&event_id)
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("event", &event_id))
+}
+
+fn enabled_webhooks(state: &SandboxState) -> ApiResult<&std::sync::Arc<Webhooks>> {
+    state.webhooks.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "webhooks_disabled",
+            "This sandbox has no webhook URL (SANDBOX_WEBHOOK_URL).",
+        )
+    })
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {

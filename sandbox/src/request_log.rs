@@ -67,6 +67,7 @@ impl RequestLog {
 fn is_api_path(path: &str) -> bool {
     !(path.starts_with(crate::admin::ADMIN_PREFIX)
         || path.starts_with(crate::pages::PAGE_PREFIX)
+        || crate::pages::bank::is_bank_path(path)
         || path.starts_with(crate::pages::LOGO_PREFIX))
 }
 

@@ -12,7 +12,7 @@ use crate::model::{Consent, ConsentStatus};
 use crate::mutations::MutationSwitch;
 use crate::request_log::RequestLog;
 use crate::store::Store;
-use crate::webhooks::{WebhookTarget, spawn_dispatcher};
+use crate::webhooks::{WebhookTarget, Webhooks};
 
 pub struct Shared {
     pub api_key: String,
@@ -25,6 +25,8 @@ pub struct Shared {
     pub requests: RequestLog,
     /// Off unless a test sets it (`/_sandbox/mutations`).
     pub mutations: MutationSwitch,
+    /// `None` without a webhook URL.
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 #[derive(Clone)]
@@ -55,16 +57,18 @@ impl SandboxState {
         }
         let accounts_delay = Duration::from_millis(config.accounts_delay_ms);
 
-        let store = match &config.webhook_url {
-            None => Arc::new(Store::new(None)),
+        let (store, webhooks) = match &config.webhook_url {
+            None => (Arc::new(Store::new(None)), None),
             Some(url) => {
                 let target = WebhookTarget::new(url, &config.webhook_secret).map_err(invalid)?;
                 tokio::runtime::Handle::try_current()
                     .map_err(|_| invalid("webhooks need a running Tokio runtime".to_owned()))?;
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
                 let store = Arc::new(Store::new(Some(sender)));
-                spawn_dispatcher(target, Arc::downgrade(&store), accounts_delay, receiver);
-                store
+                let webhooks =
+                    Webhooks::start(target, Arc::downgrade(&store), accounts_delay, receiver)
+                        .map_err(invalid)?;
+                (store, Some(webhooks))
             }
         };
 
@@ -77,6 +81,7 @@ impl SandboxState {
             faults: FaultInjector::new(config.faults.clone()),
             requests: RequestLog::default(),
             mutations: MutationSwitch::default(),
+            webhooks,
         })))
     }
 

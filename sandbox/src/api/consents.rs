@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use time::Duration as TimeSpan;
 
 use super::error::{ApiError, ApiResult};
@@ -264,6 +265,10 @@ pub async fn update(
                     ),
                 ));
             }
+            // Only access that is live can be re-confirmed.
+            if renewed_at.is_some() && consent.status != ConsentStatus::Authorized {
+                return Err(not_authorized(consent));
+            }
             let before_authorization =
                 matches!(consent.status, ConsentStatus::New | ConsentStatus::Pending);
             if let Some(customer) = fields.customer {
@@ -303,9 +308,7 @@ pub async fn update(
             if let Some(renewed) = renewed_at {
                 consent.renewed_at = Some(renewed);
                 // Re-confirmation restarts the 90-day access period.
-                if consent.status == ConsentStatus::Authorized && fields.expiry_date.is_none() {
-                    consent.expiry_date = Some(renewed.plus(DEFAULT_ACCESS_PERIOD));
-                }
+                consent.expiry_date = Some(renewed.plus(DEFAULT_ACCESS_PERIOD));
             }
             if let Some(expiry) = fields.expiry_date {
                 consent.expiry_date = Some(expiry);
@@ -341,6 +344,32 @@ pub async fn revoke(
         })?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("consent", &id))
+}
+
+/// The account holder withdraws access at their bank: an authorized consent
+/// becomes `canceled` (and `consent.canceled` is sent); anything else is a 409.
+pub fn revoke_at_bank(state: &SandboxState, id: &str) -> ApiResult<Consent> {
+    state
+        .store
+        .update_consent(id, |consent| {
+            if consent.status != ConsentStatus::Authorized {
+                return Err(not_authorized(consent));
+            }
+            consent.status = ConsentStatus::Canceled;
+            Ok(())
+        })?
+        .ok_or_else(|| ApiError::not_found("consent", id))
+}
+
+pub fn not_authorized(consent: &Consent) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "consent_not_authorized",
+        format!(
+            "Consent {} is {}; this needs an authorized consent.",
+            consent.id, consent.status
+        ),
+    )
 }
 
 /// Marks a pending consent authorized now (consent page approval, admin shortcut).

@@ -129,6 +129,9 @@ button,.button{font:inherit;border-radius:10px;padding:12px 16px;cursor:pointer;
 .qr{display:flex;gap:16px;align-items:center;margin:0 24px 20px;padding:14px;border:1px dashed #cfd5df;border-radius:10px}
 .qr-code{display:grid;grid-template-columns:repeat(9,8px);grid-auto-rows:8px;flex:none}
 .qr-code .on{background:#1c2430}.qr-code .off{background:#fff}
+ul.bank-consents{list-style:none;margin:16px 0 0;padding:0;display:grid;gap:10px}
+.bank-consent{padding:12px;border:1px solid #dde2ea;border-radius:10px;word-break:break-word}
+.consent-status{font-size:13px;background:#eef1f5;padding:1px 8px;border-radius:999px}
 footer{padding:12px 24px;font-size:12px;color:#8a93a3;border-top:1px solid #eef1f5}
 "#;
 

@@ -6,6 +6,7 @@
 //! `#change-bank`, `#qr-box`, `#brand-name`, and `<main id="step-<name>">` for
 //! the screen shown (`info`, `bank`, `confirm`, `closed`, `done`, `error`).
 
+pub mod bank;
 mod html;
 pub mod templates;
 
@@ -34,6 +35,8 @@ pub fn routes() -> Router<SandboxState> {
         .route("/connect/{consent_id}/bank", post(choose_bank))
         .route("/connect/{consent_id}/decision", post(decide))
         .route("/logos/{file}", get(logo))
+        .route(bank::BANK_PATH, get(bank::show))
+        .route("/bank/consents/{consent_id}/revoke", post(bank::revoke))
 }
 
 /// The screens a pending consent goes through.

@@ -211,3 +211,29 @@ async fn the_admin_shortcut_produces_statuses_a_person_cannot_click() {
     assert_eq!(fetched["status"], "failed");
     assert_eq!(fetched["failure_code"], "bank_unavailable");
 }
+
+#[tokio::test]
+async fn authorization_sets_a_90_day_expiry_and_only_authorized_consents_renew() {
+    let sandbox = TestSandbox::start().await;
+    let authorized = sandbox.authorized_consent(&[]).await;
+    let authed_at = time::OffsetDateTime::parse(
+        authorized["authed_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expected = (authed_at + time::Duration::days(90))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(authorized["expiry_date"], expected.as_str());
+    assert!(authorized["renewed_at"].is_null());
+
+    let pending = sandbox.pending_consent(&[]).await;
+    let id = pending["id"].as_str().unwrap();
+    let (status, body) = sandbox
+        .post_json_answer(&format!("/consents/{id}"), &[("renewed_at", "2026-01-01")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body, "request_error"), "consent_not_authorized");
+    let (_, fetched) = sandbox.get_json(&format!("/consents/{id}")).await;
+    assert!(fetched["renewed_at"].is_null());
+}

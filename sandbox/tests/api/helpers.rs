@@ -22,12 +22,10 @@ impl TestSandbox {
 
     pub async fn with(config: SandboxConfig) -> Self {
         let sandbox = start(config).await.expect("sandbox starts");
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client builds");
-        Self { sandbox, client }
+        Self {
+            sandbox,
+            client: test_client(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -161,6 +159,17 @@ impl TestSandbox {
         assert_eq!(consent["status"], "authorized");
         consent
     }
+}
+
+/// Never follows redirects. Installs the TLS provider the workspace's reqwest
+/// lacks, as a client of the sandbox would.
+pub fn test_client() -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client builds")
 }
 
 pub async fn json_of(response: Response) -> (StatusCode, Value) {

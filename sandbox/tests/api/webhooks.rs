@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use finexer_sandbox::SandboxConfig;
 use hmac::{Hmac, Mac};
@@ -13,44 +16,55 @@ use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::helpers::TestSandbox;
+use crate::helpers::{TestSandbox, error_code, json_of};
 
-const SECRET: &str = "whsec_test_secret";
+pub const SECRET: &str = "whsec_test_secret";
 
-struct Delivery {
+pub struct Delivery {
     signature: String,
     body: Bytes,
 }
 
-/// A tiny receiver on 127.0.0.1:0 passing every POST to the test.
-async fn start_receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
+/// A tiny receiver on 127.0.0.1:0 passing every POST to the test; it answers
+/// the first `failures` with 500.
+pub async fn start_receiver_failing(
+    failures: usize,
+) -> (String, mpsc::UnboundedReceiver<Delivery>) {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route(
-            "/hooks/finexer",
-            post(
-                |State(sender): State<mpsc::UnboundedSender<Delivery>>,
-                 headers: HeaderMap,
-                 body: Bytes| async move {
-                    let signature = headers
-                        .get("fx-signature")
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = sender.send(Delivery { signature, body });
-                    "ok"
-                },
-            ),
-        )
-        .with_state(sender);
+    let refusals = Arc::new(AtomicUsize::new(failures));
+    let app = Router::new().route(
+        "/hooks/finexer",
+        post(move |headers: HeaderMap, body: Bytes| async move {
+            let signature = headers
+                .get("fx-signature")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let _ = sender.send(Delivery { signature, body });
+            let refuse = refusals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+            if refuse {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/finexer", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, receiver)
 }
 
+pub async fn start_receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
+    start_receiver_failing(0).await
+}
+
 /// Checks `t=<ISO-8601>;s=<hex HMAC-SHA256("<t>." + body)>` and returns the event.
-fn verified_event(delivery: &Delivery) -> Value {
+pub fn verified_event(delivery: &Delivery) -> Value {
     let (t_part, s_part) = delivery.signature.split_once(';').expect("t=...;s=...");
     let timestamp = t_part.strip_prefix("t=").expect("t=");
     let signature = s_part.strip_prefix("s=").expect("s=");
@@ -66,7 +80,7 @@ fn verified_event(delivery: &Delivery) -> Value {
     serde_json::from_slice(&delivery.body).expect("JSON event")
 }
 
-async fn next_event(receiver: &mut mpsc::UnboundedReceiver<Delivery>) -> Value {
+pub async fn next_event(receiver: &mut mpsc::UnboundedReceiver<Delivery>) -> Value {
     let delivery = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
         .await
         .expect("a webhook arrives in time")
@@ -75,7 +89,7 @@ async fn next_event(receiver: &mut mpsc::UnboundedReceiver<Delivery>) -> Value {
 }
 
 #[tokio::test]
-async fn status_changes_are_delivered_signed() {
+async fn approving_without_following_the_redirect_delivers_signed_events() {
     let (url, mut receiver) = start_receiver().await;
     let sandbox = TestSandbox::with(SandboxConfig {
         webhook_url: Some(url),
@@ -84,6 +98,7 @@ async fn status_changes_are_delivered_signed() {
     })
     .await;
 
+    // The helper's client never follows the 303, like a tab closed at the bank.
     let consent = sandbox.authorized_consent(&[]).await;
     let first = next_event(&mut receiver).await;
     assert_eq!(
@@ -138,4 +153,283 @@ async fn webhooks_only_go_to_loopback_and_need_a_secret() {
         unsigned.err().map(|e| e.kind()),
         Some(std::io::ErrorKind::InvalidInput)
     );
+}
+
+async fn with_webhooks(url: String) -> TestSandbox {
+    TestSandbox::with(SandboxConfig {
+        webhook_url: Some(url),
+        webhook_secret: SECRET.into(),
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+impl TestSandbox {
+    async fn admin(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::NO_CONTENT {
+            return (StatusCode::NO_CONTENT, Value::Null);
+        }
+        json_of(response).await
+    }
+
+    async fn delivery_log(&self) -> Vec<Value> {
+        let (status, log) = self.admin(reqwest::Method::GET, "/_sandbox/webhooks").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(log["count"], log["data"].as_array().unwrap().len());
+        log["data"].as_array().unwrap().clone()
+    }
+
+    /// A pending consent forced to `failed`: exactly one event, `consent.failed`.
+    async fn failed_consent(&self) -> String {
+        let consent = self.pending_consent(&[]).await;
+        let id = consent["id"].as_str().unwrap().to_owned();
+        let response = self
+            .client
+            .post(self.url(&format!("/_sandbox/consents/{id}/status")))
+            .json(&serde_json::json!({"status": "failed"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        id
+    }
+}
+
+async fn drain(receiver: &mut mpsc::UnboundedReceiver<Delivery>) {
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), receiver.recv()).await
+    {
+    }
+}
+
+/// (attempt, status, has error) of each logged attempt of `event_id`.
+fn attempts_of(log: &[Value], event_id: &Value) -> Vec<(u64, Option<u64>, bool)> {
+    log.iter()
+        .filter(|entry| &entry["event_id"] == event_id)
+        .map(|entry| {
+            (
+                entry["attempt"].as_u64().unwrap(),
+                entry["status"].as_u64(),
+                entry["error"].is_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_delivery_is_retried_and_every_attempt_logged() {
+    let (url, mut receiver) = start_receiver_failing(2).await;
+    let sandbox = with_webhooks(url).await;
+    let id = sandbox.failed_consent().await;
+
+    let deliveries = [
+        next_event(&mut receiver).await,
+        next_event(&mut receiver).await,
+        next_event(&mut receiver).await,
+    ];
+    for event in &deliveries {
+        assert_eq!(event, &deliveries[0], "the same event each time");
+    }
+    assert_eq!(deliveries[0]["type"], "consent.failed");
+    let log = sandbox.delivery_log().await;
+    assert_eq!(
+        attempts_of(&log, &deliveries[0]["id"]),
+        [
+            (1, Some(500), false),
+            (2, Some(500), false),
+            (3, Some(200), false)
+        ]
+    );
+    let first = &log[0];
+    assert_eq!(first["type"], "consent.failed");
+    assert_eq!(first["consent_id"], id.as_str());
+    assert_eq!(first["redelivery"], false);
+    assert!(first["at"].as_str().unwrap().ends_with('Z'));
+
+    let (status, _) = sandbox
+        .admin(reqwest::Method::DELETE, "/_sandbox/webhooks")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(sandbox.delivery_log().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_receiver_gets_four_attempts_then_none() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let sandbox = with_webhooks(url).await;
+    sandbox.failed_consent().await;
+
+    // 0.5 + 1 + 2 s of waits between the attempts.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let log = sandbox.delivery_log().await;
+    assert_eq!(
+        attempts_of(&log, &log[0]["event_id"]),
+        [
+            (1, None, true),
+            (2, None, true),
+            (3, None, true),
+            (4, None, true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn redelivery_sends_the_same_event_freshly_signed() {
+    let (url, mut receiver) = start_receiver().await;
+    let sandbox = with_webhooks(url).await;
+    sandbox.failed_consent().await;
+    let original = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let event = verified_event(&original);
+
+    // A new signature needs a new second in its timestamp.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let event_id = event["id"].as_str().unwrap();
+    let (status, attempt) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_sandbox/webhooks/{event_id}/redeliver"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    assert_eq!(
+        (
+            &attempt["event_id"],
+            &attempt["redelivery"],
+            &attempt["status"]
+        ),
+        (&event["id"], &Value::Bool(true), &Value::from(200))
+    );
+    let again = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    verified_event(&again);
+    assert_eq!(again.body, original.body);
+    assert_ne!(again.signature, original.signature);
+
+    let (status, body) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            "/_sandbox/webhooks/evt_unknown/redeliver",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body, "request_error"), "resource_missing");
+}
+
+#[tokio::test]
+async fn a_revoke_at_the_bank_cancels_and_is_announced_within_two_seconds() {
+    let (url, mut receiver) = start_receiver().await;
+    let sandbox = with_webhooks(url).await;
+    let consent = sandbox.authorized_consent(&[]).await;
+    let (id, customer) = (
+        consent["id"].as_str().unwrap(),
+        consent["customer"].as_str().unwrap(),
+    );
+    drain(&mut receiver).await;
+
+    let (status, page) = sandbox.page(&format!("/bank?customer={customer}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!(
+        r#"id="revoke-{id}" data-consent-id="{id}">Revoke at the bank</button>"#
+    )));
+
+    let clicked = Instant::now();
+    let (status, location, _) = sandbox
+        .submit(
+            &format!("/bank/consents/{id}/revoke"),
+            &[("customer", customer)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.unwrap(), format!("/bank?customer={customer}"));
+    let canceled = next_event(&mut receiver).await;
+    assert!(clicked.elapsed() < Duration::from_secs(2));
+    assert_eq!(canceled["type"], "consent.canceled");
+    assert_eq!(canceled["data"]["object"]["id"], id);
+    let (_, fetched) = sandbox.get_json(&format!("/consents/{id}")).await;
+    assert_eq!(fetched["status"], "canceled");
+
+    let (_, page) = sandbox.page("/bank").await;
+    assert!(page.contains(&format!(r#"data-consent-id="{id}" data-status="canceled""#)));
+    assert!(!page.contains("Revoke at the bank"));
+    let (status, _, _) = sandbox
+        .submit(&format!("/bank/consents/{id}/revoke"), &[])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_sandbox/consents/{id}/cancel"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body, "request_error"), "consent_not_authorized");
+}
+
+#[tokio::test]
+async fn the_admin_cancel_and_the_expiry_reminder_send_their_events() {
+    let (url, mut receiver) = start_receiver().await;
+    let sandbox = with_webhooks(url).await;
+    let consent = sandbox.authorized_consent(&[]).await;
+    let id = consent["id"].as_str().unwrap();
+    drain(&mut receiver).await;
+
+    let (status, attempt) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_sandbox/consents/{id}/remind"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    let reminder = next_event(&mut receiver).await;
+    assert_eq!(reminder["type"], "reminder.consent_expiry.sent");
+    assert_eq!(reminder["id"], attempt["event_id"]);
+    assert_eq!(
+        reminder["data"]["object"]["expiry_date"],
+        consent["expiry_date"]
+    );
+
+    let (status, canceled) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_sandbox/consents/{id}/cancel"),
+        )
+        .await;
+    assert_eq!(
+        (status, &canceled["status"]),
+        (StatusCode::OK, &Value::from("canceled"))
+    );
+    assert_eq!(next_event(&mut receiver).await["type"], "consent.canceled");
+
+    let (status, body) = sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/_sandbox/consents/{id}/remind"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body, "request_error"), "consent_not_authorized");
+}
+
+#[tokio::test]
+async fn without_a_webhook_url_the_log_is_empty_and_redelivery_refused() {
+    let sandbox = TestSandbox::start().await;
+    sandbox.authorized_consent(&[]).await;
+    assert!(sandbox.delivery_log().await.is_empty());
+    let (status, body) = sandbox
+        .admin(reqwest::Method::POST, "/_sandbox/webhooks/evt_1/redeliver")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body, "request_error"), "webhooks_disabled");
 }

@@ -6,6 +6,7 @@ mod confirmation;
 mod cors;
 mod dynamo_outage;
 mod faults;
+mod lifecycle;
 mod races;
 mod stalls;
 mod support;

@@ -230,7 +230,11 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{:?}", response.text().await);
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
     }
 
     pub async fn token(&self, user: &str) -> String {

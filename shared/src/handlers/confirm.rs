@@ -51,7 +51,13 @@ pub async fn confirm(app: &App, request: Request) -> Response<Body> {
 
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
-    if let Ok(consent_id) = consent_id_before(&request, "reconfirm") {
+    // The function serves two routes; the last path segment says which.
+    if crate::http::path_segments(&request)
+        .last()
+        .map(String::as_str)
+        == Some("reconfirm")
+    {
+        let consent_id = consent_id_before(&request, "reconfirm")?;
         return super::reconfirm::handle(app, &caller.user_id, &consent_id).await;
     }
     let consent_id = consent_id_before(&request, "confirm")?;

@@ -1,0 +1,244 @@
+//! After the journey, on the real local stack: the sandbox's signed webhooks
+//! reach our route, and `/local/reconcile` runs the scheduled reconciler.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use connect_local::LOCAL_WEBHOOK_SECRET;
+use finexer_sandbox::forgeries::{forgeries, signed_at};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::support::*;
+
+/// An RFC 3339 time `seconds` from now, for `/local/reconcile`'s `at`.
+fn in_seconds(seconds: i64) -> String {
+    (OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn event(id: &str, kind: &str, consent_id: &str) -> Vec<u8> {
+    json!({"id": id, "object": "event", "type": kind, "created_at": in_seconds(0),
+           "data": {"object": {"id": consent_id, "object": "consent"}}})
+    .to_string()
+    .into_bytes()
+}
+
+fn signed(body: &[u8]) -> String {
+    signed_at(LOCAL_WEBHOOK_SECRET, OffsetDateTime::now_utc(), body)
+}
+
+#[tokio::test]
+async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    let consent_id = stack.confirmed_link(&token).await;
+
+    // A person clicks "Revoke at the bank" on the sandbox's bank page.
+    let clicked = Instant::now();
+    let response = stack
+        .http
+        .post(format!(
+            "{}/bank/consents/{consent_id}/revoke",
+            stack.sandbox.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    let record = loop {
+        let record = stack.consent(&token, &consent_id).await;
+        if record["status"] == "canceled" || clicked.elapsed() > Duration::from_secs(2) {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["status"], "canceled", "within 2 s: {record}");
+    assert_eq!(
+        record["history"].as_array().unwrap().last().unwrap()["source"],
+        "webhook"
+    );
+    assert!(record["revoked_at"].is_string());
+}
+
+#[tokio::test]
+async fn refused_webhooks_change_nothing_and_call_nobody() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    // The sandbox's own (genuine) events would call Finexer: kept out.
+    stack.webhooks.cut().await;
+    let consent_id = stack.confirmed_link(&token).await;
+    let before = stack.consent(&token, &consent_id).await;
+    let calls = stack.finexer_calls().await.len();
+
+    let body = event("evt_forged", "consent.canceled", &consent_id);
+    for (case, header, body) in forgeries(LOCAL_WEBHOOK_SECRET, &body) {
+        let response = stack.webhook(&body, header.as_deref()).await;
+        let answer = problem(response, 401).await;
+        assert!(!answer.to_string().contains("evt_forged"), "{case}");
+    }
+    assert_eq!(stack.consent(&token, &consent_id).await, before);
+    assert_eq!(stack.finexer_calls().await.len(), calls, "no Finexer call");
+}
+
+#[tokio::test]
+async fn the_same_event_twenty_times_at_once_adds_one_entry() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    let consent_id = stack.confirmed_link(&token).await;
+    stack.webhooks.cut().await; // the sandbox's own delivery stays out
+    stack.bank_sets(&consent_id, "canceled").await;
+    let entries = stack.consent(&token, &consent_id).await["history"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let body = event("evt_twenty", "consent.canceled", &consent_id);
+    let header = signed(&body);
+    let answers =
+        futures::future::join_all((0..20).map(|_| stack.webhook(&body, Some(&header)))).await;
+    for answer in answers {
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let record = stack.consent(&token, &consent_id).await;
+    assert_eq!(record["status"], "canceled");
+    assert_eq!(record["history"].as_array().unwrap().len(), entries + 1);
+    assert_eq!(changes_by(&record, "webhook"), 1);
+}
+
+#[tokio::test]
+async fn a_late_authorized_event_leaves_an_expired_consent_expired() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    let consent_id = stack.confirmed_link(&token).await;
+    stack.webhooks.cut().await;
+    stack.bank_sets(&consent_id, "expired").await;
+
+    let expired = event("evt_expired", "consent.expired", &consent_id);
+    let late = event("evt_late_authorized", "consent.authorized", &consent_id);
+    for body in [expired, late] {
+        let response = stack.webhook(&body, Some(&signed(&body))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let record = stack.consent(&token, &consent_id).await;
+    assert_eq!(record["status"], "expired", "{record}");
+}
+
+#[tokio::test]
+async fn a_closed_tab_is_recorded_then_revoked_after_the_window() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    stack.webhooks.cut().await; // only the reconciler may find out
+    let (consent_id, _) = stack.link(&token).await;
+    // Approved at the bank; the tab is closed before the redirect.
+    stack.decide(&consent_id, "approve").await;
+
+    // Past the state's lifetime (900 s): no callback can come any more.
+    let report = stack.reconcile(json!({"at": in_seconds(901)})).await;
+    assert_eq!(report["changed"], 1, "{report}");
+    let record = stack.consent(&token, &consent_id).await;
+    assert_eq!(record["status"], "authorized");
+    assert_eq!(record["confirmed_at"], Value::Null);
+    assert_eq!(changes_by(&record, "reconcile"), 1);
+    let (status, _) = stack
+        .api(&token, "GET", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "never served unconfirmed");
+
+    // Past the confirmation window (600 s) as well.
+    let report = stack.reconcile(json!({"at": in_seconds(901 + 601)})).await;
+    assert_eq!(report["changed"], 1, "{report}");
+    let record = stack.consent(&token, &consent_id).await;
+    assert_eq!(record["status"], "canceled");
+    assert_eq!(record["revoke_reason"], "unconfirmed");
+    assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
+}
+
+#[tokio::test]
+async fn a_revoke_during_a_finexer_outage_is_finished_by_the_next_run() {
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    let consent_id = stack.confirmed_link(&token).await;
+
+    stack.finexer.cut().await;
+    let (status, _) = stack
+        .api(&token, "POST", &format!("/consents/{consent_id}/revoke"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        stack.consent(&token, &consent_id).await["status"],
+        "revoke_pending"
+    );
+    stack.finexer.restore();
+
+    let report = stack.reconcile(json!({"at": in_seconds(61)})).await;
+    assert_eq!(report["changed"], 1, "{report}");
+    let record = stack.consent(&token, &consent_id).await;
+    assert_eq!(record["status"], "canceled");
+    assert_eq!(changes_by(&record, "reconcile"), 1);
+    assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
+}
+
+#[tokio::test]
+async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
+    const RECORDS: usize = 1000;
+    const BUDGET_MS: u64 = 3000;
+    let stack = Stack::start().await;
+    let token = stack.token("alice").await;
+    stack.webhooks.cut().await;
+    // A thousand journeys left at the consent page: all due once their
+    // states lapse.
+    let links = futures::stream::iter(0..RECORDS)
+        .map(|_| stack.link(&token))
+        .buffer_unordered(16);
+    let ids: Vec<String> = links
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let at = in_seconds(901);
+
+    let started = Instant::now();
+    let run = json!({"at": at, "budget_ms": BUDGET_MS});
+    let (first, second) = tokio::join!(stack.reconcile(run.clone()), stack.reconcile(run));
+    let took = started.elapsed();
+    // Claiming stops at the budget; records already claimed finish after.
+    assert!(
+        took < Duration::from_millis(BUDGET_MS) + Duration::from_secs(5),
+        "{took:?}"
+    );
+    let reads = |calls: &[String]| {
+        let mut per_consent: HashMap<String, usize> = HashMap::new();
+        for call in calls {
+            if let Some(id) = call.strip_prefix("GET /consents/") {
+                *per_consent.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        per_consent
+    };
+    let after_two = reads(&stack.finexer_calls().await);
+    let processed = first["processed"].as_u64().unwrap() + second["processed"].as_u64().unwrap();
+    assert_eq!(after_two.len() as u64, processed, "{first} {second}");
+    assert!(after_two.values().all(|&n| n == 1), "none asked twice");
+
+    // Later runs take the rest; still nobody is asked twice.
+    loop {
+        let report = stack.reconcile(json!({"at": at})).await;
+        if report["processed"] == 0 {
+            break;
+        }
+    }
+    let all = reads(&stack.finexer_calls().await);
+    assert_eq!(all.len(), RECORDS);
+    assert!(all.values().all(|&n| n == 1));
+    for id in ids.iter().step_by(97) {
+        // Still pending at Finexer: asked again later, not before.
+        let record = stack.consent(&token, id).await;
+        assert_eq!(record["status"], "pending", "{record}");
+    }
+}

@@ -180,6 +180,9 @@ pub fn record(
         confirm_by: None,
         confirmed_at: None,
         revoke_reason: None,
+        renewed_at: None,
+        expiry_reminder_at: None,
+        due_at: None,
         history: vec![StatusChange {
             at,
             to: status,

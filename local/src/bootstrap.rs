@@ -40,6 +40,7 @@ pub async fn ensure_secret(
             let value = json!({
                 "finexer_api_key": finexer_api_key,
                 "state_keys": [{"kid": "local-1", "key": URL_SAFE_NO_PAD.encode(key)}],
+                "webhook_secrets": [crate::LOCAL_WEBHOOK_SECRET],
             });
             client
                 .create_secret()

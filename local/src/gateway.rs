@@ -25,12 +25,50 @@ pub enum Function {
     Revoke,
     Confirm,
     Consents,
+    Webhook,
 }
 
 impl Function {
-    /// The callback is the one public route; the rest sit behind the authorizer.
+    /// The callback and Finexer's webhook are public; the rest sit behind
+    /// the authorizer.
     fn needs_authorizer(self) -> bool {
-        self != Function::Callback
+        !matches!(self, Function::Callback | Function::Webhook)
+    }
+}
+
+/// One reconciler run with the stack's invocation time limit.
+pub async fn reconcile_once(
+    state: &LocalState,
+    run: shared::handlers::reconcile::Run,
+) -> shared::Result<shared::handlers::reconcile::Report> {
+    let end = tokio::time::Instant::now() + state.invocation_timeout;
+    shared::deadline::within(end, shared::handlers::reconcile(&state.app, run)).await
+}
+
+/// `POST /local/reconcile`: runs the reconciler now and answers its report.
+/// The body may set `at` (act as at that RFC 3339 time) and `budget_ms`.
+pub async fn reconcile_now(
+    State(state): State<Arc<LocalState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let run = if body.is_empty() {
+        Default::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(run) => run,
+            Err(_) => {
+                return problem(
+                    400,
+                    "bad-request",
+                    "Bad request",
+                    "The body must be {\"at\": RFC 3339 time, \"budget_ms\": number}, both optional.",
+                );
+            }
+        }
+    };
+    match reconcile_once(&state, run).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => to_axum(e.into_problem_response()),
     }
 }
 
@@ -141,11 +179,15 @@ pub async fn invoke(
             Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
             Function::Confirm => shared::handlers::confirm(app, lambda_request).await,
             Function::Consents => shared::handlers::consents(app, lambda_request).await,
+            Function::Webhook => shared::handlers::webhook(app, lambda_request).await,
         }
     };
     // As on Lambda: the function's timeout bounds each invocation.
     let end = tokio::time::Instant::now() + state.invocation_timeout;
-    let response = shared::deadline::within(end, handled).await;
+    to_axum(shared::deadline::within(end, handled).await)
+}
+
+fn to_axum(response: lambda_http::Response<Body>) -> Response {
     let (parts, body) = response.into_parts();
     let body = match body {
         Body::Empty => AxumBody::empty(),

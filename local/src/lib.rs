@@ -67,7 +67,16 @@ pub struct LocalConfig {
     /// Function configuration set in the environment; the rest defaults to
     /// the local addresses.
     pub overrides: Vec<(String, String)>,
+    /// How often the reconciler runs on its own, as the schedule runs it in
+    /// AWS (`LOCAL_RECONCILE_SECONDS`, default 5; 0: only on
+    /// `POST /local/reconcile`).
+    pub reconcile_every: Option<Duration>,
 }
+
+/// The webhook signing secret the local sandbox signs with and the local
+/// secret lists in `webhook_secrets`. Local only: a deployment gets its own
+/// from Finexer.
+pub const LOCAL_WEBHOOK_SECRET: &str = "whsec_local_sandbox_only";
 
 pub const SANDBOX_API_KEY: &str = finexer_sandbox::config::DEFAULT_API_KEY;
 
@@ -107,6 +116,18 @@ impl LocalConfig {
             .map_err(|_| LocalError::Config("LOCAL_TIMEOUT_MS must be a number".into()))?
             .map_or(shared::deadline::DEFAULT_INVOCATION, Duration::from_millis);
 
+        let reconcile_every = match lookup("LOCAL_RECONCILE_SECONDS") {
+            None => Some(Duration::from_secs(5)),
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(0) => None,
+                Ok(seconds) => Some(Duration::from_secs(seconds)),
+                Err(_) => {
+                    return Err(LocalError::Config(
+                        "LOCAL_RECONCILE_SECONDS must be a whole number of seconds".into(),
+                    ));
+                }
+            },
+        };
         let overrides = shared::config::VARIABLES
             .iter()
             .filter_map(|(name, _, _)| lookup(name).map(|v| (name.to_string(), v)))
@@ -121,6 +142,7 @@ impl LocalConfig {
             jwt_secret: lookup("LOCAL_JWT_SECRET").unwrap_or_else(|| "local-dev-secret".into()),
             aws_endpoint: lookup("AWS_ENDPOINT_URL"),
             overrides,
+            reconcile_every,
         })
     }
 
@@ -258,6 +280,9 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
             finexer_sandbox::start(finexer_sandbox::SandboxConfig {
                 bind,
                 latency_ms: config.sandbox_latency_ms,
+                // Its events go to our webhook route, as Finexer's would.
+                webhook_url: Some(format!("{base_url}/webhooks/finexer")),
+                webhook_secret: LOCAL_WEBHOOK_SECRET.to_owned(),
                 ..Default::default()
             })
             .await
@@ -313,7 +338,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     });
 
     let (tx, rx) = tokio::sync::watch::channel(());
-    let servers = vec![
+    let mut servers = vec![
         serve(listener, api_router(state.clone(), cors), rx.clone(), "API"),
         serve(
             demo_listener,
@@ -324,10 +349,13 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
                     api_url: base_url.clone(),
                 },
             ),
-            rx,
+            rx.clone(),
             "demo",
         ),
     ];
+    if let Some(every) = config.reconcile_every {
+        servers.push(reconcile_every(state.clone(), every, rx));
+    }
     Ok(RunningStack {
         base_url,
         demo_url,
@@ -335,6 +363,28 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         state,
         shutdown: Some(tx),
         servers,
+    })
+}
+
+/// The reconciler on a timer, as EventBridge Scheduler runs it in AWS.
+fn reconcile_every(
+    state: Arc<LocalState>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = ticks.tick() => {
+                    if let Err(e) = gateway::reconcile_once(&state, Default::default()).await {
+                        tracing::warn!(error = %e, "local reconcile run failed");
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -364,6 +414,16 @@ pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
             get(|s, r| invoke(s, Function::Consents, r)),
         )
         .route("/accounts", get(|s, r| invoke(s, Function::Consents, r)))
+        .route(
+            "/consents/{id}/reconfirm",
+            post(|s, r| invoke(s, Function::Confirm, r)),
+        )
+        .route(
+            "/webhooks/finexer",
+            post(|s, r| invoke(s, Function::Webhook, r)),
+        )
+        // Local only: the schedule's job, on demand.
+        .route("/local/reconcile", post(gateway::reconcile_now))
         .fallback(gateway::not_found)
         .with_state(state);
     // Around the whole router, not layered onto each route: the gateway

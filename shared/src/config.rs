@@ -38,6 +38,8 @@ pub struct Config {
     /// valid; an authorized consent unconfirmed by then is revoked
     /// (`CONFIRM_TTL_SECONDS`).
     pub confirm_ttl: Duration,
+    /// Records the reconciler reads per page (`RECONCILE_PAGE_SIZE`).
+    pub reconcile_page_size: usize,
     /// Whether account data may be shown to users (`ACCOUNT_DATA_ENABLED`).
     /// Off unless switched on: showing it needs FCA authorisation.
     pub account_data_enabled: bool,
@@ -98,6 +100,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         Some("false"),
         "serve account data routes",
     ),
+    (
+        "RECONCILE_PAGE_SIZE",
+        Some("100"),
+        "records the reconciler reads per page",
+    ),
 ];
 
 impl Config {
@@ -125,6 +132,7 @@ impl Config {
         let state_ttl = reader.seconds("STATE_TTL_SECONDS", 60, 3_600);
         let confirm_ttl = reader.seconds("CONFIRM_TTL_SECONDS", 60, 86_400);
         let account_data_enabled = reader.boolean("ACCOUNT_DATA_ENABLED");
+        let reconcile_page_size = reader.number("RECONCILE_PAGE_SIZE", 1, 1000);
 
         if !reader.problems.is_empty() {
             return Err(Error::Config(reader.problems.join("; ")));
@@ -142,6 +150,7 @@ impl Config {
             state_ttl: state_ttl.expect("checked"),
             confirm_ttl: confirm_ttl.expect("checked"),
             account_data_enabled: account_data_enabled.expect("checked"),
+            reconcile_page_size: reconcile_page_size.expect("checked") as usize,
         })
     }
 

@@ -44,6 +44,14 @@ impl ConsentStatus {
         }
     }
 
+    /// Nothing can change it any more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ConsentStatus::Canceled | ConsentStatus::Failed | ConsentStatus::Expired
+        )
+    }
+
     /// The user finished at the consent page, one way or the other.
     pub fn is_outcome(&self) -> bool {
         matches!(
@@ -109,6 +117,9 @@ pub struct Consent {
     pub authed_at: Option<String>,
     #[serde(default)]
     pub expiry_date: Option<String>,
+    /// The user's last re-confirmation (the UK 90-day rule).
+    #[serde(default)]
+    pub renewed_at: Option<String>,
     #[serde(default)]
     pub redirect: Option<Redirect>,
 }
@@ -282,6 +293,17 @@ impl FinexerClient {
     pub async fn get_consent(&self, id: &str) -> Result<Consent> {
         let path = format!("/consents/{}", encode_segment(id));
         self.call(Method::GET, &path, &[], None, Retry::Safe).await
+    }
+
+    /// Records the user's re-confirmation (the UK 90-day rule): Finexer's
+    /// consent update with `renewed_at`. Reconstructed from Finexer's docs
+    /// with medium confidence (docs/finexer-api.md); this is its one place.
+    pub async fn renew_consent(&self, id: &str, renewed_at: &str) -> Result<Consent> {
+        let path = format!("/consents/{}", encode_segment(id));
+        let form = [("renewed_at", renewed_at.to_owned())];
+        // Setting the same time twice is harmless: safe to retry.
+        self.call(Method::POST, &path, &[], Some(&form), Retry::Safe)
+            .await
     }
 
     /// Revoking is idempotent at Finexer (a revoked consent reads `canceled`).

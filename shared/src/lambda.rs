@@ -56,6 +56,47 @@ where
         .await
 }
 
+/// [`run`] for a function started by a schedule, not by HTTP: `handler`
+/// gets the event's payload and the invocation's time budget; an error or
+/// a panic fails the invocation, so the scheduler's retry policy and
+/// dead-letter queue take over.
+pub async fn run_scheduled<F, Fut, In, Out>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, In) -> Fut + 'static,
+    Fut: Future<Output = crate::Result<Out>> + Send + 'static,
+    In: serde::de::DeserializeOwned + Default,
+    Out: Serialize,
+{
+    lambda_http::tracing::init_default_subscriber();
+    let app = App::from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "start-up failed");
+        e
+    })?;
+    let app: &'static App = Box::leak(Box::new(app));
+    let handler = &*Box::leak(Box::new(handler));
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // Whatever the schedule sends, an unreadable input means "defaults".
+        let input = serde_json::from_value(event.payload).unwrap_or_default();
+        let end = crate::deadline::invocation_end(event.context.deadline);
+        let run = crate::deadline::within(end, handler(app, input));
+        let outcome = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(run)).await;
+        match outcome {
+            Ok(result) => result.map_err(|e| {
+                tracing::error!(error = %e, "scheduled run failed");
+                lambda_http::Error::from(e)
+            }),
+            Err(payload) => {
+                tracing::error!(
+                    panic = panic_text(payload.as_ref()),
+                    "scheduled run panicked"
+                );
+                Err(lambda_http::Error::from("the scheduled run panicked"))
+            }
+        }
+    }))
+    .await
+}
+
 /// Makes the raw payload valid UTF-8 JSON before the runtime reads it (it
 /// would otherwise answer the invocation with an error, not an HTTP response).
 fn repair_invocation(mut invocation: LambdaInvocation) -> LambdaInvocation {

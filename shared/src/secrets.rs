@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 pub struct AppSecrets {
     pub finexer_api_key: SecretString,
     pub state_keys: Vec<SigningKey>,
+    /// Finexer's webhook signing secrets, newest first; any one verifies, so
+    /// a secret is rotated by adding the new one before Finexer switches.
+    pub webhook_secrets: Vec<SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,8 @@ struct StoredSecret {
     state_keys: Vec<SigningKey>,
     state_key: Option<SecretString>,
     state_key_id: Option<String>,
+    #[serde(default)]
+    webhook_secrets: Vec<SecretString>,
 }
 
 impl From<StoredSecret> for AppSecrets {
@@ -54,6 +59,7 @@ impl From<StoredSecret> for AppSecrets {
         AppSecrets {
             finexer_api_key: stored.finexer_api_key,
             state_keys,
+            webhook_secrets: stored.webhook_secrets,
         }
     }
 }
@@ -85,6 +91,15 @@ impl AppSecrets {
             return Err(Error::SecretsUnavailable(
                 "no state key (state_keys is empty and there is no state_key)".into(),
             ));
+        }
+        if let Some(i) = self
+            .webhook_secrets
+            .iter()
+            .position(|secret| secret.expose_secret().trim().is_empty())
+        {
+            return Err(Error::SecretsUnavailable(format!(
+                "webhook_secrets[{i}] is empty"
+            )));
         }
         for (i, key) in self.state_keys.iter().enumerate() {
             if key.kid.is_empty() || key.kid.len() > 64 {

@@ -369,6 +369,9 @@ impl Fixture {
             // consents whose data is served.
             confirmed_at: (status == ConsentStatus::Authorized).then(|| at.clone()),
             revoke_reason: None,
+            renewed_at: None,
+            expiry_reminder_at: None,
+            due_at: None,
             history: vec![StatusChange {
                 at,
                 to: status,

@@ -130,6 +130,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
                 rand::random::<u128>()
             )),
         }],
+        webhook_secrets: Vec::new(),
     });
     let mut client = FinexerClient::new(
         options.base_url.clone(),

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::finexer::Consent;
 use crate::http::{ReturnTarget, param, query_params, redirect};
 use crate::state::{self, StateClaims};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Guard, Transition};
+use crate::store::{
+    ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Due, Guard, Transition,
+};
 
 pub async fn callback(app: &App, request: Request) -> Response<Body> {
     crate::deadline::guard(handle(app, &request))
@@ -143,7 +145,10 @@ async fn complete(
     let code = if change.to == ConsentStatus::Authorized {
         let (code, hash) = confirm::new_code();
         change.confirm_code_hash = Some(hash);
-        change.confirm_by = Some(timestamp(now() + app.config.confirm_ttl)?);
+        let confirm_by = timestamp(now() + app.config.confirm_ttl)?;
+        // Unconfirmed by then, it is revoked: the reconciler looks then.
+        change.due = Due::At(confirm_by.clone());
+        change.confirm_by = Some(confirm_by);
         Some(code)
     } else {
         None

@@ -18,7 +18,7 @@ use crate::app::{App, timestamp};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::http::{json_body, json_response};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Guard, Transition};
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +51,9 @@ pub async fn confirm(app: &App, request: Request) -> Response<Body> {
 
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
+    if let Ok(consent_id) = consent_id_before(&request, "reconfirm") {
+        return super::reconfirm::handle(app, &caller.user_id, &consent_id).await;
+    }
     let consent_id = consent_id_before(&request, "confirm")?;
     let input: Confirm = json_body(&request)?;
     let code = input
@@ -111,6 +114,8 @@ async fn confirm_own(app: &App, record: ConsentRecord, hash: &str) -> Result<Res
 
     let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Confirm);
     change.confirmed_at = Some(at.clone());
+    // Next look: when it expires, to show `expired` without a webhook.
+    change.due = Due::at_or_clear(record.expires_at.clone());
     let guard = Guard {
         owner: Some(&record.owner),
         code: Some((hash, &at)),

@@ -226,8 +226,11 @@ mod tests {
             expires_at: long.clone(),
             confirm_code_hash: Some("h".repeat(43)),
             confirm_by: long.clone(),
-            confirmed_at: long,
+            confirmed_at: long.clone(),
             revoke_reason: Some("confirmed_by_another_user".into()),
+            renewed_at: long.clone(),
+            expiry_reminder_at: long.clone(),
+            due_at: long,
             history: (0..HISTORY_LIMIT)
                 .map(|_| StatusChange {
                     at: at.clone(),

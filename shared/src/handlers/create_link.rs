@@ -114,6 +114,11 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         confirm_by: None,
         confirmed_at: None,
         revoke_reason: None,
+        renewed_at: None,
+        expiry_reminder_at: None,
+        // Once the state has lapsed no callback can finish the journey: the
+        // reconciler then asks Finexer how it ended.
+        due_at: Some(timestamp(issued + app.config.state_ttl)?),
         history: vec![StatusChange {
             at: created_at,
             to: consent.status.clone(),

@@ -6,14 +6,20 @@ mod callback;
 mod confirm;
 mod consents;
 mod create_link;
+mod follow;
+pub mod reconcile;
+mod reconfirm;
 mod revocation;
 mod revoke;
+mod webhook;
 
 pub use callback::callback;
 pub use confirm::{Confirm, confirm};
 pub use consents::consents;
 pub use create_link::{CreateLink, LinkCreated, create_link};
+pub use reconcile::reconcile;
 pub use revoke::revoke;
+pub use webhook::webhook;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -33,6 +39,13 @@ pub struct ConsentView {
     pub revoke_requested_at: Option<String>,
     pub revoked_at: Option<String>,
     pub expires_at: Option<String>,
+    /// When the user last re-confirmed it (the UK 90-day rule).
+    pub renewed_at: Option<String>,
+    /// Until when an authorized consent stands without the user's
+    /// re-confirmation (`POST /consents/{id}/reconfirm`).
+    pub reconfirm_by: Option<String>,
+    /// When Finexer reminded the user that it expires soon.
+    pub expiry_reminder_at: Option<String>,
     /// Until when the owner may confirm an authorized consent.
     pub confirm_by: Option<String>,
     /// When the owner confirmed it; its accounts are served only after.
@@ -54,6 +67,7 @@ pub struct HistoryEntry {
 
 impl From<ConsentRecord> for ConsentView {
     fn from(record: ConsentRecord) -> Self {
+        let reconfirm_by = reconfirm::reconfirm_by(&record);
         let mut previous = None;
         let history = record
             .history
@@ -79,6 +93,9 @@ impl From<ConsentRecord> for ConsentView {
             revoke_requested_at: record.revoke_requested_at,
             revoked_at: record.revoked_at,
             expires_at: record.expires_at,
+            renewed_at: record.renewed_at,
+            reconfirm_by,
+            expiry_reminder_at: record.expiry_reminder_at,
             confirm_by: record.confirm_by,
             confirmed_at: record.confirmed_at,
             revoke_reason: record.revoke_reason,

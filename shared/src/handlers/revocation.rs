@@ -9,7 +9,11 @@
 use super::now;
 use crate::app::{App, timestamp};
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Guard, Transition};
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+
+/// When the reconciler retries a revocation that the request itself could
+/// not finish (Finexer down, the process cut off).
+pub const FIRST_RETRY: time::Duration = time::Duration::minutes(1);
 
 /// Every status a revocation may start from (all but `canceled`).
 pub const REVOCABLE: [ConsentStatus; 6] = [
@@ -45,12 +49,19 @@ pub async fn request(
     );
     asked.revoke_requested_at = Some(asked.at.clone());
     asked.reason = reason.map(str::to_owned);
+    asked.due = Due::At(timestamp(now() + FIRST_RETRY)?);
     app.store.transition(consent_id, guard, from, &asked).await
 }
 
 /// Revokes at Finexer a consent recorded as `revoke_pending`, then records
-/// `canceled`. On failure the record stays `revoke_pending` for a retry.
+/// `canceled`. On failure the record stays `revoke_pending`, due for the
+/// reconciler's retry.
 pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {
+    finish_as(app, consent_id, ChangeSource::Revoke).await
+}
+
+/// [`finish`], recording who finished it.
+pub async fn finish_as(app: &App, consent_id: &str, source: ChangeSource) -> Result<ConsentRecord> {
     match app.finexer.revoke_consent(consent_id).await {
         Ok(_) => {}
         // Finexer's advice: on a 404, confirm with a GET. Gone there too means
@@ -70,11 +81,7 @@ pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {
         Err(e) => return Err(e),
     }
 
-    let mut done = Transition::new(
-        ConsentStatus::Canceled,
-        &timestamp(now())?,
-        ChangeSource::Revoke,
-    );
+    let mut done = Transition::new(ConsentStatus::Canceled, &timestamp(now())?, source);
     done.revoked_at = Some(done.at.clone());
     let record = app
         .store
@@ -98,6 +105,16 @@ pub async fn settle_unconfirmed(app: &App, record: ConsentRecord) -> Result<Cons
     if !record.confirmation_lapsed(&timestamp(now())?) {
         return Ok(record);
     }
+    revoke_unconfirmed(app, record, ChangeSource::Revoke).await
+}
+
+/// Revokes an authorized consent its owner never confirmed (the caller has
+/// checked that the window has passed).
+pub async fn revoke_unconfirmed(
+    app: &App,
+    record: ConsentRecord,
+    source: ChangeSource,
+) -> Result<ConsentRecord> {
     let guard = Guard {
         unconfirmed: true,
         ..Guard::default()
@@ -122,7 +139,7 @@ pub async fn settle_unconfirmed(app: &App, record: ConsentRecord) -> Result<Cons
         consent_id = %record.consent_id,
         "consent not confirmed by its owner in time; revoking it"
     );
-    match finish(app, &record.consent_id).await {
+    match finish_as(app, &record.consent_id, source).await {
         Ok(record) => Ok(record),
         Err(e) => {
             // Recorded as revoke_pending: a later revoke or read retries.

@@ -2,9 +2,10 @@
 //!
 //! | item      | pk                 | sk         | other attributes |
 //! |-----------|--------------------|------------|------------------|
-//! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields (the confirmation code only as `confirm_code_hash`), `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`) |
+//! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields (the confirmation code only as `confirm_code_hash`), `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`); `due_pk` = `DUE` and `due_at` only while the reconciler should look at it (sparse index `due`) |
 //! | customer  | `USER#<sub>`       | `CUSTOMER` | `customer_id`, or `lease_until` while one is being created |
 //! | state     | `STATE#<jti>`      | `STATE`    | `consent_id`, `owner`, `expires_at`, `used_at`, `ttl` (TTL attribute) |
+//! | event     | `EVENT#<id>`       | `EVENT`    | `ttl`: a webhook event already handled |
 
 use std::collections::HashMap;
 
@@ -21,6 +22,11 @@ use super::*;
 use crate::error::Error;
 
 pub const OWNER_INDEX: &str = "by_owner";
+/// Sparse: only records the reconciler should look at are in it.
+pub const DUE_INDEX: &str = "due";
+/// The one partition of the due index. The reconciler reads it in time
+/// order; its writes are a few per consent, far below a partition's limit.
+const DUE_PARTITION: &str = "DUE";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Used states stay readable a while past their expiry, so a reload is told
 /// "already used" rather than "unknown".
@@ -53,6 +59,13 @@ fn customer_key(owner: &str) -> Item {
     HashMap::from([
         ("pk".into(), s(format!("USER#{owner}"))),
         ("sk".into(), s("CUSTOMER")),
+    ])
+}
+
+fn event_key(id: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("EVENT#{id}"))),
+        ("sk".into(), s("EVENT")),
     ])
 }
 
@@ -128,6 +141,16 @@ fn transition_update(
             values.insert(format!(":{field}"), s(value));
         }
     }
+    let mut remove = Vec::new();
+    match &change.due {
+        Due::Keep => {}
+        Due::At(at) => {
+            update.push("due_pk = :due_pk, due_at = :due_at".into());
+            values.insert(":due_pk".into(), s(DUE_PARTITION));
+            values.insert(":due_at".into(), s(at));
+        }
+        Due::Clear => remove.push("due_pk, due_at"),
+    }
 
     let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
     for (placeholder, status) in placeholders.iter().zip(from) {
@@ -151,9 +174,21 @@ fn transition_update(
         // Fixed-width timestamps: text order is time order.
         condition.push_str(" AND confirm_code_hash = :code AND confirm_by > :now");
     }
+    if guard.confirmed {
+        condition.push_str(" AND attribute_exists(confirmed_at)");
+    }
+    if let Some(due) = guard.due_at {
+        values.insert(":seen_due".into(), s(due));
+        condition.push_str(" AND due_at = :seen_due");
+    }
     condition.push_str(&history_condition);
+    let remove = if remove.is_empty() {
+        String::new()
+    } else {
+        format!(" REMOVE {}", remove.join(", "))
+    };
     Ok(TransitionUpdate {
-        update: format!("SET {}", update.join(", ")),
+        update: format!("SET {}{remove}", update.join(", ")),
         condition,
         names,
         values,
@@ -208,6 +243,17 @@ impl DynamoStore {
             )
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
+        let due_index = GlobalSecondaryIndex::builder()
+            .index_name(DUE_INDEX)
+            .key_schema(key("due_pk", KeyType::Hash)?)
+            .key_schema(key("due_at", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
         self.client
             .create_table()
             .table_name(&self.table)
@@ -218,7 +264,10 @@ impl DynamoStore {
             .attribute_definitions(attribute("sk")?)
             .attribute_definitions(attribute("owner_pk")?)
             .attribute_definitions(attribute("owner_sk")?)
+            .attribute_definitions(attribute("due_pk")?)
+            .attribute_definitions(attribute("due_at")?)
             .global_secondary_indexes(index)
+            .global_secondary_indexes(due_index)
             .send()
             .await
             .map_err(|e| unavailable("CreateTable", e))?;
@@ -244,6 +293,9 @@ fn consent_item(record: &ConsentRecord) -> Result<Item> {
     item.extend(consent_key(&record.consent_id));
     item.insert("owner_pk".into(), s(format!("OWNER#{}", record.owner)));
     item.insert("owner_sk".into(), s(record.list_key()));
+    if record.due_at.is_some() {
+        item.insert("due_pk".into(), s(DUE_PARTITION));
+    }
     Ok(item)
 }
 
@@ -514,5 +566,118 @@ impl ConsentStore for DynamoStore {
             }
         }
         Ok(None)
+    }
+
+    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage> {
+        let start_key = after.map(|cursor| {
+            let mut key = consent_key(&cursor.consent_id);
+            key.insert("due_pk".into(), s(DUE_PARTITION));
+            key.insert("due_at".into(), s(&cursor.due_at));
+            key
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_pk = :due AND due_at <= :now")
+            .expression_attribute_values(":due", s(DUE_PARTITION))
+            .expression_attribute_values(":now", s(now))
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", e))?;
+        let text = |item: &Item, name: &str| match item.get(name) {
+            Some(AttributeValue::S(value)) => Some(value.clone()),
+            _ => None,
+        };
+        let records: Vec<(String, String)> = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                let id = text(item, "pk")?.strip_prefix("CONSENT#")?.to_owned();
+                Some((id, text(item, "due_at")?))
+            })
+            .collect();
+        let next = output
+            .last_evaluated_key
+            .and(records.last())
+            .map(|(consent_id, due_at)| DueCursor {
+                due_at: due_at.clone(),
+                consent_id: consent_id.clone(),
+            });
+        Ok(DuePage { records, next })
+    }
+
+    async fn move_due(
+        &self,
+        consent_id: &str,
+        seen: &str,
+        to: Option<&str>,
+    ) -> Result<Option<ConsentRecord>> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(consent_key(consent_id)))
+            .condition_expression("attribute_exists(pk) AND due_at = :seen")
+            .expression_attribute_values(":seen", s(seen))
+            .return_values(ReturnValue::AllNew);
+        let request = match to {
+            Some(to) => request
+                .update_expression("SET due_at = :to, due_pk = :due")
+                .expression_attribute_values(":to", s(to))
+                .expression_attribute_values(":due", s(DUE_PARTITION)),
+            None => request.update_expression("REMOVE due_at, due_pk"),
+        };
+        match request.send().await {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
+    }
+
+    async fn record_event(&self, event_id: &str, expires_at: i64) -> Result<bool> {
+        let mut item = event_key(event_id);
+        item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem", e)),
+        }
+    }
+
+    async fn forget_event(&self, event_id: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(event_key(event_id)))
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", e))?;
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ struct Tables {
     customers: HashMap<String, (Option<String>, Option<i64>)>,
     consents: HashMap<String, ConsentRecord>,
     states: HashMap<String, (StateRecord, bool)>,
+    events: HashMap<String, i64>,
 }
 
 #[derive(Default)]
@@ -170,5 +171,58 @@ impl ConsentStore for MemoryStore {
             }
             _ => Ok(None),
         }
+    }
+
+    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage> {
+        let mut due: Vec<(String, String)> = self
+            .tables()
+            .consents
+            .values()
+            .filter_map(|c| Some((c.due_at.clone()?, c.consent_id.clone())))
+            .filter(|(at, _)| at.as_str() <= now)
+            .filter(|(at, id)| {
+                after.is_none_or(|cursor| (at, id) > (&cursor.due_at, &cursor.consent_id))
+            })
+            .collect();
+        due.sort();
+        let next = (due.len() > limit).then(|| DueCursor {
+            due_at: due[limit - 1].0.clone(),
+            consent_id: due[limit - 1].1.clone(),
+        });
+        due.truncate(limit);
+        Ok(DuePage {
+            records: due.into_iter().map(|(at, id)| (id, at)).collect(),
+            next,
+        })
+    }
+
+    async fn move_due(
+        &self,
+        consent_id: &str,
+        seen: &str,
+        to: Option<&str>,
+    ) -> Result<Option<ConsentRecord>> {
+        let mut tables = self.tables();
+        match tables.consents.get_mut(consent_id) {
+            Some(record) if record.due_at.as_deref() == Some(seen) => {
+                record.due_at = to.map(str::to_owned);
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn record_event(&self, event_id: &str, expires_at: i64) -> Result<bool> {
+        let mut tables = self.tables();
+        if tables.events.contains_key(event_id) {
+            return Ok(false);
+        }
+        tables.events.insert(event_id.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn forget_event(&self, event_id: &str) -> Result<()> {
+        self.tables().events.remove(event_id);
+        Ok(())
     }
 }

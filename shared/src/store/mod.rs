@@ -22,6 +22,12 @@ pub enum ChangeSource {
     /// The owner confirmed the consent with the callback's one-time code.
     Confirm,
     Revoke,
+    /// A signed Finexer event, applied as Finexer reads now.
+    Webhook,
+    /// The scheduled reconciler, applying what Finexer reads now.
+    Reconcile,
+    /// The owner re-confirmed the consent (the UK 90-day rule).
+    Reconfirm,
 }
 
 /// One entry of a consent's history. `from` is not stored: it is the `to` of
@@ -73,6 +79,16 @@ pub struct ConsentRecord {
     /// Why the system revoked it, when the owner did not ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_reason: Option<String>,
+    /// When the user last re-confirmed it at Finexer (`renewed_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<String>,
+    /// When Finexer told the user that the consent is about to expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_reminder_at: Option<String>,
+    /// When the reconciler should next look at it; absent while nothing can
+    /// change without Finexer telling us (the sparse `due` index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
     #[serde(default)]
     pub history: Vec<StatusChange>,
 }
@@ -115,12 +131,36 @@ pub struct Transition {
     pub confirm_code_hash: Option<String>,
     pub confirm_by: Option<String>,
     pub confirmed_at: Option<String>,
+    pub renewed_at: Option<String>,
+    pub expiry_reminder_at: Option<String>,
     /// Recorded as the record's `revoke_reason` and in the history entry.
     pub reason: Option<String>,
+    /// What becomes of the record's `due_at`.
+    pub due: Due,
+}
+
+/// When the reconciler should next look at a record, as a change sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Due {
+    /// Leave `due_at` as it is.
+    #[default]
+    Keep,
+    At(String),
+    /// Nothing left to look at.
+    Clear,
+}
+
+impl Due {
+    /// `Some(at)` for a time, `Clear` for none.
+    pub fn at_or_clear(at: Option<String>) -> Due {
+        at.map_or(Due::Clear, Due::At)
+    }
 }
 
 impl Transition {
     pub fn new(to: ConsentStatus, at: &str, source: ChangeSource) -> Self {
+        // A final status needs no more looks; the others say when.
+        let due = if to.is_final() { Due::Clear } else { Due::Keep };
         Transition {
             to,
             at: at.to_owned(),
@@ -133,7 +173,10 @@ impl Transition {
             confirm_code_hash: None,
             confirm_by: None,
             confirmed_at: None,
+            renewed_at: None,
+            expiry_reminder_at: None,
             reason: None,
+            due,
         }
     }
 
@@ -148,7 +191,7 @@ impl Transition {
     }
 
     /// The optional fields it sets, by record attribute name.
-    pub fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 11] {
         [
             ("provider", &self.provider),
             ("authorized_at", &self.authorized_at),
@@ -158,6 +201,8 @@ impl Transition {
             ("confirm_code_hash", &self.confirm_code_hash),
             ("confirm_by", &self.confirm_by),
             ("confirmed_at", &self.confirmed_at),
+            ("renewed_at", &self.renewed_at),
+            ("expiry_reminder_at", &self.expiry_reminder_at),
             ("revoke_reason", &self.reason),
         ]
     }
@@ -177,12 +222,19 @@ impl Transition {
             (&self.confirm_code_hash, &mut record.confirm_code_hash),
             (&self.confirm_by, &mut record.confirm_by),
             (&self.confirmed_at, &mut record.confirmed_at),
+            (&self.renewed_at, &mut record.renewed_at),
+            (&self.expiry_reminder_at, &mut record.expiry_reminder_at),
             (&self.reason, &mut record.revoke_reason),
         ];
         for (new, field) in fields {
             if let Some(value) = new {
                 *field = Some(value.clone());
             }
+        }
+        match &self.due {
+            Due::Keep => {}
+            Due::At(at) => record.due_at = Some(at.clone()),
+            Due::Clear => record.due_at = None,
         }
         match effect {
             HistoryEffect::Append => record.history.push(self.entry()),
@@ -196,7 +248,7 @@ impl Transition {
 
     /// Confirming changes no status, yet it is an event worth keeping.
     pub fn always_recorded(&self) -> bool {
-        self.source == ChangeSource::Confirm
+        matches!(self.source, ChangeSource::Confirm | ChangeSource::Reconfirm)
     }
 
     /// What this change does to `current`'s history. Computed *before* the
@@ -264,6 +316,10 @@ pub struct Guard<'a> {
     /// `(hash, now)`: its confirmation code hashes to `hash` and is still
     /// valid at `now` (implies `unconfirmed`).
     pub code: Option<(&'a str, &'a str)>,
+    /// The owner has confirmed the consent.
+    pub confirmed: bool,
+    /// Its `due_at` is still this (the reconciler's claim on it).
+    pub due_at: Option<&'a str>,
 }
 
 impl Guard<'_> {
@@ -276,7 +332,11 @@ impl Guard<'_> {
             record.confirm_code_hash.as_deref() == Some(hash)
                 && record.confirm_by.as_deref().is_some_and(|by| by > now)
         });
-        owner && unconfirmed && code
+        let confirmed = !self.confirmed || record.confirmed_at.is_some();
+        let due = self
+            .due_at
+            .is_none_or(|due| record.due_at.as_deref() == Some(due));
+        owner && unconfirmed && code && confirmed && due
     }
 }
 
@@ -352,4 +412,41 @@ pub trait ConsentStore: Send + Sync {
         from: &[ConsentStatus],
         change: &Transition,
     ) -> Result<Option<ConsentRecord>>;
+
+    /// One page of the records due for a look at `now`, earliest first.
+    /// `after` is the `next` of the page before.
+    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage>;
+
+    /// Moves a record's `due_at` from `seen` to `to` (None: clears it) if it
+    /// is still `seen`: the reconciler's claim on a record, and its release.
+    /// Returns the record as it is after the move, or None when it had moved.
+    async fn move_due(
+        &self,
+        consent_id: &str,
+        seen: &str,
+        to: Option<&str>,
+    ) -> Result<Option<ConsentRecord>>;
+
+    /// Records a webhook event's id until `expires_at` (Unix seconds); false
+    /// when it was already recorded (a redelivery).
+    async fn record_event(&self, event_id: &str, expires_at: i64) -> Result<bool>;
+
+    /// Forgets an event whose handling failed, so that Finexer's redelivery
+    /// is handled.
+    async fn forget_event(&self, event_id: &str) -> Result<()>;
+}
+
+/// Where a page of due records ends: the last one's due time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    pub due_at: String,
+    pub consent_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePage {
+    /// `(consent id, due_at)` as the index read them; the record itself is
+    /// read when claimed.
+    pub records: Vec<(String, String)>,
+    pub next: Option<DueCursor>,
 }

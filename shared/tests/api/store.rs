@@ -34,6 +34,9 @@ fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecor
         confirm_by: None,
         confirmed_at: None,
         revoke_reason: None,
+        renewed_at: None,
+        expiry_reminder_at: None,
+        due_at: None,
         history: vec![StatusChange {
             at: created_at.into(),
             to: ConsentStatus::Pending,

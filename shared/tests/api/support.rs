@@ -581,4 +581,26 @@ impl ConsentStore for SpyStore {
     ) -> shared::Result<Option<ConsentRecord>> {
         self.inner.transition(c, g, f, t).await
     }
+    async fn due(
+        &self,
+        now: &str,
+        limit: usize,
+        after: Option<&DueCursor>,
+    ) -> shared::Result<DuePage> {
+        self.inner.due(now, limit, after).await
+    }
+    async fn move_due(
+        &self,
+        c: &str,
+        seen: &str,
+        to: Option<&str>,
+    ) -> shared::Result<Option<ConsentRecord>> {
+        self.inner.move_due(c, seen, to).await
+    }
+    async fn record_event(&self, id: &str, expires_at: i64) -> shared::Result<bool> {
+        self.inner.record_event(id, expires_at).await
+    }
+    async fn forget_event(&self, id: &str) -> shared::Result<()> {
+        self.inner.forget_event(id).await
+    }
 }

@@ -1,0 +1,6 @@
+//! The `reconcile` Lambda, run by a schedule: see `shared::handlers::reconcile`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run_scheduled(shared::handlers::reconcile).await
+}

@@ -1,0 +1,138 @@
+//! Following Finexer: applying what Finexer says of a consent now to our
+//! record, for the webhook and the reconciler alike. An event or a schedule
+//! only says *when* to look; Finexer's answer says *what* to record.
+//!
+//! The rules, whoever applies them:
+//! - a record never moves backwards: a final status (`failed`, `expired`,
+//!   `canceled`) stays, and `authorized` is only reached from `new`/`pending`;
+//! - while a pending consent's state token is alive, its callback may still
+//!   come and hand the owner the confirmation code, so an approval is left to
+//!   it; after that, the approval is recorded unconfirmed and, with no code in
+//!   anyone's hands, revoked when the confirmation window closes;
+//! - every write is conditional on the status read, so it is safe alongside
+//!   callbacks, revokes, other events and another reconciler run.
+
+use time::OffsetDateTime;
+
+use crate::app::{App, timestamp};
+use crate::error::Result;
+use crate::finexer::Consent;
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+
+/// Writes that lose a race are retried on the fresh record this many times.
+const ATTEMPTS: usize = 3;
+
+/// What following Finexer did to a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// The record changed; here it is.
+    Changed(ConsentRecord),
+    /// Nothing to record (already so, or not ours to record now).
+    Unchanged(ConsentRecord),
+    /// The record is gone.
+    Gone,
+}
+
+/// Applies Finexer's view `remote` of `record`'s consent.
+pub async fn follow(
+    app: &App,
+    mut record: ConsentRecord,
+    remote: &Consent,
+    source: ChangeSource,
+    now: OffsetDateTime,
+) -> Result<Followed> {
+    for _ in 0..ATTEMPTS {
+        let Some((from, change)) = change_for(app, &record, remote, source, now)? else {
+            return Ok(Followed::Unchanged(record));
+        };
+        if let Some(changed) = app
+            .store
+            .transition(&record.consent_id, Guard::default(), &from, &change)
+            .await?
+        {
+            tracing::info!(
+                consent_id = %record.consent_id,
+                from = %record.status,
+                to = %changed.status,
+                source = ?source,
+                "consent follows Finexer"
+            );
+            return Ok(Followed::Changed(changed));
+        }
+        // Changed meanwhile: decide again on what is there now.
+        record = match app.store.consent(&record.consent_id).await? {
+            Some(fresh) => fresh,
+            None => return Ok(Followed::Gone),
+        };
+    }
+    Ok(Followed::Unchanged(record))
+}
+
+/// The change Finexer's view calls for, and the statuses it may apply from.
+fn change_for(
+    app: &App,
+    record: &ConsentRecord,
+    remote: &Consent,
+    source: ChangeSource,
+    now: OffsetDateTime,
+) -> Result<Option<(Vec<ConsentStatus>, Transition)>> {
+    use ConsentStatus::*;
+    let at = timestamp(now)?;
+    let mut change = Transition::new(remote.status.clone(), &at, source);
+    let from = match (&record.status, &remote.status) {
+        (New | Pending, Authorized) => {
+            if callback_may_come(app, record, now)? {
+                return Ok(None);
+            }
+            change.provider = remote.provider.clone();
+            change.authorized_at = Some(remote.authed_at.clone().unwrap_or(at.clone()));
+            change.expires_at = remote.expiry_date.clone();
+            // No code went out, so it can never be confirmed: it stands only
+            // for the window a late confirmation would have had.
+            let confirm_by = timestamp(now + app.config.confirm_ttl)?;
+            change.due = Due::At(confirm_by.clone());
+            change.confirm_by = Some(confirm_by);
+            vec![New, Pending]
+        }
+        (Authorized, Authorized) => {
+            // Still live: take a moved expiry (a re-confirmation elsewhere).
+            if remote.expiry_date.is_none() || remote.expiry_date == record.expires_at {
+                return Ok(None);
+            }
+            change.expires_at = remote.expiry_date.clone();
+            change.renewed_at = remote.renewed_at.clone();
+            if record.confirmed_at.is_some() {
+                change.due = Due::at_or_clear(remote.expiry_date.clone());
+            }
+            vec![Authorized]
+        }
+        (New | Pending, Failed) => vec![New, Pending],
+        (New | Pending | Authorized, Expired) => vec![New, Pending, Authorized],
+        // Denied at the consent page: not a revocation.
+        (New | Pending, Canceled) => vec![New, Pending],
+        // Revoked at the bank, or our pending revocation done by Finexer.
+        (Authorized | RevokePending, Canceled) => {
+            change.revoked_at = Some(at.clone());
+            vec![Authorized, RevokePending]
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((from, change)))
+}
+
+/// Whether a pending consent's callback can still arrive: its state token
+/// has not yet expired.
+fn callback_may_come(app: &App, record: &ConsentRecord, now: OffsetDateTime) -> Result<bool> {
+    let state_expiry = created(record)? + app.config.state_ttl;
+    Ok(now < state_expiry)
+}
+
+fn created(record: &ConsentRecord) -> Result<OffsetDateTime> {
+    parse_time(&record.created_at)
+}
+
+/// A stored timestamp (RFC 3339) back as a time.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| crate::Error::Internal(format!("stored time {text:?}: {e}")))
+}

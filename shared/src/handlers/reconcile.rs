@@ -1,0 +1,301 @@
+//! The scheduled reconciler: looks at every record that needs a look and
+//! makes it true, without a Scan.
+//!
+//! A record carries `due_at` (the sparse `due` index) only while something
+//! can happen to it that nobody may tell us about:
+//! - pending past its state's lifetime: the callback can no longer come;
+//! - `revoke_pending`: a revocation that did not finish;
+//! - authorized but unconfirmed: revoked when the window closes;
+//! - authorized and confirmed: at `expires_at`.
+//!
+//! Each record is first claimed by moving its `due_at` to a lease (a
+//! conditional write on the value read), so two runs at once, or a run and a
+//! callback, never handle it twice; what follows is conditional too. Each
+//! run reads pages of [`Config::reconcile_page_size`] records and stops
+//! claiming once its time budget is spent; an unfinished record keeps a
+//! `due_at` and is taken up again by a later run.
+//!
+//! [`Config::reconcile_page_size`]: crate::config::Config
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::follow::{Followed, follow, parse_time};
+use super::revocation;
+use crate::app::{App, timestamp};
+use crate::error::{Error, Result};
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
+
+/// How long a claimed record is the claiming run's: longer than handling one
+/// record can take (a Finexer call with its retries, a few writes).
+pub const LEASE: time::Duration = time::Duration::minutes(5);
+/// Records handled at once: Finexer and DynamoDB calls overlap.
+const CONCURRENCY: usize = 8;
+/// A record is claimed only while this much work time is left.
+const TIME_PER_RECORD: Duration = Duration::from_secs(6);
+/// Back-off bounds for a record that needs another look.
+const SOONEST: time::Duration = time::Duration::minutes(1);
+const LATEST: time::Duration = time::Duration::hours(6);
+/// A consent still authorized at Finexer past its recorded expiry is asked
+/// about again after this long.
+const EXPIRY_RECHECK: time::Duration = time::Duration::hours(1);
+
+/// What a run is asked to do. The scheduled event carries nothing the run
+/// needs; the local stack may run it "at" another time and with a shorter
+/// budget (tests).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Run {
+    /// The time the run acts at (RFC 3339); now when absent.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// Work time, if less than the invocation allows.
+    #[serde(default)]
+    pub budget_ms: Option<u64>,
+}
+
+/// What a run did, for its log line and the local `/local/reconcile`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Records the index listed as due.
+    pub due: usize,
+    /// Records this run claimed and handled.
+    pub processed: usize,
+    /// Of those, records whose status or fields changed.
+    pub changed: usize,
+    /// Of those, records left for a later run after a failure.
+    pub failed: usize,
+    /// Listed, but claimed or changed by someone else first.
+    pub skipped: usize,
+    /// The run stopped because its budget was spent.
+    pub out_of_time: bool,
+}
+
+/// What handling one record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Changed,
+    Unchanged,
+    Failed,
+    Skipped,
+}
+
+pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
+    let started = tokio::time::Instant::now();
+    let budget = run.budget_ms.map(Duration::from_millis);
+    let now = match &run.at {
+        Some(at) => {
+            parse_time(at).map_err(|_| Error::BadRequest("`at` is not an RFC 3339 time".into()))?
+        }
+        None => OffsetDateTime::now_utc(),
+    };
+    let now_text = timestamp(now)?;
+    let time_left = || {
+        let own = budget.map(|b| b.saturating_sub(started.elapsed()));
+        match (own, crate::deadline::remaining()) {
+            (Some(own), Some(invocation)) => Some(own.min(invocation)),
+            (own, invocation) => own.or(invocation),
+        }
+    };
+    let mut report = Report::default();
+    let mut cursor = None;
+    loop {
+        if time_left().is_some_and(|left| left < TIME_PER_RECORD) {
+            report.out_of_time = true;
+            break;
+        }
+        let page = app
+            .store
+            .due(&now_text, app.config.reconcile_page_size, cursor.as_ref())
+            .await?;
+        report.due += page.records.len();
+        let outcomes: Vec<Option<Outcome>> = futures_util::stream::iter(page.records)
+            .map(|(consent_id, seen)| async move {
+                // Checked per record: a page may outlast the budget.
+                if time_left().is_some_and(|left| left < TIME_PER_RECORD) {
+                    return None;
+                }
+                Some(look_at(app, &consent_id, &seen, now).await)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                None => report.out_of_time = true,
+                Some(Outcome::Skipped) => report.skipped += 1,
+                Some(outcome) => {
+                    report.processed += 1;
+                    report.changed += usize::from(outcome == Outcome::Changed);
+                    report.failed += usize::from(outcome == Outcome::Failed);
+                }
+            }
+        }
+        cursor = page.next;
+        if cursor.is_none() || report.out_of_time {
+            break;
+        }
+    }
+    tracing::info!(
+        due = report.due,
+        processed = report.processed,
+        changed = report.changed,
+        failed = report.failed,
+        skipped = report.skipped,
+        out_of_time = report.out_of_time,
+        "reconcile run finished"
+    );
+    Ok(report)
+}
+
+/// Claims one record and makes it true; errors become a later look.
+async fn look_at(app: &App, consent_id: &str, seen: &str, now: OffsetDateTime) -> Outcome {
+    let lease = match timestamp(now + LEASE) {
+        Ok(lease) => lease,
+        Err(_) => return Outcome::Failed,
+    };
+    let record = match app.store.move_due(consent_id, seen, Some(&lease)).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Outcome::Skipped,
+        Err(e) => {
+            tracing::warn!(consent_id, error = %e, "reconcile could not claim a record");
+            return Outcome::Failed;
+        }
+    };
+    match settle(app, record, now).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(consent_id, error = %e, "reconcile left a record for a later run");
+            // The lease lapses into a retry if this write fails too.
+            let retry = timestamp(now + SOONEST).ok();
+            if let Err(e) = app
+                .store
+                .move_due(consent_id, &lease, retry.as_deref())
+                .await
+            {
+                tracing::warn!(consent_id, error = %e, "reconcile could not reschedule a record");
+            }
+            Outcome::Failed
+        }
+    }
+}
+
+/// Does what the record's status calls for, under the claim `record.due_at`.
+async fn settle(app: &App, record: ConsentRecord, now: OffsetDateTime) -> Result<Outcome> {
+    let lease = record.due_at.clone().unwrap_or_default();
+    let consent_id = record.consent_id.clone();
+    let at = timestamp(now)?;
+    let after = match record.status {
+        ConsentStatus::RevokePending => {
+            match revocation::finish_as(app, &consent_id, ChangeSource::Reconcile).await {
+                Ok(_) => return Ok(Outcome::Changed),
+                Err(e) => {
+                    let waited =
+                        now - parse_time(record.revoke_requested_at.as_ref().unwrap_or(&at))?;
+                    tracing::warn!(consent_id, error = %e, "revocation still not done at Finexer");
+                    release(
+                        app,
+                        &consent_id,
+                        &lease,
+                        Some(now + waited.clamp(SOONEST, LATEST)),
+                    )
+                    .await?;
+                    return Ok(Outcome::Failed);
+                }
+            }
+        }
+        ConsentStatus::Authorized if record.confirmation_lapsed(&at) => {
+            tracing::warn!(
+                consent_id,
+                "consent not confirmed by its owner in time; revoking it"
+            );
+            let record =
+                revocation::revoke_unconfirmed(app, record, ChangeSource::Reconcile).await?;
+            return Ok(if record.status == ConsentStatus::Canceled {
+                Outcome::Changed
+            } else {
+                Outcome::Failed
+            });
+        }
+        ref status if status.is_final() => {
+            release(app, &consent_id, &lease, None).await?;
+            return Ok(Outcome::Unchanged);
+        }
+        _ => {
+            let remote = match app.finexer.get_consent(&consent_id).await {
+                Ok(remote) => remote,
+                Err(Error::FinexerRejected { status: 404, .. }) => {
+                    tracing::warn!(consent_id, "Finexer does not know a consent we hold");
+                    let age = now - parse_time(&record.created_at)?;
+                    release(
+                        app,
+                        &consent_id,
+                        &lease,
+                        Some(now + age.clamp(SOONEST, LATEST)),
+                    )
+                    .await?;
+                    return Ok(Outcome::Unchanged);
+                }
+                Err(e) => return Err(e),
+            };
+            follow(app, record, &remote, ChangeSource::Reconcile, now).await?
+        }
+    };
+    let (outcome, record) = match after {
+        Followed::Changed(record) => (Outcome::Changed, record),
+        Followed::Unchanged(record) => (Outcome::Unchanged, record),
+        Followed::Gone => return Ok(Outcome::Skipped),
+    };
+    // A change that set its own next look has released the claim already.
+    if record.due_at.as_deref() == Some(lease.as_str()) {
+        release(app, &consent_id, &lease, next_look(app, &record, now)?).await?;
+    }
+    Ok(outcome)
+}
+
+/// When a record that stays as it is should be looked at again.
+fn next_look(
+    app: &App,
+    record: &ConsentRecord,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>> {
+    Ok(match record.status {
+        ConsentStatus::New | ConsentStatus::Pending => {
+            let created = parse_time(&record.created_at)?;
+            let state_expiry = created + app.config.state_ttl;
+            if now < state_expiry {
+                Some(state_expiry)
+            } else {
+                // Finexer ends a pending consent after 7 days: ask less often
+                // the longer it waits.
+                Some(now + (now - created).clamp(SOONEST, LATEST))
+            }
+        }
+        ConsentStatus::Authorized if record.confirmed_at.is_none() => match &record.confirm_by {
+            Some(by) => Some(parse_time(by)?),
+            None => Some(now),
+        },
+        ConsentStatus::Authorized => match &record.expires_at {
+            Some(expiry) => Some(parse_time(expiry)?.max(now + EXPIRY_RECHECK)),
+            None => None,
+        },
+        ConsentStatus::RevokePending => Some(now + SOONEST),
+        ConsentStatus::Other(_) => Some(now + LATEST),
+        _ => None,
+    })
+}
+
+async fn release(
+    app: &App,
+    consent_id: &str,
+    lease: &str,
+    next: Option<OffsetDateTime>,
+) -> Result<()> {
+    let next = next.map(timestamp).transpose()?;
+    app.store
+        .move_due(consent_id, lease, next.as_deref())
+        .await?;
+    Ok(())
+}

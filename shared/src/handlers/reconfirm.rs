@@ -1,0 +1,72 @@
+//! `POST /consents/{id}/reconfirm` (served by the confirm function): the
+//! owner re-confirms a consent, as the UK's rules ask every 90 days for
+//! access to continue. It is recorded at Finexer (`renewed_at`) first, then
+//! here, with the expiry Finexer answers.
+
+use lambda_http::{Body, Response};
+
+use super::{ConsentView, now, owned_consent};
+use crate::app::{App, timestamp};
+use crate::error::{Error, Result};
+use crate::http::json_response;
+use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+
+/// How long a re-confirmation lasts under the UK's rules.
+pub const RECONFIRM_EVERY: time::Duration = time::Duration::days(90);
+
+/// Until when the consent stands without a re-confirmation: 90 days after
+/// the last one, or after the owner confirmed it. None unless it is live.
+pub fn reconfirm_by(record: &ConsentRecord) -> Option<String> {
+    if !record.is_confirmed() {
+        return None;
+    }
+    let since = record
+        .renewed_at
+        .as_deref()
+        .or(record.authorized_at.as_deref())?;
+    let since = super::follow::parse_time(since).ok()?;
+    timestamp(since + RECONFIRM_EVERY).ok()
+}
+
+pub(super) async fn handle(app: &App, owner: &str, consent_id: &str) -> Result<Response<Body>> {
+    let record = owned_consent(&*app.store, consent_id, owner).await?;
+    if !record.is_confirmed() {
+        return Err(Error::Conflict(format!(
+            "The consent is {}{}; only a confirmed, authorized consent can be re-confirmed.",
+            record.status,
+            if record.status == ConsentStatus::Authorized {
+                " but not confirmed"
+            } else {
+                ""
+            }
+        )));
+    }
+    let at = timestamp(now())?;
+    let remote = app.finexer.renew_consent(consent_id, &at).await?;
+    let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Reconfirm);
+    change.renewed_at = Some(remote.renewed_at.unwrap_or_else(|| at.clone()));
+    change.expires_at = remote.expiry_date.clone();
+    change.due = Due::at_or_clear(remote.expiry_date.or(record.expires_at));
+    let guard = Guard {
+        owner: Some(owner),
+        confirmed: true,
+        ..Guard::default()
+    };
+    let updated = app
+        .store
+        .transition(consent_id, guard, &[ConsentStatus::Authorized], &change)
+        .await?;
+    match updated {
+        Some(record) => {
+            tracing::info!(consent_id, "consent re-confirmed by its owner");
+            json_response(200, &ConsentView::from(record))
+        }
+        None => {
+            let current = owned_consent(&*app.store, consent_id, owner).await?;
+            Err(Error::Conflict(format!(
+                "The consent is {} and cannot be re-confirmed now.",
+                current.status
+            )))
+        }
+    }
+}

@@ -15,7 +15,8 @@ follows the code when it changes:
   actions on exactly the table, the indexes it queries (each on the index's
   own ARN) and the one secret;
 * routes: the `METHOD /path` routes each handler's module doc names (but
-  `/local/...`, the local stack's own), with the JWT authorizer exactly where
+  `/local/...`, the local stack's own), and those of the sibling modules it
+  hands requests to (`reconfirm::handle`), with the JWT authorizer exactly where
   the handler reads the caller's claims; every public route throttled on its
   own (`RouteSettings`);
 * schedules: a function whose main.rs runs `run_scheduled` has no route but a
@@ -29,8 +30,11 @@ follows the code when it changes:
   would regenerate the secret and wipe what ops put in); every key ops put in
   by hand documented in README.md or infra/README.md;
 * timeout: a handler that calls Finexer outlasts one Finexer call with its
-  retries; routed functions stay under API Gateway's 30 s, scheduled ones
-  under Lambda's 900 s and their schedule's interval;
+  retries, or, for a signed delivery that is redelivered when it fails (a
+  webhook: the handler calls `verify_signature`), one Finexer attempt after
+  shared/src/deadline.rs's reserve; routed functions stay under API
+  Gateway's 30 s, scheduled ones under Lambda's 900 s and their schedule's
+  interval;
 * CORS: the HTTP API's `CorsConfiguration` allows exactly the methods,
   headers, max-age and credentials (and exposes the headers) that the local
   stack's stand-in for it does (the constants in local/src/cors.rs), so the
@@ -293,9 +297,10 @@ def handler_of(src: Source, crate: str) -> tuple[str, str]:
 
 
 HANDLERS_DIR = "shared/src/handlers"
-# A call: `name(`, `module::name(` or `super::name(`, not a method call
-# (`.name(`) and not a path's inner segment (`a::module::name(`).
-CALL = re.compile(r"(?<![\w.:])(?:(\w+)\s*::\s*)?(\w+)\s*\(")
+# A call: `name(`, `module::name(`, `super::name(` or `super::module::name(`,
+# not a method call (`.name(`) and not a path's inner segment
+# (`a::module::name(`).
+CALL = re.compile(r"(?<![\w.:])(?:super\s*::\s*(?=\w+\s*::))?(?:(\w+)\s*::\s*)?(\w+)\s*\(")
 
 
 def handler_modules(src: Source) -> dict[str, dict[str, str]]:
@@ -373,14 +378,28 @@ def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
     return {"store_methods": called, "needs": needs, "text": text, "calls_finexer": calls_finexer}
 
 
-def handler_routes(src: Source, handler_file: str) -> set[str]:
-    """`METHOD /path` routes named in the handler module's leading doc comment,
-    but the local stack's own (`/local/...`)."""
+def doc_routes(src: Source, module_file: str) -> set[str]:
+    """`METHOD /path` routes named in a module's leading doc comment, but the
+    local stack's own (`/local/...`)."""
     doc = "".join(
-        line[3:] + " " for line in src.read(handler_file).splitlines() if line.startswith("//!")
+        line[3:] + " " for line in src.read(module_file).splitlines() if line.startswith("//!")
     )
     routes = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", doc))
     return {r for r in routes if not r.split(" ", 1)[1].startswith(LOCAL_ONLY_PREFIX)}
+
+
+def handler_routes(src: Source, handler_file: str) -> set[str]:
+    """The routes a handler serves: those its module's doc names, and those
+    of each sibling module it hands a request to (`reconfirm::handle(...)`,
+    the confirm function serving `POST /consents/{id}/reconfirm`)."""
+    routes = doc_routes(src, handler_file)
+    text = strip_comments(strip_tests(src.read(handler_file)))
+    own = Path(handler_file).stem
+    for module in set(re.findall(r"(?<![\w.])(?:super\s*::\s*)?(\w+)\s*::\s*handle\s*\(", text)):
+        rel = f"{HANDLERS_DIR}/{module}.rs"
+        if module not in (own, "super", "mod") and src.exists(rel):
+            routes |= doc_routes(src, rel)
+    return routes
 
 
 PROJECTIONS = {"All": "ALL", "KeysOnly": "KEYS_ONLY", "Include": "INCLUDE"}
@@ -499,6 +518,19 @@ def cors_problems(api: str, cors: dict, local: dict) -> list[str]:
     if expose != sorted(local["expose"]):
         problems.append(f"{where} ExposeHeaders {expose} but the local stack (local/src/cors.rs) exposes none")
     return problems
+
+
+def deadline_reserve_ms(src: Source) -> int:
+    """What shared/src/deadline.rs keeps back from the invocation's time for
+    cleanup and for sending the answer: no Finexer attempt starts in it."""
+    text = strip_comments(src.read("shared/src/deadline.rs"))
+    total = 0
+    for name in ("ANSWER_MARGIN", "CLEANUP_RESERVE"):
+        m = re.search(rf"const {name}:\s*Duration\s*=\s*Duration::from_(secs|millis)\((\d+)\)", text)
+        if not m:
+            raise SystemExit(f"const {name}: Duration not found in shared/src/deadline.rs")
+        total += int(m.group(2)) * (1000 if m.group(1) == "secs" else 1)
+    return total
 
 
 def finexer_budget(src: Source) -> tuple[int, int]:
@@ -792,9 +824,17 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         memory = function_prop(template, res, "MemorySize")
         finexer_ms = int(env.get("FINEXER_TIMEOUT_MS") or variables["FINEXER_TIMEOUT_MS"])
         worst_ms = attempts * finexer_ms + (attempts - 1) * inline_wait_ms
+        # A signed delivery (a webhook: the handler checks its signature) is
+        # delivered again when it fails, so it need not wait out Finexer's
+        # retries: one attempt within the deadline's budget is enough.
+        redelivered = re.search(r"\bverify_signature\s*\(", facts["text"]) is not None
+        reserve_ms = deadline_reserve_ms(src)
         if not isinstance(timeout, int) or timeout < 1:
             problems.append(f"{where}: Timeout {timeout!r} must be a whole number of seconds")
-        elif facts["calls_finexer"] and timeout * 1000 <= worst_ms:
+        elif facts["calls_finexer"] and redelivered and timeout * 1000 - reserve_ms < finexer_ms:
+            problems.append(f"{where}: Timeout {timeout}s leaves less than one Finexer attempt ({finexer_ms} ms) "
+                            f"after the deadline's reserve ({reserve_ms} ms): every delivery would fail while Finexer is slow")
+        elif facts["calls_finexer"] and not redelivered and timeout * 1000 <= worst_ms:
             problems.append(f"{where}: Timeout {timeout}s must exceed one Finexer call with retries ({worst_ms} ms)")
         elif not scheduled and timeout >= API_GATEWAY_MAX_SECONDS:
             problems.append(f"{where}: Timeout {timeout}s must stay under API Gateway's {API_GATEWAY_MAX_SECONDS} s")
@@ -885,7 +925,7 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
             projection = index.get("Projection", {}).get("ProjectionType")
             if projection != want["projection"]:
                 problems.append(f"{tname}: GSI {iname} projects {projection}, dynamo.rs {want['projection']} "
-                                "(what is read from it decodes whole records)")
+                                "(what the code reads from it must be there, and no more stored than it reads)")
         for iname in sorted(indexes.keys() - schema["indexes"].keys()):
             problems.append(f"{tname}: GSI {iname} is not made by dynamo.rs create_table()")
         for iname in sorted(queried_indexes - schema["indexes"].keys()):
@@ -970,6 +1010,14 @@ def add_action(logical: str, action: str):
         acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
         stmt["Action"] = acts + [action]
     return mutate
+
+
+def webhook_manifest(root: Path, timeout: int) -> dict:
+    """functions/webhook/Cargo.toml with another deploy timeout, so that a
+    mutated template's timeout is checked on its own."""
+    manifest = tomllib.loads((root / "functions/webhook/Cargo.toml").read_text())
+    manifest["package"]["metadata"]["lambda"]["deploy"]["timeout"] = timeout
+    return manifest
 
 
 def negative_cases(template_path: Path, root: Path):
@@ -1057,13 +1105,14 @@ def negative_cases(template_path: Path, root: Path):
              "let owner = caller.user_id.as_str();",
              "let owner = caller.user_id.as_str();\n    app.store.release_customer_claim(owner).await?;", 1)})
 
-    # consents reaches finish() only through settle_unconfirmed(): the check
-    # must follow calls inside revocation.rs, not just into it.
+    # consents reaches finish_as() only through settle_unconfirmed() and
+    # revoke_unconfirmed(): the check must follow calls inside revocation.rs,
+    # not just into it.
     revocation = (root / "shared/src/handlers/revocation.rs").read_text()
-    marker = "pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {"
+    marker = "pub async fn finish_as(app: &App, consent_id: &str, source: ChangeSource) -> Result<ConsentRecord> {"
     if marker not in revocation:
-        raise SystemExit("negative check: revocation::finish's signature changed; update the marker")
-    case("revocation::finish starts deleting items (consents reaches it via settle_unconfirmed)",
+        raise SystemExit("negative check: revocation::finish_as's signature changed; update the marker")
+    case("revocation::finish_as starts deleting items (consents reaches it via settle_unconfirmed)",
          "ConsentsFunction (consents): policy lacks dynamodb:DeleteItem",
          overrides={"shared/src/handlers/revocation.rs": revocation.replace(
              marker, marker + "\n    app.store.release_customer_claim(consent_id).await?;", 1)})
@@ -1099,6 +1148,30 @@ def negative_cases(template_path: Path, root: Path):
     case("webhook policy without the secret (webhook_secrets verify fx-signature)",
          "WebhookFunction (webhook): policy lacks secretsmanager:GetSecretValue",
          template=mutated(template_path, drop_action("WebhookFunction", "secretsmanager:GetSecretValue")))
+
+    def short_webhook(t):
+        t["Resources"]["WebhookFunction"]["Properties"]["Timeout"] = 5
+    case("a webhook timeout too short for one Finexer attempt",
+         "WebhookFunction (webhook): Timeout 5s leaves less than one Finexer attempt",
+         template=mutated(template_path, short_webhook), cargo={"webhook": webhook_manifest(root, 5)})
+
+    # -- reconfirm: served by the confirm function (confirm.rs hands it to reconfirm::handle)
+    def drop_reconfirm(t):
+        del paths(t)["/consents/{id}/reconfirm"]
+    case("POST /consents/{id}/reconfirm missing from the API",
+         "ConfirmFunction (confirm): route POST /consents/{id}/reconfirm (from shared/src/handlers/confirm.rs) is not in the API",
+         template=mutated(template_path, drop_reconfirm))
+
+    def open_reconfirm(t):
+        del paths(t)["/consents/{id}/reconfirm"]["post"]["security"]
+    case("POST /consents/{id}/reconfirm without the JWT authorizer",
+         "route POST /consents/{id}/reconfirm has no JWT authorizer", template=mutated(template_path, open_reconfirm))
+
+    def no_reconfirm_permission(t):
+        del t["Resources"]["ConfirmInvokeReconfirm"]
+    case("no invoke permission for POST /consents/{id}/reconfirm",
+         "no AWS::Lambda::Permission lets the API invoke it for POST /consents/{id}/reconfirm",
+         template=mutated(template_path, no_reconfirm_permission))
 
     # -- the reconciler: a schedule, no route; retries; a dead-letter queue
     def schedule(t):

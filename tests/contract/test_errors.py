@@ -340,3 +340,45 @@ def test_webhook_ignores_a_bearer_token(api):
         "POST", "/webhooks/finexer", data=json.dumps(WEBHOOK_EVENT), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 401, f"{response.status_code}: {response.text[:300]}"
+
+
+# The local stack's webhook secret (local/src/lib.rs LOCAL_WEBHOOK_SECRET):
+# the sandbox signs with it, and so can these tests.
+WEBHOOK_SECRET = os.environ.get("CONTRACT_WEBHOOK_SECRET", "whsec_local_sandbox_only")
+
+
+def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> dict:
+    t = utc_now()
+    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "fx-signature": f"t={t};s={mac}"}
+
+
+def test_webhook_200_for_a_signed_event_about_a_consent_we_do_not_hold(anonymous):
+    body = json.dumps({**WEBHOOK_EVENT, "id": f"evt_contract_{time.time_ns()}"}).encode()
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+    assert response.json() == {"received": True}
+
+
+def test_webhook_200_for_a_signed_event_of_a_type_we_ignore(anonymous):
+    event = {**WEBHOOK_EVENT, "id": f"evt_contract_{time.time_ns()}", "type": "payment.created"}
+    body = json.dumps(event).encode()
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"[]", b'{"type": "consent.expired"}', b'{"id": "evt 1", "type": "consent.expired", "data": {}}'],
+    ids=["not-json", "array", "no-id", "bad-id"],
+)
+def test_webhook_400_for_a_signed_body_that_is_no_event(anonymous, body):
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    problem(response, 400, "bad-request")
+
+
+def test_webhook_401_for_a_body_changed_after_signing(anonymous):
+    body = json.dumps(WEBHOOK_EVENT).encode()
+    headers = signed(body)
+    response = anonymous.call("POST", "/webhooks/finexer", data=body + b" ", headers=headers)
+    assert response.status_code == 401, f"{response.status_code}: {response.text[:300]}"

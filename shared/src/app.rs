@@ -99,6 +99,12 @@ pub fn timestamp(at: OffsetDateTime) -> Result<String> {
         .map_err(|e| Error::Internal(format!("timestamp: {e}")))
 }
 
+/// A stored timestamp back as a time.
+pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::Internal(format!("stored time {text:?}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@
 
 use time::OffsetDateTime;
 
-use crate::app::{App, timestamp};
+use crate::app::{App, parse_timestamp, timestamp};
 use crate::error::Result;
 use crate::finexer::Consent;
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
@@ -128,11 +128,5 @@ fn callback_may_come(app: &App, record: &ConsentRecord, now: OffsetDateTime) -> 
 }
 
 fn created(record: &ConsentRecord) -> Result<OffsetDateTime> {
-    parse_time(&record.created_at)
-}
-
-/// A stored timestamp (RFC 3339) back as a time.
-pub fn parse_time(text: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| crate::Error::Internal(format!("stored time {text:?}: {e}")))
+    parse_timestamp(&record.created_at)
 }

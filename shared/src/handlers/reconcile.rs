@@ -23,9 +23,9 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::follow::{Followed, follow, parse_time};
+use super::follow::{Followed, follow};
 use super::revocation;
-use crate::app::{App, timestamp};
+use crate::app::{App, parse_timestamp, timestamp};
 use crate::error::{Error, Result};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
 
@@ -86,9 +86,8 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
     let started = tokio::time::Instant::now();
     let budget = run.budget_ms.map(Duration::from_millis);
     let now = match &run.at {
-        Some(at) => {
-            parse_time(at).map_err(|_| Error::BadRequest("`at` is not an RFC 3339 time".into()))?
-        }
+        Some(at) => parse_timestamp(at)
+            .map_err(|_| Error::BadRequest("`at` is not an RFC 3339 time".into()))?,
         None => OffsetDateTime::now_utc(),
     };
     let now_text = timestamp(now)?;
@@ -193,7 +192,7 @@ async fn settle(app: &App, record: ConsentRecord, now: OffsetDateTime) -> Result
                 Ok(_) => return Ok(Outcome::Changed),
                 Err(e) => {
                     let waited =
-                        now - parse_time(record.revoke_requested_at.as_ref().unwrap_or(&at))?;
+                        now - parse_timestamp(record.revoke_requested_at.as_ref().unwrap_or(&at))?;
                     tracing::warn!(consent_id, error = %e, "revocation still not done at Finexer");
                     release(
                         app,
@@ -228,7 +227,7 @@ async fn settle(app: &App, record: ConsentRecord, now: OffsetDateTime) -> Result
                 Ok(remote) => remote,
                 Err(Error::FinexerRejected { status: 404, .. }) => {
                     tracing::warn!(consent_id, "Finexer does not know a consent we hold");
-                    let age = now - parse_time(&record.created_at)?;
+                    let age = now - parse_timestamp(&record.created_at)?;
                     release(
                         app,
                         &consent_id,
@@ -263,7 +262,7 @@ fn next_look(
 ) -> Result<Option<OffsetDateTime>> {
     Ok(match record.status {
         ConsentStatus::New | ConsentStatus::Pending => {
-            let created = parse_time(&record.created_at)?;
+            let created = parse_timestamp(&record.created_at)?;
             let state_expiry = created + app.config.state_ttl;
             if now < state_expiry {
                 Some(state_expiry)
@@ -274,11 +273,11 @@ fn next_look(
             }
         }
         ConsentStatus::Authorized if record.confirmed_at.is_none() => match &record.confirm_by {
-            Some(by) => Some(parse_time(by)?),
+            Some(by) => Some(parse_timestamp(by)?),
             None => Some(now),
         },
         ConsentStatus::Authorized => match &record.expires_at {
-            Some(expiry) => Some(parse_time(expiry)?.max(now + EXPIRY_RECHECK)),
+            Some(expiry) => Some(parse_timestamp(expiry)?.max(now + EXPIRY_RECHECK)),
             None => None,
         },
         ConsentStatus::RevokePending => Some(now + SOONEST),

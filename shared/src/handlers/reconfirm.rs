@@ -6,7 +6,7 @@
 use lambda_http::{Body, Response};
 
 use super::{ConsentView, now, owned_consent};
-use crate::app::{App, timestamp};
+use crate::app::{App, parse_timestamp, timestamp};
 use crate::error::{Error, Result};
 use crate::http::json_response;
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
@@ -24,7 +24,7 @@ pub fn reconfirm_by(record: &ConsentRecord) -> Option<String> {
         .renewed_at
         .as_deref()
         .or(record.authorized_at.as_deref())?;
-    let since = super::follow::parse_time(since).ok()?;
+    let since = parse_timestamp(since).ok()?;
     timestamp(since + RECONFIRM_EVERY).ok()
 }
 

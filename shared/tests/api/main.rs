@@ -6,5 +6,7 @@ mod confirm;
 mod events;
 mod faults;
 mod journey;
+mod reconcile;
 mod store;
 mod support;
+mod webhooks;

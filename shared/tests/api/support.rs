@@ -26,6 +26,7 @@ pub const CALLBACK: &str = "https://api.example.com/callback";
 pub const KEY_NEW: &str = "new-signing-key-new-signing-key-0001";
 pub const KEY_OLD: &str = "old-signing-key-old-signing-key-0001";
 pub const API_KEY: &str = "sk_test_finexer_key";
+pub const WEBHOOK_SECRET: &str = "whsec_api_tests";
 
 /// Finexer's view of each consent, shared with the mock's responders.
 #[derive(Clone, Default)]
@@ -81,7 +82,8 @@ pub fn secret_json(keys: &[(&str, &str)]) -> String {
         .iter()
         .map(|(kid, key)| json!({"kid": kid, "key": key}))
         .collect();
-    json!({"finexer_api_key": API_KEY, "state_keys": keys}).to_string()
+    json!({"finexer_api_key": API_KEY, "state_keys": keys, "webhook_secrets": [WEBHOOK_SECRET]})
+        .to_string()
 }
 
 pub struct Options {
@@ -246,6 +248,32 @@ impl TestEnv {
         consent_id
     }
 
+    /// Delivers a webhook with `body` and, if given, `fx-signature`.
+    pub async fn webhook(&self, body: &str, signature: Option<&str>) -> (u16, Value) {
+        let mut event = event("POST", "/webhooks/finexer", "", Some(body), None);
+        if let Some(signature) = signature {
+            event["headers"]["fx-signature"] = signature.into();
+        }
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        json_of(shared::handlers::webhook(&self.app, request).await)
+    }
+
+    /// Runs the reconciler as if at `at` (now when None).
+    pub async fn reconcile_at(
+        &self,
+        at: Option<time::OffsetDateTime>,
+    ) -> shared::handlers::reconcile::Report {
+        let run = shared::handlers::reconcile::Run {
+            at: at.map(|at| shared::app::timestamp(at).unwrap()),
+            budget_ms: None,
+        };
+        shared::handlers::reconcile(&self.app, run).await.unwrap()
+    }
+
+    pub async fn record(&self, consent_id: &str) -> ConsentRecord {
+        self.app.store.consent(consent_id).await.unwrap().unwrap()
+    }
+
     pub async fn revoke(&self, user: &str, consent_id: &str) -> (u16, Value) {
         json_of(
             shared::handlers::revoke(
@@ -383,6 +411,35 @@ async fn mount_finexer(server: &MockServer, state: &FinexerState) {
         .mount(server)
         .await;
 
+    // The consent update, as re-confirmation uses it.
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/consents/[^/]+$"))
+        .respond_with({
+            let state = state.clone();
+            let base = base.clone();
+            move |request: &wiremock::Request| {
+                let id = request.url.path().trim_start_matches("/consents/");
+                let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
+                    .into_owned()
+                    .collect();
+                match state.status(id).as_deref() {
+                    Some("authorized") => {
+                        let mut consent =
+                            consent_json(id, "authorized", Some("sandbox-barclays"), &base);
+                        consent["renewed_at"] = form.get("renewed_at").cloned().into();
+                        consent["expiry_date"] = RENEWED_EXPIRY.into();
+                        ResponseTemplate::new(200).set_body_json(consent)
+                    }
+                    Some(_) => ResponseTemplate::new(400).set_body_json(json!({"error": {
+                        "type": "request_error", "code": "consent_not_authorized",
+                        "message": "Only an authorized consent can be renewed"}})),
+                    None => not_found(),
+                }
+            }
+        })
+        .mount(server)
+        .await;
+
     Mock::given(method("POST"))
         .and(path_regex(r"^/consents/[^/]+/revoke$"))
         .respond_with({
@@ -426,6 +483,9 @@ fn not_found() -> ResponseTemplate {
     ResponseTemplate::new(404).set_body_json(json!({"error": {
         "type": "request_error", "code": "resource_missing", "message": "No such consent"}}))
 }
+
+/// The expiry the mock's consent update answers.
+pub const RENEWED_EXPIRY: &str = "2027-05-01T10:00:00Z";
 
 pub fn consent_json(id: &str, status: &str, provider: Option<&str>, base: &str) -> Value {
     json!({

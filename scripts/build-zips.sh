@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the five Lambda zips (cargo lambda build --release --output-format zip)
+# Builds the seven Lambda zips (cargo lambda build --release --output-format zip)
 # and checks each one: it exists, holds an executable ELF `bootstrap` for the
 # target architecture, and needs no newer glibc than provided.al2023 has.
 # Prints each zip's size and the (stripped) binary's size; warns over 4 MB.
@@ -18,7 +18,7 @@ cd "$ROOT"
 
 VENV="$ROOT/.venv-infra"
 CARGO_LAMBDA_VERSION="1.9.2"
-FUNCTIONS=(create-link callback revoke confirm consents)
+FUNCTIONS=(create-link callback revoke confirm consents webhook reconcile)
 ARCH="${ARCH:-x86_64}"
 COMPILER="${COMPILER:-}"          # empty: cargo-lambda's default (zig, from the ziglang wheel)
 LIMIT_BYTES=$((4 * 1024 * 1024))

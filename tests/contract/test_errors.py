@@ -25,7 +25,9 @@ PROTECTED = [
     ("GET", "/accounts"),
     ("POST", "/consents/{id}/revoke"),
     ("POST", "/consents/{id}/confirm"),
+    ("POST", "/consents/{id}/reconfirm"),
 ]
+PUBLIC = {("GET", "/callback"), ("POST", "/webhooks/finexer")}
 WITH_ID = [op for op in PROTECTED if "{id}" in op[1]]
 # A body of the right shape, where the operation takes one.
 BODY = {("POST", "/consents/{id}/confirm"): {"code": FORGED_CODE}}
@@ -61,7 +63,7 @@ def test_every_protected_route_is_described_as_such(contract):
     described = {(m, p) for m, p, op in contract.operations() if op.get("security", None) != []}
     assert described == set(PROTECTED)
     public = {(m, p) for m, p, op in contract.operations() if op.get("security", None) == []}
-    assert public == {("GET", "/callback")}
+    assert public == PUBLIC
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -293,3 +295,90 @@ def test_the_callback_ignores_a_bearer_token(api):
     """Public route: a token neither helps nor hurts."""
     html_page(api.call("GET", "/callback", path="/callback?fx_consent=bc_unknown&state=not-a-jwt"), 400)
     html_page(api.call("GET", "/callback", path="/callback?fx_consent=bc_unknown"), 200)
+
+
+WEBHOOK_EVENT = {
+    "id": "evt_contract_test",
+    "object": "event",
+    "type": "consent.authorized",
+    "created_at": "2026-11-25T10:00:00Z",
+    "data": {"object": {"id": "bc_unknown", "object": "consent", "status": "authorized"}},
+}
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "sha256=deadbeef",
+        "t=2026-11-25T10:00:00Z",
+        "t=not-a-time;s=" + "0" * 64,
+        "t={now};s=" + "0" * 64,
+        "t={now};s=" + "g" * 64,
+    ],
+    ids=["missing", "empty", "other-scheme", "no-s", "bad-t", "wrong-secret", "not-hex"],
+)
+def test_webhook_401_without_a_valid_signature(anonymous, signature):
+    """Public, but only Finexer's signature gets an event in; the answer is
+    the same problem whatever is wrong with it."""
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["fx-signature"] = signature.replace("{now}", utc_now())
+    response = anonymous.call("POST", "/webhooks/finexer", data=json.dumps(WEBHOOK_EVENT), headers=headers)
+    assert response.status_code == 401, f"{response.status_code}: {response.text[:300]}"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_webhook_ignores_a_bearer_token(api):
+    """A user's token is no credential here: without a signature it is 401 all the same."""
+    response = api.call(
+        "POST", "/webhooks/finexer", data=json.dumps(WEBHOOK_EVENT), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401, f"{response.status_code}: {response.text[:300]}"
+
+
+# The local stack's webhook secret (local/src/lib.rs LOCAL_WEBHOOK_SECRET):
+# the sandbox signs with it, and so can these tests.
+WEBHOOK_SECRET = os.environ.get("CONTRACT_WEBHOOK_SECRET", "whsec_local_sandbox_only")
+
+
+def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> dict:
+    t = utc_now()
+    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "fx-signature": f"t={t};s={mac}"}
+
+
+def test_webhook_200_for_a_signed_event_about_a_consent_we_do_not_hold(anonymous):
+    body = json.dumps({**WEBHOOK_EVENT, "id": f"evt_contract_{time.time_ns()}"}).encode()
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+    assert response.json() == {"received": True}
+
+
+def test_webhook_200_for_a_signed_event_of_a_type_we_ignore(anonymous):
+    event = {**WEBHOOK_EVENT, "id": f"evt_contract_{time.time_ns()}", "type": "payment.created"}
+    body = json.dumps(event).encode()
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"[]", b'{"type": "consent.expired"}', b'{"id": "evt 1", "type": "consent.expired", "data": {}}'],
+    ids=["not-json", "array", "no-id", "bad-id"],
+)
+def test_webhook_400_for_a_signed_body_that_is_no_event(anonymous, body):
+    response = anonymous.call("POST", "/webhooks/finexer", data=body, headers=signed(body))
+    problem(response, 400, "bad-request")
+
+
+def test_webhook_401_for_a_body_changed_after_signing(anonymous):
+    body = json.dumps(WEBHOOK_EVENT).encode()
+    headers = signed(body)
+    response = anonymous.call("POST", "/webhooks/finexer", data=body + b" ", headers=headers)
+    assert response.status_code == 401, f"{response.status_code}: {response.text[:300]}"

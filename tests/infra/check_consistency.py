@@ -12,14 +12,29 @@ follows the code when it changes:
   whatever those call in turn), the SDK
   operations those methods make in shared/src/store/dynamo.rs, and the Secrets
   Manager call in shared/src/secrets.rs; the policy must grant exactly those
-  actions on exactly the table, its `by_owner` index and the one secret;
-* routes: the `METHOD /path` routes each handler's module doc names, with the
-  JWT authorizer exactly where the handler reads the caller's claims;
-* table: keys, index and TTL attribute as dynamo.rs writes them;
+  actions on exactly the table, the indexes it queries (each on the index's
+  own ARN) and the one secret;
+* routes: the `METHOD /path` routes each handler's module doc names (but
+  `/local/...`, the local stack's own), and those of the sibling modules it
+  hands requests to (`reconfirm::handle`), with the JWT authorizer exactly where
+  the handler reads the caller's claims; every public route throttled on its
+  own (`RouteSettings`);
+* schedules: a function whose main.rs runs `run_scheduled` has no route but a
+  `ScheduleV2` event whose `Input` is events/<fn>/scheduled.json, a retry
+  policy, a dead-letter queue (encrypted, with a retention period) and an
+  `EventInvokeConfig` that sends failed runs somewhere;
+* table: keys, every GSI (name, keys, projection) and the TTL attribute as
+  dynamo.rs's create_table() and constants define them;
 * secret: the JSON keys CloudFormation generates against the fields that
-  `AppSecrets` deserializes;
-* timeout: longer than a Finexer call with its retries, shorter than API
-  Gateway's 30 s;
+  `AppSecrets` deserializes; `GenerateSecretString` as deployed (a change
+  would regenerate the secret and wipe what ops put in); every key ops put in
+  by hand documented in README.md or infra/README.md;
+* timeout: a handler that calls Finexer outlasts one Finexer call with its
+  retries, or, for a signed delivery that is redelivered when it fails (a
+  webhook: the handler calls `verify_signature`), one Finexer attempt after
+  shared/src/deadline.rs's reserve; routed functions stay under API
+  Gateway's 30 s, scheduled ones under Lambda's 900 s and their schedule's
+  interval;
 * CORS: the HTTP API's `CorsConfiguration` allows exactly the methods,
   headers, max-age and credentials (and exposes the headers) that the local
   stack's stand-in for it does (the constants in local/src/cors.rs), so the
@@ -75,6 +90,19 @@ SECRETS_CALLS = {"get_secret_value": ["secretsmanager:GetSecretValue"]}
 # Operations on an index are authorized on the index ARN.
 INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 API_GATEWAY_MAX_SECONDS = 30
+LAMBDA_MAX_SECONDS = 900
+# Routes the local stack serves for its own use (tokens, running the
+# reconciler on demand); never deployed.
+LOCAL_ONLY_PREFIX = "/local/"
+# GenerateSecretString as the stacks were first deployed with it. Any change
+# makes CloudFormation generate a new secret value, wiping finexer_api_key and
+# webhook_secrets, which ops put in by hand (infra/README.md).
+DEPLOYED_GENERATE_SECRET = {
+    "SecretStringTemplate": '{"finexer_api_key": "", "state_key_id": "initial"}',
+    "GenerateStringKey": "state_key",
+    "PasswordLength": 64,
+    "ExcludePunctuation": True,
+}
 
 
 # ------------------------------------------------------------------ loading
@@ -175,30 +203,54 @@ def store_methods(src: Source) -> set[str]:
     return set(re.findall(r"\bfn\s+(\w+)", trait.group(1)))
 
 
-def dynamo_operations(src: Source) -> dict[str, tuple[set[tuple[str, bool]], set[str]]]:
-    """ConsentStore method -> ({(IAM action, on_index)}, {unmapped SDK calls}),
-    following the `self.<helper>()` calls it makes, from store/dynamo.rs."""
-    bodies = fn_bodies(src.read("shared/src/store/dynamo.rs"))
-    direct: dict[str, set[tuple[str, bool]]] = {}
+def string_consts(rust: str) -> dict[str, str]:
+    """`const NAME: &str = "value";` (pub or not) -> {NAME: value}."""
+    return dict(re.findall(r'\bconst\s+(\w+)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]*)"\s*;', rust))
+
+
+def index_names(body: str, consts: dict[str, str]) -> set[str]:
+    """The indexes a function body names with `.index_name(X)` (a constant or a literal)."""
+    names = set()
+    for arg in re.findall(r"\.index_name\(\s*([^)]*?)\s*\)", body):
+        arg = arg.strip().lstrip("&")
+        if arg.startswith('"'):
+            names.add(arg.strip('"'))
+        else:
+            names.add(consts.get(arg.split("::")[-1], f"<unresolved {arg}>"))
+    return names
+
+
+def dynamo_operations(src: Source) -> dict[str, tuple[set[tuple[str, str | None]], set[str]]]:
+    """ConsentStore method -> ({(IAM action, index name or None)}, {unmapped
+    SDK calls}), following the `self.<helper>()` calls it makes, from
+    store/dynamo.rs. A Query or Scan in a function that names an index
+    (`.index_name(X)`) is on that index."""
+    text = src.read("shared/src/store/dynamo.rs")
+    consts = string_consts(strip_comments(text))
+    bodies = fn_bodies(text)
+    direct: dict[str, set[tuple[str, str | None]]] = {}
     unknown: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
     for name, body in bodies.items():
-        ops: set[tuple[str, bool]] = set()
-        on_index = ".index_name(" in body
+        ops: set[tuple[str, str | None]] = set()
+        indexes = index_names(body, consts) if name != "create_table" else set()
         unknown[name] = set()
         for call in re.findall(r"\.client\s*\.\s*(\w+)\s*\(", body):
             if call not in DYNAMO_CALLS:
                 unknown[name].add(call)
                 continue
             for action in DYNAMO_CALLS[call]:
-                ops.add((action, on_index and action in INDEX_ACTIONS))
+                if action in INDEX_ACTIONS and indexes:
+                    ops |= {(action, index) for index in indexes}
+                else:
+                    ops.add((action, None))
         for builder in re.findall(r"\b(\w+)::builder\(\)", body):
             if builder in TRANSACT_ITEMS:
-                ops.add((TRANSACT_ITEMS[builder], False))
+                ops.add((TRANSACT_ITEMS[builder], None))
         direct[name] = ops
         calls[name] = set(re.findall(r"\bself\s*\.\s*(\w+)\s*\(", body))
 
-    def resolve(name: str, seen: set[str]) -> tuple[set[tuple[str, bool]], set[str]]:
+    def resolve(name: str, seen: set[str]) -> tuple[set[tuple[str, str | None]], set[str]]:
         if name in seen or name not in direct:
             return set(), set()
         seen.add(name)
@@ -223,9 +275,16 @@ def secrets_operations(src: Source, problems: list[str]) -> set[str]:
     return actions
 
 
+def is_scheduled(src: Source, crate: str) -> bool:
+    """Whether main.rs hands its handler to the scheduled runtime
+    (`shared::lambda::run_scheduled`) rather than the HTTP one."""
+    main = strip_comments(src.read(f"functions/{crate}/src/main.rs"))
+    return re.search(r"\brun_scheduled\s*\(", main) is not None
+
+
 def handler_of(src: Source, crate: str) -> tuple[str, str]:
     """The handler function a function's main.rs runs, and its module file."""
-    main = src.read(f"functions/{crate}/src/main.rs")
+    main = strip_comments(src.read(f"functions/{crate}/src/main.rs"))
     m = re.search(r"shared::handlers::(\w+)", main)
     if not m:
         raise SystemExit(f"functions/{crate}/src/main.rs runs no shared::handlers::<fn>")
@@ -238,9 +297,10 @@ def handler_of(src: Source, crate: str) -> tuple[str, str]:
 
 
 HANDLERS_DIR = "shared/src/handlers"
-# A call: `name(`, `module::name(` or `super::name(`, not a method call
-# (`.name(`) and not a path's inner segment (`a::module::name(`).
-CALL = re.compile(r"(?<![\w.:])(?:(\w+)\s*::\s*)?(\w+)\s*\(")
+# A call: `name(`, `module::name(`, `super::name(` or `super::module::name(`,
+# not a method call (`.name(`) and not a path's inner segment
+# (`a::module::name(`).
+CALL = re.compile(r"(?<![\w.:])(?:super\s*::\s*(?=\w+\s*::))?(?:(\w+)\s*::\s*)?(\w+)\s*\(")
 
 
 def handler_modules(src: Source) -> dict[str, dict[str, str]]:
@@ -287,7 +347,7 @@ def reachable_helpers(src: Source, handler_file: str, text: str) -> dict[tuple[s
 
 def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
     """IAM actions a handler needs: {(action, resource_kind)} with resource_kind
-    'table', 'index' or 'secret'."""
+    'table', 'index/<name>' or 'secret'; and whether it calls Finexer."""
     methods = store_methods(src)
     ops = dynamo_operations(src)
     text = strip_comments(strip_tests(src.read(handler_file)))
@@ -307,38 +367,74 @@ def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
             problems.append(
                 f"dynamo.rs {call} is not in the IAM mapping of {Path(__file__).name}; add it to DYNAMO_CALLS"
             )
-        for action, on_index in actions:
-            needs.add((action, "index" if on_index else "table"))
-    # Finexer calls need the API key and state tokens the signing keys: both
-    # come from the secret.
+        for action, index in actions:
+            needs.add((action, f"index/{index}" if index else "table"))
+    # Finexer calls need the API key, state tokens the signing keys, webhooks
+    # the webhook secrets: all come from the secret.
     if any(re.search(r"\.(finexer|secrets)\s*\.", t) for t in texts):
         for action in secrets_operations(src, problems):
             needs.add((action, "secret"))
-    return {"store_methods": called, "needs": needs, "text": text}
+    calls_finexer = any(re.search(r"\.finexer\s*\.", t) for t in texts)
+    return {"store_methods": called, "needs": needs, "text": text, "calls_finexer": calls_finexer}
+
+
+def doc_routes(src: Source, module_file: str) -> set[str]:
+    """`METHOD /path` routes named in a module's leading doc comment, but the
+    local stack's own (`/local/...`)."""
+    doc = "".join(
+        line[3:] + " " for line in src.read(module_file).splitlines() if line.startswith("//!")
+    )
+    routes = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", doc))
+    return {r for r in routes if not r.split(" ", 1)[1].startswith(LOCAL_ONLY_PREFIX)}
 
 
 def handler_routes(src: Source, handler_file: str) -> set[str]:
-    """`METHOD /path` routes named in the handler module's leading doc comment."""
-    doc = "".join(
-        line[3:] + " " for line in src.read(handler_file).splitlines() if line.startswith("//!")
-    )
-    return set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", doc))
+    """The routes a handler serves: those its module's doc names, and those
+    of each sibling module it hands a request to (`reconfirm::handle(...)`,
+    the confirm function serving `POST /consents/{id}/reconfirm`)."""
+    routes = doc_routes(src, handler_file)
+    text = strip_comments(strip_tests(src.read(handler_file)))
+    own = Path(handler_file).stem
+    for module in set(re.findall(r"(?<![\w.])(?:super\s*::\s*)?(\w+)\s*::\s*handle\s*\(", text)):
+        rel = f"{HANDLERS_DIR}/{module}.rs"
+        if module not in (own, "super", "mod") and src.exists(rel):
+            routes |= doc_routes(src, rel)
+    return routes
+
+
+PROJECTIONS = {"All": "ALL", "KeysOnly": "KEYS_ONLY", "Include": "INCLUDE"}
 
 
 def table_schema(src: Source) -> dict:
+    """The table as dynamo.rs's create_table() makes it: table keys, every
+    GSI (name, keys, projection), attribute definitions, and the TTL
+    attribute (`TTL_ATTRIBUTE`)."""
     text = src.read("shared/src/store/dynamo.rs")
-    index = re.search(r'OWNER_INDEX:\s*&str\s*=\s*"([^"]+)"', text).group(1)
-    ttl = re.search(r'TTL_ATTRIBUTE:\s*&str\s*=\s*"([^"]+)"', text).group(1)
+    consts = string_consts(strip_comments(text))
+    ttl = consts.get("TTL_ATTRIBUTE")
+    if ttl is None:
+        raise SystemExit("const TTL_ATTRIBUTE not found in shared/src/store/dynamo.rs")
     create = fn_bodies(text)["create_table"]
-    keys = re.findall(r'key\("(\w+)",\s*KeyType::(Hash|Range)\)', create)
-    keys = [(n, k.upper()) for n, k in keys]
-    # create_table() builds the index's keys first, then the table's.
+    key_call = r'key\(\s*"(\w+)"\s*,\s*KeyType::(Hash|Range)\s*\)'
+    indexes: dict[str, dict] = {}
+    # Each GSI is one `GlobalSecondaryIndex::builder() ... .build()` chain: its
+    # name, keys and projection; what is left are the table's.
+    rest = create
+    for chunk in re.findall(r"GlobalSecondaryIndex::builder\(\)(.*?)\.build\(\)\s*\.map_err", create, re.S):
+        names = index_names(chunk, consts)
+        name = names.pop() if len(names) == 1 else f"<index of create_table: {sorted(names)}>"
+        projection = re.search(r"ProjectionType::(\w+)", chunk)
+        indexes[name] = {
+            "keys": [(n, k.upper()) for n, k in re.findall(key_call, chunk)],
+            "projection": PROJECTIONS.get(projection.group(1), projection.group(1)) if projection else None,
+        }
+        rest = rest.replace(chunk, "", 1)
+    table_keys = [(n, k.upper()) for n, k in re.findall(key_call, rest)]
     return {
-        "index": index,
         "ttl": ttl,
-        "index_keys": keys[:2],
-        "table_keys": keys[2:4],
-        "attributes": set(re.findall(r'attribute\("(\w+)"\)', create)),
+        "indexes": indexes,
+        "table_keys": table_keys,
+        "attributes": set(re.findall(r'attribute\(\s*"(\w+)"\s*\)', create)),
     }
 
 
@@ -424,6 +520,19 @@ def cors_problems(api: str, cors: dict, local: dict) -> list[str]:
     return problems
 
 
+def deadline_reserve_ms(src: Source) -> int:
+    """What shared/src/deadline.rs keeps back from the invocation's time for
+    cleanup and for sending the answer: no Finexer attempt starts in it."""
+    text = strip_comments(src.read("shared/src/deadline.rs"))
+    total = 0
+    for name in ("ANSWER_MARGIN", "CLEANUP_RESERVE"):
+        m = re.search(rf"const {name}:\s*Duration\s*=\s*Duration::from_(secs|millis)\((\d+)\)", text)
+        if not m:
+            raise SystemExit(f"const {name}: Duration not found in shared/src/deadline.rs")
+        total += int(m.group(2)) * (1000 if m.group(1) == "secs" else 1)
+    return total
+
+
 def finexer_budget(src: Source) -> tuple[int, int]:
     text = src.read("shared/src/finexer.rs")
     attempts = int(re.search(r"const MAX_ATTEMPTS:\s*u32\s*=\s*(\d+)", text).group(1))
@@ -489,6 +598,88 @@ def route_table(template: dict, api_name: str) -> dict[str, dict]:
     return routes
 
 
+RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+
+
+def schedule_problems(template: dict, resources: dict, logical: str, res: dict, crate: str, src: Source) -> list[str]:
+    """A scheduled function's ScheduleV2 event: what it sends is the sample
+    event, deliveries are retried, and what still fails, in delivery or in
+    the function, lands in an encrypted queue that keeps it a while."""
+    where = f"{logical} ({crate})"
+    problems = []
+    props = res["Properties"]
+    schedules = {n: e for n, e in props.get("Events", {}).items() if e.get("Type") == "ScheduleV2"}
+    if len(schedules) != 1:
+        return [f"{where}: main.rs runs it on a schedule (run_scheduled), but it has {len(schedules)} "
+                "ScheduleV2 events, not one"]
+    (event_name, event), = schedules.items()
+    sprops = event.get("Properties", {})
+    here = f"{where}: schedule {event_name}"
+    if str(sprops.get("State", "ENABLED")).upper() != "ENABLED":
+        problems.append(f"{here}: State must be ENABLED")
+    name = ref_name(sprops.get("Name"))
+    if not name or "AWS::StackName" not in name:
+        problems.append(f"{here}: Name must contain ${{AWS::StackName}} (schedule names are unique per "
+                        "account and region; SAM's default, the logical id, is not)")
+    expression = str(sprops.get("ScheduleExpression", ""))
+    rate = RATE.match(expression)
+    interval = None
+    if rate:
+        interval = int(rate.group(1)) * {"m": 60, "h": 3600, "d": 86400}[rate.group(2)[0]]
+    elif not expression.startswith("cron("):
+        problems.append(f"{here}: ScheduleExpression {expression!r} is neither rate(...) nor cron(...)")
+    timeout = function_prop(template, res, "Timeout")
+    if interval and isinstance(timeout, int) and timeout >= interval:
+        problems.append(f"{here}: Timeout {timeout}s is not shorter than the schedule's {interval} s: runs would overlap")
+    # What the function receives: the Input, exactly the sample event.
+    sample_rel = f"events/{crate}/scheduled.json"
+    if not src.exists(sample_rel):
+        problems.append(f"{here}: {sample_rel} (what the schedule sends, for cargo lambda invoke) is missing")
+    else:
+        try:
+            given = json.loads(sprops.get("Input", "null"))
+        except (TypeError, json.JSONDecodeError):
+            given = "<not JSON>"
+        if given != json.loads(src.read(sample_rel)):
+            problems.append(f"{here}: Input {sprops.get('Input')!r} is not {sample_rel}")
+    retry = sprops.get("RetryPolicy") or {}
+    if not isinstance(retry.get("MaximumRetryAttempts"), int) or not isinstance(retry.get("MaximumEventAgeInSeconds"), int):
+        problems.append(f"{here}: RetryPolicy must set MaximumRetryAttempts and MaximumEventAgeInSeconds")
+    elif interval and retry["MaximumEventAgeInSeconds"] > interval:
+        problems.append(f"{here}: RetryPolicy MaximumEventAgeInSeconds {retry['MaximumEventAgeInSeconds']} "
+                        f"outlasts the interval ({interval} s): a late delivery would overlap the next run")
+
+    def queue_of(arn, what: str) -> None:
+        queue = (ref_name(arn) or "").removesuffix(".Arn")
+        if queue not in resources or resources[queue].get("Type") != "AWS::SQS::Queue":
+            problems.append(f"{where}: {what} is not !GetAtt <queue>.Arn of an AWS::SQS::Queue in the template")
+            return
+        qprops = resources[queue].get("Properties", {})
+        if qprops.get("SqsManagedSseEnabled") is not True and "KmsMasterKeyId" not in qprops:
+            problems.append(f"{where}: dead-letter queue {queue} must be encrypted (SqsManagedSseEnabled or KmsMasterKeyId)")
+        if not isinstance(qprops.get("MessageRetentionPeriod"), int):
+            problems.append(f"{where}: dead-letter queue {queue} must set MessageRetentionPeriod")
+        if "FifoQueue" in qprops:
+            problems.append(f"{where}: dead-letter queue {queue} must be a standard queue (Scheduler refuses FIFO)")
+
+    dead_letter = sprops.get("DeadLetterConfig") or {}
+    if "Arn" not in dead_letter:
+        problems.append(f"{here}: no DeadLetterConfig with the Arn of the template's queue")
+    else:
+        queue_of(dead_letter["Arn"], f"schedule {event_name} DeadLetterConfig")
+    # Scheduler invokes asynchronously: a run that fails in the function is
+    # Lambda's to retry and to send on.
+    invoke = props.get("EventInvokeConfig") or {}
+    on_failure = (invoke.get("DestinationConfig") or {}).get("OnFailure") or {}
+    if not isinstance(invoke.get("MaximumRetryAttempts"), int):
+        problems.append(f"{where}: EventInvokeConfig must set MaximumRetryAttempts (Lambda retries a failed run twice by default)")
+    if on_failure.get("Type") != "SQS" or "Destination" not in on_failure:
+        problems.append(f"{where}: EventInvokeConfig must send failed runs to the dead-letter queue (OnFailure, Type SQS)")
+    else:
+        queue_of(on_failure["Destination"], "EventInvokeConfig OnFailure")
+    return problems
+
+
 def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | None = None) -> list[str]:
     problems: list[str] = []
     template = load_template(template_path)
@@ -511,6 +702,9 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
     for crate in crates:
         if crate not in by_crate:
             problems.append(f"functions/{crate} has no AWS::Serverless::Function in the template")
+    for crate, (logical, _) in sorted(by_crate.items()):
+        if crate not in crates:
+            problems.append(f"{logical}: CodeUri names functions/{crate}, which has no Cargo.toml")
 
     apis = [n for n, r in resources.items() if r.get("Type") == "AWS::Serverless::HttpApi"]
     tables = {n for n, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table"}
@@ -570,13 +764,10 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         # -- IAM: exactly what the code calls
         handler, handler_file = handler_of(src, crate)
         facts = handler_needs(src, handler_file, problems)
-        schema = table_schema(src)
-        resource_of = {
-            "table": f"{table_ref}.Arn",
-            "index": f"{table_ref}.Arn/index/{schema['index']}",
-            "secret": secret_ref,
+        resource_of = {"table": f"{table_ref}.Arn", "secret": secret_ref}
+        needed = {
+            (action, resource_of.get(kind) or f"{table_ref}.Arn/{kind}") for action, kind in facts["needs"]
         }
-        needed = {(action, resource_of[kind]) for action, kind in facts["needs"]}
         granted, policy_problems = policy_grants(res)
         problems += [f"{where}: {p}" for p in policy_problems]
         for action, target in sorted(needed - granted):
@@ -587,9 +778,17 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         for action, target in sorted(granted - needed):
             problems.append(f"{where}: policy grants {action} on {target}, which the code of {handler} does not need")
 
+        # -- a scheduled function: no route, a schedule that retries and keeps what fails
+        scheduled = is_scheduled(src, crate)
+        if scheduled:
+            for route, found in sorted(routes.items()):
+                if found["function"] == crate:
+                    problems.append(f"{where}: main.rs runs it on a schedule (run_scheduled), but route {route} integrates it")
+            problems += schedule_problems(template, resources, logical, res, crate, src)
+
         # -- routes and authorization
-        expected = handler_routes(src, handler_file)
-        if not expected:
+        expected = set() if scheduled else handler_routes(src, handler_file)
+        if not expected and not scheduled:
             problems.append(f"{handler_file}: module doc names no `METHOD /path` route")
         reads_caller = "Caller::from_request" in facts["text"]
         for route in sorted(expected):
@@ -625,10 +824,22 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         memory = function_prop(template, res, "MemorySize")
         finexer_ms = int(env.get("FINEXER_TIMEOUT_MS") or variables["FINEXER_TIMEOUT_MS"])
         worst_ms = attempts * finexer_ms + (attempts - 1) * inline_wait_ms
-        if not isinstance(timeout, int) or timeout * 1000 <= worst_ms:
+        # A signed delivery (a webhook: the handler checks its signature) is
+        # delivered again when it fails, so it need not wait out Finexer's
+        # retries: one attempt within the deadline's budget is enough.
+        redelivered = re.search(r"\bverify_signature\s*\(", facts["text"]) is not None
+        reserve_ms = deadline_reserve_ms(src)
+        if not isinstance(timeout, int) or timeout < 1:
+            problems.append(f"{where}: Timeout {timeout!r} must be a whole number of seconds")
+        elif facts["calls_finexer"] and redelivered and timeout * 1000 - reserve_ms < finexer_ms:
+            problems.append(f"{where}: Timeout {timeout}s leaves less than one Finexer attempt ({finexer_ms} ms) "
+                            f"after the deadline's reserve ({reserve_ms} ms): every delivery would fail while Finexer is slow")
+        elif facts["calls_finexer"] and not redelivered and timeout * 1000 <= worst_ms:
             problems.append(f"{where}: Timeout {timeout}s must exceed one Finexer call with retries ({worst_ms} ms)")
-        elif timeout >= API_GATEWAY_MAX_SECONDS:
+        elif not scheduled and timeout >= API_GATEWAY_MAX_SECONDS:
             problems.append(f"{where}: Timeout {timeout}s must stay under API Gateway's {API_GATEWAY_MAX_SECONDS} s")
+        elif scheduled and timeout > LAMBDA_MAX_SECONDS:
+            problems.append(f"{where}: Timeout {timeout}s is over Lambda's {LAMBDA_MAX_SECONDS} s")
 
         # -- Cargo.toml [package.metadata.lambda.deploy]
         manifest = (cargo_overrides or {}).get(crate)
@@ -674,12 +885,25 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
     default_settings = api_props.get("DefaultRouteSettings", {})
     if not {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= default_settings.keys():
         problems.append(f"{api}: DefaultRouteSettings must set ThrottlingRateLimit and ThrottlingBurstLimit")
-    for key in api_props.get("RouteSettings", {}):
+    route_settings = api_props.get("RouteSettings", {})
+    for key, settings in route_settings.items():
         if key not in routes:
             problems.append(f"{api}: RouteSettings names {key}, which is not a route")
+        for limit in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+            value = settings.get(limit)
+            if not isinstance(value, (int, float)) or value <= 0:
+                problems.append(f"{api}: RouteSettings {key} must set {limit} (a positive number), not {value!r}")
+    # Anybody can call a public route: each gets its own throttle, so that
+    # nobody without a token uses up the others' budget.
+    for route, found in sorted(routes.items()):
+        if not found["security"] and route not in route_settings:
+            problems.append(f"{api}: public route {route} has no RouteSettings throttle of its own")
 
     # -- table against dynamo.rs
     schema = table_schema(src)
+    queried_indexes = {
+        index for ops, _ in dynamo_operations(src).values() for _, index in ops if index
+    }
     for tname in tables:
         table = resources[tname]
         tprops = table["Properties"]
@@ -690,14 +914,22 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         if [(k["AttributeName"], k["KeyType"]) for k in tprops.get("KeySchema", [])] != schema["table_keys"]:
             problems.append(f"{tname}: KeySchema differs from dynamo.rs create_table() {schema['table_keys']}")
         indexes = {i["IndexName"]: i for i in tprops.get("GlobalSecondaryIndexes", [])}
-        index = indexes.get(schema["index"])
-        if not index:
-            problems.append(f"{tname}: no GSI {schema['index']} (dynamo.rs OWNER_INDEX)")
-        else:
-            if [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] != schema["index_keys"]:
-                problems.append(f"{tname}: GSI {schema['index']} keys differ from dynamo.rs {schema['index_keys']}")
-            if index.get("Projection", {}).get("ProjectionType") != "ALL":
-                problems.append(f"{tname}: GSI {schema['index']} must project ALL (listings decode whole records)")
+        for iname, want in sorted(schema["indexes"].items()):
+            index = indexes.get(iname)
+            if not index:
+                problems.append(f"{tname}: no GSI {iname} (dynamo.rs create_table() makes it)")
+                continue
+            keys = [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]]
+            if keys != want["keys"]:
+                problems.append(f"{tname}: GSI {iname} keys {keys} differ from dynamo.rs {want['keys']}")
+            projection = index.get("Projection", {}).get("ProjectionType")
+            if projection != want["projection"]:
+                problems.append(f"{tname}: GSI {iname} projects {projection}, dynamo.rs {want['projection']} "
+                                "(what the code reads from it must be there, and no more stored than it reads)")
+        for iname in sorted(indexes.keys() - schema["indexes"].keys()):
+            problems.append(f"{tname}: GSI {iname} is not made by dynamo.rs create_table()")
+        for iname in sorted(queried_indexes - schema["indexes"].keys()):
+            problems.append(f"{tname}: the code queries index {iname}, which dynamo.rs create_table() does not make")
         defined = {a["AttributeName"] for a in tprops.get("AttributeDefinitions", [])}
         if defined != schema["attributes"]:
             problems.append(f"{tname}: AttributeDefinitions {sorted(defined)} != dynamo.rs {sorted(schema['attributes'])}")
@@ -716,6 +948,15 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         if not generate or "SecretString" in resources[sname]["Properties"]:
             problems.append(f"{sname}: the signing key must be generated (GenerateSecretString), never written in the template")
             continue
+        changed = {
+            k: generate.get(k) for k, v in DEPLOYED_GENERATE_SECRET.items() if generate.get(k) != v
+        } | {k: v for k, v in generate.items() if k not in DEPLOYED_GENERATE_SECRET}
+        if changed:
+            problems.append(
+                f"{sname}: GenerateSecretString differs from the deployed one ({changed}): CloudFormation "
+                "would generate a new secret value, wiping the keys ops put in by hand; put new keys in "
+                "by hand too (infra/README.md)"
+            )
         keys = set(json.loads(generate["SecretStringTemplate"])) | {generate["GenerateStringKey"]}
         if generate.get("PasswordLength", 32) < 32:
             problems.append(f"{sname}: PasswordLength must give at least 32 bytes (secrets.rs MIN_KEY_BYTES)")
@@ -726,6 +967,11 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
             )
         for key in sorted(keys - all_fields):
             problems.append(f"{sname}: generated secret key {key!r} is ignored by shared/src/secrets.rs AppSecrets")
+        docs = src.read("README.md") + src.read("infra/README.md")
+        for key in sorted(all_fields - keys):
+            if f"`{key}`" not in docs and f".{key}" not in docs:
+                problems.append(f"{sname}: key {key!r} (shared/src/secrets.rs), which ops put in by hand, "
+                                "is documented neither in README.md nor in infra/README.md")
 
     return list(dict.fromkeys(problems))
 
@@ -764,6 +1010,14 @@ def add_action(logical: str, action: str):
         acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
         stmt["Action"] = acts + [action]
     return mutate
+
+
+def webhook_manifest(root: Path, timeout: int) -> dict:
+    """functions/webhook/Cargo.toml with another deploy timeout, so that a
+    mutated template's timeout is checked on its own."""
+    manifest = tomllib.loads((root / "functions/webhook/Cargo.toml").read_text())
+    manifest["package"]["metadata"]["lambda"]["deploy"]["timeout"] = timeout
+    return manifest
 
 
 def negative_cases(template_path: Path, root: Path):
@@ -851,13 +1105,14 @@ def negative_cases(template_path: Path, root: Path):
              "let owner = caller.user_id.as_str();",
              "let owner = caller.user_id.as_str();\n    app.store.release_customer_claim(owner).await?;", 1)})
 
-    # consents reaches finish() only through settle_unconfirmed(): the check
-    # must follow calls inside revocation.rs, not just into it.
+    # consents reaches finish_as() only through settle_unconfirmed() and
+    # revoke_unconfirmed(): the check must follow calls inside revocation.rs,
+    # not just into it.
     revocation = (root / "shared/src/handlers/revocation.rs").read_text()
-    marker = "pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {"
+    marker = "pub async fn finish_as(app: &App, consent_id: &str, source: ChangeSource) -> Result<ConsentRecord> {"
     if marker not in revocation:
-        raise SystemExit("negative check: revocation::finish's signature changed; update the marker")
-    case("revocation::finish starts deleting items (consents reaches it via settle_unconfirmed)",
+        raise SystemExit("negative check: revocation::finish_as's signature changed; update the marker")
+    case("revocation::finish_as starts deleting items (consents reaches it via settle_unconfirmed)",
          "ConsentsFunction (consents): policy lacks dynamodb:DeleteItem",
          overrides={"shared/src/handlers/revocation.rs": revocation.replace(
              marker, marker + "\n    app.store.release_customer_claim(consent_id).await?;", 1)})
@@ -872,6 +1127,147 @@ def negative_cases(template_path: Path, root: Path):
         t["Globals"]["Function"]["Timeout"] = 10
     case("timeout shorter than a Finexer call with retries",
          "must exceed one Finexer call with retries", template=mutated(template_path, long_timeout))
+
+    # -- the webhook: public, throttled on its own, deduplicating with PutItem/DeleteItem
+    paths = lambda t: t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]
+
+    def webhook_authorizer(t):
+        paths(t)["/webhooks/finexer"]["post"]["security"] = [{"JwtAuthorizer": []}]
+    case("POST /webhooks/finexer given the JWT authorizer (Finexer sends no user token)",
+         "route POST /webhooks/finexer has an authorizer, but webhook is public",
+         template=mutated(template_path, webhook_authorizer))
+
+    def webhook_unthrottled(t):
+        del t["Resources"]["HttpApi"]["Properties"]["RouteSettings"]["POST /webhooks/finexer"]
+    case("POST /webhooks/finexer without its own throttle",
+         "public route POST /webhooks/finexer has no RouteSettings throttle",
+         template=mutated(template_path, webhook_unthrottled))
+    case("webhook policy without DeleteItem (releasing the dedup marker when processing fails)",
+         "WebhookFunction (webhook): policy lacks dynamodb:DeleteItem",
+         template=mutated(template_path, drop_action("WebhookFunction", "dynamodb:DeleteItem")))
+    case("webhook policy without the secret (webhook_secrets verify fx-signature)",
+         "WebhookFunction (webhook): policy lacks secretsmanager:GetSecretValue",
+         template=mutated(template_path, drop_action("WebhookFunction", "secretsmanager:GetSecretValue")))
+
+    def short_webhook(t):
+        t["Resources"]["WebhookFunction"]["Properties"]["Timeout"] = 5
+    case("a webhook timeout too short for one Finexer attempt",
+         "WebhookFunction (webhook): Timeout 5s leaves less than one Finexer attempt",
+         template=mutated(template_path, short_webhook), cargo={"webhook": webhook_manifest(root, 5)})
+
+    # -- reconfirm: served by the confirm function (confirm.rs hands it to reconfirm::handle)
+    def drop_reconfirm(t):
+        del paths(t)["/consents/{id}/reconfirm"]
+    case("POST /consents/{id}/reconfirm missing from the API",
+         "ConfirmFunction (confirm): route POST /consents/{id}/reconfirm (from shared/src/handlers/confirm.rs) is not in the API",
+         template=mutated(template_path, drop_reconfirm))
+
+    def open_reconfirm(t):
+        del paths(t)["/consents/{id}/reconfirm"]["post"]["security"]
+    case("POST /consents/{id}/reconfirm without the JWT authorizer",
+         "route POST /consents/{id}/reconfirm has no JWT authorizer", template=mutated(template_path, open_reconfirm))
+
+    def no_reconfirm_permission(t):
+        del t["Resources"]["ConfirmInvokeReconfirm"]
+    case("no invoke permission for POST /consents/{id}/reconfirm",
+         "no AWS::Lambda::Permission lets the API invoke it for POST /consents/{id}/reconfirm",
+         template=mutated(template_path, no_reconfirm_permission))
+
+    # -- the reconciler: a schedule, no route; retries; a dead-letter queue
+    def schedule(t):
+        events = t["Resources"]["ReconcileFunction"]["Properties"]["Events"]
+        return next(e["Properties"] for e in events.values() if e["Type"] == "ScheduleV2")
+
+    def without(key):
+        def mutate(t):
+            del schedule(t)[key]
+        return mutate
+    case("the reconciler's schedule without its dead-letter queue",
+         "ReconcileFunction (reconcile): schedule Every15Minutes: no DeadLetterConfig",
+         template=mutated(template_path, without("DeadLetterConfig")))
+    case("the reconciler's schedule without a retry policy",
+         "RetryPolicy must set MaximumRetryAttempts and MaximumEventAgeInSeconds",
+         template=mutated(template_path, without("RetryPolicy")))
+    case("the reconciler's schedule named after its logical id (clashes between stacks)",
+         "Name must contain ${AWS::StackName}", template=mutated(template_path, without("Name")))
+
+    def other_input(t):
+        schedule(t)["Input"] = '{"source": "cron"}'
+    case("the schedule sends something else than events/reconcile/scheduled.json",
+         "is not events/reconcile/scheduled.json", template=mutated(template_path, other_input))
+
+    def no_schedule(t):
+        del t["Resources"]["ReconcileFunction"]["Properties"]["Events"]
+    case("the reconciler without a schedule",
+         "main.rs runs it on a schedule (run_scheduled), but it has 0 ScheduleV2 events",
+         template=mutated(template_path, no_schedule))
+
+    def unencrypted_queue(t):
+        del t["Resources"]["ReconcileDeadLetters"]["Properties"]["SqsManagedSseEnabled"]
+    case("the dead-letter queue unencrypted", "dead-letter queue ReconcileDeadLetters must be encrypted",
+         template=mutated(template_path, unencrypted_queue))
+
+    def no_invoke_config(t):
+        del t["Resources"]["ReconcileFunction"]["Properties"]["EventInvokeConfig"]
+    case("failed reconciler runs sent nowhere (no EventInvokeConfig)",
+         "EventInvokeConfig must send failed runs to the dead-letter queue",
+         template=mutated(template_path, no_invoke_config))
+
+    def slow_reconcile(t):
+        t["Resources"]["ReconcileFunction"]["Properties"]["Timeout"] = 900
+    case("the reconciler's timeout as long as its interval",
+         "runs would overlap", template=mutated(template_path, slow_reconcile))
+
+    def reconcile_routed(t):
+        webhook = paths(t)["/webhooks/finexer"]["post"]["x-amazon-apigateway-integration"]
+        webhook["uri"] = {"Fn::Sub": webhook["uri"]["Fn::Sub"].replace("-webhook/", "-reconcile/")}
+    case("a route integrating the scheduled reconciler",
+         "main.rs runs it on a schedule (run_scheduled), but route POST /webhooks/finexer integrates it",
+         template=mutated(template_path, reconcile_routed))
+
+    # -- the due index
+    def index_renamed(t):
+        for index in t["Resources"]["ConsentTable"]["Properties"]["GlobalSecondaryIndexes"]:
+            if index["IndexName"] == "due":
+                index["IndexName"] = "due_v2"
+    case("the due GSI renamed in the template", "ConsentTable: no GSI due",
+         template=mutated(template_path, index_renamed))
+
+    def due_query_on_table(t):
+        for stmt in statements(t, "ReconcileFunction"):
+            if stmt.get("Action") in ("dynamodb:Query", ["dynamodb:Query"]):
+                stmt["Resource"] = {"Fn::GetAtt": ["ConsentTable", "Arn"]}
+    case("reconcile's Query granted on the table instead of the due index",
+         "ReconcileFunction (reconcile): policy lacks dynamodb:Query on ConsentTable.Arn/index/due",
+         template=mutated(template_path, due_query_on_table))
+
+    dynamo = (root / "shared/src/store/dynamo.rs").read_text()
+    due_consts = [name for name, value in string_consts(strip_comments(dynamo)).items() if value == "due"]
+    if len(due_consts) != 1:
+        cases.append(("dynamo.rs renames the due index", [f"dynamo.rs constants naming \"due\": {due_consts}"],
+                      "one constant naming the due index"))
+    else:
+        case("dynamo.rs renames the due index (the template still says due)",
+             "ConsentTable: no GSI due_at_v2 (dynamo.rs create_table() makes it)",
+             overrides={"shared/src/store/dynamo.rs": re.sub(
+                 rf'(\bconst\s+{due_consts[0]}\s*:\s*&str\s*=\s*)"due"', r'\1"due_at_v2"', dynamo, count=1)})
+
+    # -- the secret
+    def generated_webhook_secrets(t):
+        generate = t["Resources"]["ConnectSecret"]["Properties"]["GenerateSecretString"]
+        generate["SecretStringTemplate"] = '{"finexer_api_key": "", "state_key_id": "initial", "webhook_secrets": []}'
+    case("webhook_secrets added to GenerateSecretString (regenerates the secret on deployed stacks)",
+         "ConnectSecret: GenerateSecretString differs from the deployed one",
+         template=mutated(template_path, generated_webhook_secrets))
+
+    secrets_rs = (root / "shared/src/secrets.rs").read_text()
+    stored = "struct StoredSecret {"
+    if stored not in secrets_rs:
+        raise SystemExit("negative check: secrets.rs has no `struct StoredSecret {`; update the marker")
+    case("a new secret key ops must put in by hand, documented nowhere",
+         "ConnectSecret: key 'undocumented_key' (shared/src/secrets.rs), which ops put in by hand, is documented",
+         overrides={"shared/src/secrets.rs": secrets_rs.replace(
+             stored, stored + "\n    #[serde(default)]\n    undocumented_key: Option<SecretString>,", 1)})
     return cases
 
 

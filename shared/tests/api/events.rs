@@ -26,6 +26,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("consents/one-unknown.json", 404),
     ("consents/accounts.json", 200),
     ("consents/no-claims.json", 401),
+    ("webhook/missing-signature.json", 401),
+    ("webhook/bad-signature.json", 401),
+    ("webhook/malformed-signature.json", 401),
+    ("webhook/base64-body.json", 401),
 ];
 
 async fn run(app: &App, function: &str, request: Request) -> Response<Body> {
@@ -35,6 +39,7 @@ async fn run(app: &App, function: &str, request: Request) -> Response<Body> {
         "revoke" => shared::handlers::revoke(app, request).await,
         "confirm" => shared::handlers::confirm(app, request).await,
         "consents" => shared::handlers::consents(app, request).await,
+        "webhook" => shared::handlers::webhook(app, request).await,
         other => panic!("no function {other}"),
     }
 }
@@ -44,7 +49,14 @@ async fn every_sample_event_gets_its_expected_answer() {
     let env = TestEnv::start().await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut seen = 0;
-    for function in ["create-link", "callback", "revoke", "confirm", "consents"] {
+    for function in [
+        "create-link",
+        "callback",
+        "revoke",
+        "confirm",
+        "consents",
+        "webhook",
+    ] {
         for entry in std::fs::read_dir(root.join(function)).unwrap() {
             let path = entry.unwrap().path();
             let name = format!("{function}/{}", path.file_name().unwrap().to_string_lossy());
@@ -66,4 +78,16 @@ async fn every_sample_event_gets_its_expected_answer() {
         }
     }
     assert_eq!(seen, EXPECTED.len(), "every listed event exists");
+}
+
+#[tokio::test]
+async fn the_schedules_input_runs_the_reconciler() {
+    let env = TestEnv::start().await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/reconcile/scheduled.json");
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // As `lambda::run_scheduled` reads it: unknown fields are ignored.
+    let run: shared::handlers::reconcile::Run = serde_json::from_value(input).unwrap();
+    let report = shared::handlers::reconcile(&env.app, run).await.unwrap();
+    assert_eq!(report.due, 0, "{report:?}");
 }

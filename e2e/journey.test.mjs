@@ -409,6 +409,29 @@ journey('revoke', async (run) => {
   await page.waitForSelector(`${connection}[data-status="canceled"]`);
 });
 
+journey('revoke-at-bank', async (run) => {
+  const { page, shot } = run;
+  const consentId = await connectAndApprove(run, userName('Dave'), 'sandbox-lloyds');
+  const connection = connectionSelector(consentId);
+
+  // The user revokes at their bank (the sandbox's bank page, from the demo's
+  // link, in a tab of its own); nobody calls our API.
+  assert.equal(await page.isVisible('#bank-link'), true, 'the demo links to the bank');
+  const [bank] = await Promise.all([context.waitForEvent('page'), page.click('#bank-link')]);
+  await bank.waitForLoadState('load');
+  await Promise.all([bank.waitForEvent('load'), bank.click(`button[data-consent-id=${JSON.stringify(consentId)}]`)]);
+  assert.equal(await bank.getAttribute(`li[data-consent-id=${JSON.stringify(consentId)}]`, 'data-status'), 'canceled');
+  await bank.close();
+
+  // Finexer's webhook reaches our API; the demo, left open, shows it.
+  await page.waitForSelector(`${connection}[data-status="canceled"]`, { timeout: 15_000 });
+  assert.equal(await page.$(`${connection} .accounts`), null, 'no accounts once revoked at the bank');
+  await shot('revoked-at-bank');
+  const consent = await apiGet(page, `/consents/${encodeURIComponent(consentId)}`);
+  assert.equal(consent.body.status, 'canceled');
+  assert.equal(consent.body.history.at(-1).source, 'webhook');
+});
+
 journey('preselected', async (run) => {
   const { page, shot } = run;
   // Every document the tab loads reports whether it had a bank picker.

@@ -40,10 +40,22 @@ follows the code when it changes:
   stack's stand-in for it does (the constants in local/src/cors.rs), so the
   local browser test sees what production's browsers see;
 * each functions/<fn>/Cargo.toml `[package.metadata.lambda.deploy]` against the
-  template (memory, timeout, tracing, env names and values).
+  template (memory, timeout, tracing, env names and values);
+* operations: every metric an alarm or the dashboard watches in the
+  functions' namespace (`!Ref MetricsNamespace`, handed to every function
+  as METRICS_NAMESPACE) is one shared/src/metrics.rs defines (its `pub const
+  X: &str = "Name";` lines), so renaming a metric in the code without the
+  alarms is reported; every alarm notifies the SNS topic; every function has
+  alarms on its errors, throttles and p99 duration (under its timeout), is
+  published behind an alias (AutoPublishAlias) that its routes, invoke
+  permissions and schedule call, and has a DeploymentPreference whose alarms
+  include its own errors alarm; every queue has an alarm on its depth.
 
 Run: python3 tests/infra/check_consistency.py [--template PATH]
-It checks the real template, then runs negative checks (mutated copies that
+It checks the real template; checks it again against the code as the
+metrics contract makes it (config.rs reading METRICS_NAMESPACE, and, while
+shared/src/metrics.rs does not exist, a fixture with the contract's names),
+which must find nothing; then runs negative checks (mutated copies that
 must be reported) and ends with the line "N passed, M failed".
 Needs PyYAML (installed with cfn-lint in .venv-infra).
 """
@@ -589,9 +601,10 @@ def route_table(template: dict, api_name: str) -> dict[str, dict]:
             integration = op.get("x-amazon-apigateway-integration", {})
             uri = integration.get("uri")
             uri = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
-            target = re.search(r":function:\$\{AWS::StackName\}-([\w-]+)/invocations$", uri or "")
+            target = re.search(r":function:\$\{AWS::StackName\}-([\w-]+?)(?::([\w-]+))?/invocations$", uri or "")
             routes[f"{method.upper()} {path}"] = {
                 "function": target.group(1) if target else None,
+                "qualifier": target.group(2) if target else None,
                 "security": op.get("security"),
                 "integration": integration,
             }
@@ -677,6 +690,202 @@ def schedule_problems(template: dict, resources: dict, logical: str, res: dict, 
         problems.append(f"{where}: EventInvokeConfig must send failed runs to the dead-letter queue (OnFailure, Type SQS)")
     else:
         queue_of(on_failure["Destination"], "EventInvokeConfig OnFailure")
+    return problems
+
+
+# ------------------------------------------------------------------ operations: alarms, dashboard, deploys
+
+METRICS_RS = "shared/src/metrics.rs"
+# The template parameter holding the functions' metric namespace, and the
+# variable that hands it to them (shared/src/config.rs reads it).
+NAMESPACE_PARAMETER = "MetricsNamespace"
+NAMESPACE_VARIABLE = "METRICS_NAMESPACE"
+# Stands for ${MetricsNamespace} while the dashboard's JSON is read.
+NAMESPACE_MARK = "@@" + NAMESPACE_PARAMETER + "@@"
+
+
+def metric_names(src: Source, rel: str = METRICS_RS) -> dict[str, str] | None:
+    """{metric name: Rust constant} from the `pub const X: &str = "Name";`
+    lines of shared/src/metrics.rs (any visibility qualifier, `&'static str`,
+    line breaks, comments and tests ignored); None while the file does not
+    exist."""
+    if not src.exists(rel):
+        return None
+    text = re.sub(r"/\*.*?\*/", "", src.read(rel), flags=re.S)
+    text = strip_comments(strip_tests(text))
+    found = re.findall(
+        r"\bpub(?:\s*\([^)]*\))?\s+const\s+(\w+)\s*:\s*&\s*(?:'static\s+)?str\s*=\s*\"([^\"\\]*)\"\s*;", text)
+    return {value: name for name, value in found}
+
+
+def is_our_namespace(namespace) -> bool:
+    return ref_name(namespace) == NAMESPACE_PARAMETER
+
+
+def alarm_metrics(props: dict) -> list[tuple[object, str, list]]:
+    """(namespace, metric name, dimensions) of each metric an alarm watches:
+    its own, or each MetricStat of its metric math."""
+    watched = []
+    if "MetricName" in props:
+        watched.append((props.get("Namespace"), props["MetricName"], props.get("Dimensions") or []))
+    for query in props.get("Metrics") or []:
+        metric = (query.get("MetricStat") or {}).get("Metric") or {}
+        if metric:
+            watched.append((metric.get("Namespace"), metric.get("MetricName"), metric.get("Dimensions") or []))
+    return watched
+
+
+def dashboard_metrics(logical: str, props: dict) -> tuple[list[tuple[str, str]], list[str]]:
+    """([(where, metric name)] of the dashboard's widgets in our namespace,
+    problems). Rows are `[namespace, name, dim, value, ..., {options}]` ("."
+    repeats the row above) or `[{"expression": ...}]`, whose SEARCH('...')
+    terms name the metric with MetricName="X"."""
+    body = props.get("DashboardBody")
+    if isinstance(body, dict) and "Fn::Sub" in body:
+        body = body["Fn::Sub"]
+        body = body[0] if isinstance(body, list) else body
+    if not isinstance(body, str):
+        return [], [f"{logical}: DashboardBody must be a JSON string (or !Sub of one)"]
+    text = body.replace("${" + NAMESPACE_PARAMETER + "}", NAMESPACE_MARK)
+    text = re.sub(r"\$\{[^}!]+\}", "x", text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        return [], [f"{logical}: DashboardBody is not JSON ({e})"]
+    watched, problems = [], []
+    for number, widget in enumerate(data.get("widgets", [])):
+        wprops = widget.get("properties", {})
+        where = f"{logical} widget {number} ({wprops.get('title', widget.get('type'))!r})"
+        previous: list = [None, None]
+        for row in wprops.get("metrics", []):
+            if not row:
+                continue
+            if isinstance(row[0], dict):
+                for search in re.findall(r"SEARCH\(\s*'([^']*)'", row[0].get("expression", "")):
+                    if NAMESPACE_MARK not in search:
+                        continue
+                    names = re.findall(r'MetricName\s*=\s*"?([\w.:/#-]+)"?', search)
+                    if not names:
+                        problems.append(f"{where}: SEARCH over {NAMESPACE_PARAMETER} names no MetricName=\"...\"")
+                    watched += [(where, n) for n in names]
+                continue
+            namespace = previous[0] if row[0] == "." else row[0]
+            name = previous[1] if len(row) > 1 and row[1] == "." else (row[1] if len(row) > 1 else None)
+            previous = [namespace, name]
+            if namespace == NAMESPACE_MARK:
+                watched.append((where, name))
+            elif isinstance(namespace, str) and not namespace.startswith("AWS/"):
+                problems.append(f"{where}: namespace {namespace!r} is written out; use ${{{NAMESPACE_PARAMETER}}}, "
+                                "so the dashboard follows the stack's parameter")
+    return watched, problems
+
+
+def operations_problems(template: dict, by_crate: dict[str, tuple[str, dict]], src: Source) -> list[str]:
+    """Alarms, dashboard and safe deploys: every metric watched in our
+    namespace is one shared/src/metrics.rs defines; the namespace reaches
+    the functions; every alarm notifies the alarm topic; every function has
+    its errors, throttles and p99 duration alarms and is deployed through
+    its alias with a deployment preference that its errors alarm (among
+    others) rolls back; every dead-letter queue has an alarm."""
+    problems: list[str] = []
+    resources = template.get("Resources", {})
+    params = template.get("Parameters", {})
+    alarms = {n: r for n, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    dashboards = {n: r for n, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Dashboard"}
+    topics = {n for n, r in resources.items() if r.get("Type") == "AWS::SNS::Topic"}
+
+    # -- our metrics: the names the code emits, in the stack's namespace
+    watched: list[tuple[str, str]] = []
+    for name, alarm in sorted(alarms.items()):
+        for namespace, metric, _ in alarm_metrics(alarm.get("Properties", {})):
+            if is_our_namespace(namespace):
+                watched.append((name, metric))
+            elif not (isinstance(namespace, str) and namespace.startswith("AWS/")):
+                problems.append(f"{name}: namespace {namespace!r} of {metric} is neither an AWS/ one nor "
+                                f"!Ref {NAMESPACE_PARAMETER}")
+    for name, dashboard in sorted(dashboards.items()):
+        found, dashboard_problems = dashboard_metrics(name, dashboard.get("Properties", {}))
+        watched += found
+        problems += dashboard_problems
+    if watched:
+        if NAMESPACE_PARAMETER not in params:
+            problems.append(f"alarms watch metrics in !Ref {NAMESPACE_PARAMETER}, which is not a parameter")
+        for crate, (logical, res) in sorted(by_crate.items()):
+            if ref_name(function_env(template, res).get(NAMESPACE_VARIABLE)) != NAMESPACE_PARAMETER:
+                problems.append(f"{logical} ({crate}): {NAMESPACE_VARIABLE} must be !Ref {NAMESPACE_PARAMETER} "
+                                "(the namespace the alarms and the dashboard watch)")
+        default = config_variables(src).get(NAMESPACE_VARIABLE)
+        if default is not None and params.get(NAMESPACE_PARAMETER, {}).get("Default") != default:
+            problems.append(f"parameter {NAMESPACE_PARAMETER} default {params.get(NAMESPACE_PARAMETER, {}).get('Default')!r} "
+                            f"!= shared/src/config.rs {NAMESPACE_VARIABLE} default {default!r}")
+    names = metric_names(src)
+    if names is not None:
+        if not names:
+            problems.append(f"{METRICS_RS}: no `pub const NAME: &str = \"...\";` metric names found")
+        for where, metric in watched:
+            if metric not in names:
+                problems.append(f"{where}: watches metric {metric!r} in {NAMESPACE_PARAMETER}, which "
+                                f"{METRICS_RS} does not define (renamed? it defines {', '.join(sorted(names))})")
+
+    # -- every alarm notifies the topic
+    if not topics:
+        problems.append("no AWS::SNS::Topic for the alarms to notify")
+    for name, alarm in sorted(alarms.items()):
+        actions = alarm.get("Properties", {}).get("AlarmActions") or []
+        if not any(ref_name(a) in topics for a in actions):
+            problems.append(f"{name}: AlarmActions must include !Ref of the alarm topic ({', '.join(sorted(topics))})")
+
+    # -- per function: alarms, alias, deployment preference
+    def lambda_alarms(crate: str, metric: str) -> list[str]:
+        return [
+            n for n, a in alarms.items()
+            for namespace, m, dims in alarm_metrics(a.get("Properties", {}))
+            if namespace == "AWS/Lambda" and m == metric
+            and any(d.get("Name") == "FunctionName" and ref_name(d.get("Value")) == f"AWS::StackName-{crate}" for d in dims)
+        ]
+    for crate, (logical, res) in sorted(by_crate.items()):
+        where = f"{logical} ({crate})"
+        for metric in ("Errors", "Throttles", "Duration"):
+            if not lambda_alarms(crate, metric):
+                problems.append(f"{where}: no alarm on AWS/Lambda {metric} of FunctionName ${{AWS::StackName}}-{crate}")
+        timeout = function_prop(template, res, "Timeout")
+        for name in lambda_alarms(crate, "Duration"):
+            props = alarms[name]["Properties"]
+            if props.get("ExtendedStatistic") != "p99":
+                problems.append(f"{name}: the duration alarm of {crate} must watch ExtendedStatistic p99")
+            threshold = props.get("Threshold")
+            if isinstance(timeout, int) and not (isinstance(threshold, (int, float)) and 0 < threshold < timeout * 1000):
+                problems.append(f"{name}: Threshold {threshold!r} ms must be under {crate}'s timeout ({timeout * 1000} ms)")
+        alias = function_prop(template, res, "AutoPublishAlias")
+        if not alias:
+            problems.append(f"{where}: no AutoPublishAlias (routes and the schedule call an alias that "
+                            "CodeDeploy shifts; without it a deploy replaces the code at once)")
+        preference = function_prop(template, res, "DeploymentPreference")
+        if not isinstance(preference, dict) or not preference.get("Type"):
+            problems.append(f"{where}: no DeploymentPreference with a Type (canary deploys)")
+            continue
+        if str(preference.get("Enabled", True)).lower() == "false":
+            problems.append(f"{where}: DeploymentPreference is disabled")
+        rollback = [ref_name(a) for a in preference.get("Alarms") or []]
+        if not rollback:
+            problems.append(f"{where}: DeploymentPreference has no Alarms: nothing would roll a bad version back")
+        for name in rollback:
+            if name not in alarms:
+                problems.append(f"{where}: DeploymentPreference alarm {name!r} is not an AWS::CloudWatch::Alarm of the template")
+        own = lambda_alarms(crate, "Errors")
+        if own and not set(own) & set(rollback):
+            problems.append(f"{where}: DeploymentPreference Alarms lack its own errors alarm ({', '.join(own)})")
+
+    # -- every dead-letter queue is watched
+    for queue, res in sorted(resources.items()):
+        if res.get("Type") != "AWS::SQS::Queue":
+            continue
+        if not any(
+            namespace == "AWS/SQS" and metric == "ApproximateNumberOfMessagesVisible"
+            and any(ref_name(d.get("Value")) == f"{queue}.QueueName" for d in dims)
+            for a in alarms.values() for namespace, metric, dims in alarm_metrics(a.get("Properties", {}))
+        ):
+            problems.append(f"{queue}: no alarm on its ApproximateNumberOfMessagesVisible")
     return problems
 
 
@@ -787,6 +996,7 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
             problems += schedule_problems(template, resources, logical, res, crate, src)
 
         # -- routes and authorization
+        alias = function_prop(template, res, "AutoPublishAlias")
         expected = set() if scheduled else handler_routes(src, handler_file)
         if not expected and not scheduled:
             problems.append(f"{handler_file}: module doc names no `METHOD /path` route")
@@ -799,6 +1009,10 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
                 continue
             if found["function"] != crate:
                 problems.append(f"{where}: route {route} integrates {found['function']}, not {crate}")
+            elif alias and found["qualifier"] != alias:
+                problems.append(f"{where}: route {route} integrates the function "
+                                f"{'unqualified' if not found['qualifier'] else 'as ' + repr(found['qualifier'])}, not its "
+                                f"alias {alias!r} (AutoPublishAlias): a canary's traffic split would miss the API")
             integration = found["integration"]
             if integration.get("type") != "aws_proxy" or str(integration.get("payloadFormatVersion")) != "2.0":
                 problems.append(f"{where}: route {route} must be an aws_proxy integration, payload format 2.0")
@@ -812,12 +1026,13 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
             arn_path = re.sub(r"\{[^}]+\}", "*", path)
             want = f"arn:AWS::Partition:execute-api:AWS::Region:AWS::AccountId:{api}/*/{method}{arn_path}"
             if not any(
-                ref_name(p["Properties"].get("FunctionName")) == logical
+                ref_name(p["Properties"].get("FunctionName")) == (f"{logical}.Alias" if alias else logical)
                 and ref_name(p["Properties"].get("SourceArn")) == want
                 and p["Properties"].get("Principal") == "apigateway.amazonaws.com"
                 for p in permissions
             ):
-                problems.append(f"{where}: no AWS::Lambda::Permission lets the API invoke it for {route}")
+                problems.append(f"{where}: no AWS::Lambda::Permission lets the API invoke it for {route}"
+                                + (f" (FunctionName !Ref {logical}.Alias, the alias the route calls)" if alias else ""))
 
         # -- timeout and memory
         timeout = function_prop(template, res, "Timeout")
@@ -973,10 +1188,77 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
                 problems.append(f"{sname}: key {key!r} (shared/src/secrets.rs), which ops put in by hand, "
                                 "is documented neither in README.md nor in infra/README.md")
 
+    problems += operations_problems(template, by_crate, src)
     return list(dict.fromkeys(problems))
 
 
 # ------------------------------------------------------------------ negative checks
+
+
+# The metric names of the contract between the template and the code
+# (issue 13), as shared/src/metrics.rs defines them: the negative checks
+# below run against this when the real file is absent, and the template is
+# checked against it (fixture_cases) so that it is known to fit before the
+# code lands.
+METRICS_FIXTURE = """//! CloudWatch metrics (embedded metric format): the single source of the names.
+
+/// Count; once per process.
+pub const COLD_START: &str = "ColdStart";
+pub const LINK_CREATED: &str = "LinkCreated";
+/// Count; dimension Outcome.
+pub const CALLBACK: &str = "Callback";
+pub const CONFIRMATION: &str = "Confirmation";
+pub const REVOCATION: &str = "Revocation";
+pub const WEBHOOK_EVENT: &str = "WebhookEvent";
+pub const WEBHOOK_REFUSED: &str = "WebhookRefused";
+pub const FINEXER_CALL: &str = "FinexerCall";
+pub const FINEXER_ERROR: &str = "FinexerError";
+pub const FINEXER_RETRY: &str = "FinexerRetry";
+pub const FINEXER_LATENCY: &str = "FinexerLatency";
+pub const SECRETS_REFRESH: &str = "SecretsRefresh";
+pub const SECRETS_STALE: &str = "SecretsStale";
+pub const RECONCILE_DUE: &str = "ReconcileDue";
+pub const RECONCILE_PROCESSED: &str = "ReconcileProcessed";
+pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+pub(crate) const REVOKE_PENDING_OVERDUE: &'static str =
+    "RevokePendingOverdue";
+
+#[cfg(test)]
+mod tests {
+    const NOT_A_METRIC: &str = "FromTheTests";
+}
+"""
+
+
+def metrics_source(root: Path) -> tuple[str, str]:
+    """(metrics.rs text, what it is): the real file, or the fixture while
+    the code has none."""
+    real = root / METRICS_RS
+    if real.exists():
+        return real.read_text(), METRICS_RS
+    return METRICS_FIXTURE, "the contract's fixture (no shared/src/metrics.rs yet)"
+
+
+def with_metrics_namespace(config: str) -> str:
+    """config.rs as it reads METRICS_NAMESPACE (added if it does not yet)."""
+    if '"METRICS_NAMESPACE"' in config:
+        return config
+    marker = '("CONSENT_TABLE", None,'
+    if marker not in config:
+        raise SystemExit("fixture: config.rs VARIABLES has no CONSENT_TABLE entry; update the marker")
+    return config.replace(marker, '("METRICS_NAMESPACE", Some("FinexerConnect"), "x"),\n    ' + marker, 1)
+
+
+def fixture_cases(template_path: Path, root: Path):
+    """(description, problems): the template checked against the code as it
+    will be once the metrics land (config.rs reading METRICS_NAMESPACE,
+    metrics.rs with the contract's names); must find nothing."""
+    overrides = {"shared/src/config.rs": with_metrics_namespace((root / "shared/src/config.rs").read_text())}
+    if not (root / METRICS_RS).exists():
+        overrides[METRICS_RS] = METRICS_FIXTURE
+    what = "shared/src/metrics.rs" if (root / METRICS_RS).exists() else "the contract's fixture metrics.rs"
+    return [(f"the template with METRICS_NAMESPACE in config.rs and {what}",
+             check(template_path, Source(root, overrides)))]
 
 
 def dump(template: dict, directory: Path) -> Path:
@@ -1220,7 +1502,7 @@ def negative_cases(template_path: Path, root: Path):
 
     def reconcile_routed(t):
         webhook = paths(t)["/webhooks/finexer"]["post"]["x-amazon-apigateway-integration"]
-        webhook["uri"] = {"Fn::Sub": webhook["uri"]["Fn::Sub"].replace("-webhook/", "-reconcile/")}
+        webhook["uri"] = {"Fn::Sub": webhook["uri"]["Fn::Sub"].replace("-webhook:", "-reconcile:")}
     case("a route integrating the scheduled reconciler",
          "main.rs runs it on a schedule (run_scheduled), but route POST /webhooks/finexer integrates it",
          template=mutated(template_path, reconcile_routed))
@@ -1268,6 +1550,105 @@ def negative_cases(template_path: Path, root: Path):
          "ConnectSecret: key 'undocumented_key' (shared/src/secrets.rs), which ops put in by hand, is documented",
          overrides={"shared/src/secrets.rs": secrets_rs.replace(
              stored, stored + "\n    #[serde(default)]\n    undocumented_key: Option<SecretString>,", 1)})
+
+    # -- operations: our metrics, alarms, the alias and canary deploys
+    metrics_text, metrics_what = metrics_source(root)
+    metrics_overrides = {"shared/src/config.rs": with_metrics_namespace(config), METRICS_RS: metrics_text}
+    if '"FinexerError"' not in metrics_text:
+        raise SystemExit(f"negative check: {metrics_what} does not define \"FinexerError\"; update the marker")
+    case(f"a metric renamed in the code ({metrics_what}: FinexerError -> FinexerFailure)",
+         "FinexerErrorRateAlarm: watches metric 'FinexerError' in MetricsNamespace, which shared/src/metrics.rs does not define",
+         overrides=metrics_overrides | {METRICS_RS: metrics_text.replace('"FinexerError"', '"FinexerFailure"')})
+    case(f"a metric the dashboard shows removed from the code ({metrics_what}: no ColdStart)",
+         "Dashboard widget",
+         overrides=metrics_overrides | {METRICS_RS: re.sub(r'[^\n]*"ColdStart"[^\n]*', "", metrics_text)})
+
+    def alarm_watches_unknown(t):
+        t["Resources"]["WebhookRefusedAlarm"]["Properties"]["MetricName"] = "WebhookRejected"
+    case("an alarm watching a metric the code does not emit (WebhookRejected)",
+         "WebhookRefusedAlarm: watches metric 'WebhookRejected'",
+         template=mutated(template_path, alarm_watches_unknown), overrides=metrics_overrides)
+
+    def dashboard_unknown(t):
+        body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        body["Fn::Sub"] = body["Fn::Sub"].replace('"LinkCreated"', '"LinksCreated"', 1)
+    case("the dashboard showing a metric the code does not emit (LinksCreated)",
+         "watches metric 'LinksCreated' in MetricsNamespace",
+         template=mutated(template_path, dashboard_unknown), overrides=metrics_overrides)
+
+    def literal_namespace(t):
+        t["Resources"]["RevokePendingOverdueAlarm"]["Properties"]["Namespace"] = "FinexerConnect"
+    case("an alarm with the namespace written out (not the stack's parameter)",
+         "RevokePendingOverdueAlarm: namespace 'FinexerConnect' of RevokePendingOverdue is neither",
+         template=mutated(template_path, literal_namespace), overrides=metrics_overrides)
+
+    def no_namespace_env(t):
+        t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"] = "Other"
+    case("a function emitting into another namespace than the alarms watch",
+         "ReconcileFunction (reconcile): METRICS_NAMESPACE must be !Ref MetricsNamespace",
+         template=mutated(template_path, no_namespace_env), overrides=metrics_overrides)
+
+    def alarm_silent(t):
+        del t["Resources"]["CallbackFailureRateAlarm"]["Properties"]["AlarmActions"]
+    case("an alarm that notifies nobody", "CallbackFailureRateAlarm: AlarmActions must include !Ref of the alarm topic",
+         template=mutated(template_path, alarm_silent), overrides=metrics_overrides)
+
+    def no_throttle_alarm(t):
+        del t["Resources"]["ConsentsThrottlesAlarm"]
+        body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        body["Fn::Sub"] = body["Fn::Sub"].replace("${ConsentsThrottlesAlarm.Arn}", "")
+    case("a function without a throttles alarm",
+         "ConsentsFunction (consents): no alarm on AWS/Lambda Throttles",
+         template=mutated(template_path, no_throttle_alarm), overrides=metrics_overrides)
+
+    def long_duration_threshold(t):
+        t["Resources"]["WebhookDurationAlarm"]["Properties"]["Threshold"] = 10000
+    case("a p99 duration alarm at the timeout (never fires before requests time out)",
+         "WebhookDurationAlarm: Threshold 10000 ms must be under webhook's timeout",
+         template=mutated(template_path, long_duration_threshold), overrides=metrics_overrides)
+
+    def no_preference(t):
+        del t["Resources"]["RevokeFunction"]["Properties"]["DeploymentPreference"]
+    case("a function deployed without a DeploymentPreference",
+         "RevokeFunction (revoke): no DeploymentPreference with a Type",
+         template=mutated(template_path, no_preference), overrides=metrics_overrides)
+
+    def preference_without_own_errors(t):
+        alarms = t["Resources"]["CallbackFunction"]["Properties"]["DeploymentPreference"]["Alarms"]
+        alarms[:] = [a for a in alarms if a != {"Ref": "CallbackErrorsAlarm"}]
+    case("a canary not rolled back by the function's own errors",
+         "CallbackFunction (callback): DeploymentPreference Alarms lack its own errors alarm",
+         template=mutated(template_path, preference_without_own_errors), overrides=metrics_overrides)
+
+    def no_alias(t):
+        del t["Globals"]["Function"]["AutoPublishAlias"]
+    case("functions without AutoPublishAlias",
+         "CreateLinkFunction (create-link): no AutoPublishAlias",
+         template=mutated(template_path, no_alias), overrides=metrics_overrides)
+
+    def route_to_latest(t):
+        integration = paths(t)["/links"]["post"]["x-amazon-apigateway-integration"]
+        integration["uri"] = {"Fn::Sub": integration["uri"]["Fn::Sub"].replace(":live/invocations", "/invocations")}
+    case("a route calling the function unqualified, past the canary's alias",
+         "CreateLinkFunction (create-link): route POST /links integrates the function unqualified, not its alias 'live'",
+         template=mutated(template_path, route_to_latest), overrides=metrics_overrides)
+
+    def permission_on_function(t):
+        t["Resources"]["WebhookInvoke"]["Properties"]["FunctionName"] = {"Ref": "WebhookFunction"}
+    case("an invoke permission on the function, not on the alias the route calls",
+         "WebhookFunction (webhook): no AWS::Lambda::Permission lets the API invoke it for POST /webhooks/finexer (FunctionName !Ref WebhookFunction.Alias",
+         template=mutated(template_path, permission_on_function), overrides=metrics_overrides)
+
+    def unwatched_queue(t):
+        del t["Resources"]["ReconcileDeadLettersAlarm"]
+        body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        body["Fn::Sub"] = body["Fn::Sub"].replace('"${ReconcileDeadLettersAlarm.Arn}", ', "")
+        for res in t["Resources"].values():
+            preference = res.get("Properties", {}).get("DeploymentPreference")
+            if preference:
+                preference["Alarms"] = [a for a in preference["Alarms"] if a != {"Ref": "ReconcileDeadLettersAlarm"}]
+    case("the dead-letter queue without its alarm", "ReconcileDeadLetters: no alarm on its ApproximateNumberOfMessagesVisible",
+         template=mutated(template_path, unwatched_queue), overrides=metrics_overrides)
     return cases
 
 
@@ -1289,6 +1670,19 @@ def main() -> int:
     else:
         passed += 1
         print("ok   template/code consistency")
+
+    if not (args.root / METRICS_RS).exists():
+        print(f"note {METRICS_RS} does not exist yet: the metrics the alarms and the dashboard watch are "
+              "checked against the contract's fixture only (below)")
+    for description, found in fixture_cases(args.template, args.root):
+        if found:
+            failed += 1
+            print(f"FAIL fixture: {description}: {len(found)} problem(s)")
+            for p in found:
+                print(f"  - {p}")
+        else:
+            passed += 1
+            print(f"ok   fixture: {description}")
 
     if not args.skip_negative:
         for description, found, expect in negative_cases(args.template, args.root):

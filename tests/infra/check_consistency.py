@@ -49,7 +49,8 @@ follows the code when it changes:
   alarms on its errors, throttles and p99 duration (under its timeout), is
   published behind an alias (AutoPublishAlias) that its routes, invoke
   permissions and schedule call, and has a DeploymentPreference whose alarms
-  include its own errors alarm; every queue has an alarm on its depth.
+  include its own errors alarm; every queue has an alarm on its depth;
+  every alarm's description links an existing section of docs/runbook.md.
 
 Run: python3 tests/infra/check_consistency.py [--template PATH]
 It checks the real template; checks it again against the code as the
@@ -704,6 +705,15 @@ NAMESPACE_VARIABLE = "METRICS_NAMESPACE"
 NAMESPACE_MARK = "@@" + NAMESPACE_PARAMETER + "@@"
 
 
+RUNBOOK = "docs/runbook.md"
+
+
+def markdown_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
 def metric_names(src: Source, rel: str = METRICS_RS) -> dict[str, str] | None:
     """{metric name: Rust constant} from the `pub const X: &str = "Name";`
     lines of shared/src/metrics.rs (any visibility qualifier, `&'static str`,
@@ -826,6 +836,18 @@ def operations_problems(template: dict, by_crate: dict[str, tuple[str, dict]], s
             if metric not in names:
                 problems.append(f"{where}: watches metric {metric!r} in {NAMESPACE_PARAMETER}, which "
                                 f"{METRICS_RS} does not define (renamed? it defines {', '.join(sorted(names))})")
+
+    # -- every alarm says where on-call reads what to do
+    runbook = src.read(RUNBOOK) if src.exists(RUNBOOK) else ""
+    sections = {markdown_anchor(h) for h in re.findall(r"^#{1,6}\s+(.+?)\s*$", runbook, re.M)}
+    for name, alarm in sorted(alarms.items()):
+        description = alarm.get("Properties", {}).get("AlarmDescription")
+        description = ref_name(description) or description or ""
+        link = re.search(rf"{re.escape(RUNBOOK)}#([\w-]+)", str(description))
+        if not link:
+            problems.append(f"{name}: AlarmDescription must link its section of {RUNBOOK} ({RUNBOOK}#<section>)")
+        elif link.group(1) not in sections:
+            problems.append(f"{name}: AlarmDescription links {RUNBOOK}#{link.group(1)}, which is no heading of {RUNBOOK}")
 
     # -- every alarm notifies the topic
     if not topics:
@@ -1638,6 +1660,13 @@ def negative_cases(template_path: Path, root: Path):
     case("an invoke permission on the function, not on the alias the route calls",
          "WebhookFunction (webhook): no AWS::Lambda::Permission lets the API invoke it for POST /webhooks/finexer (FunctionName !Ref WebhookFunction.Alias",
          template=mutated(template_path, permission_on_function), overrides=metrics_overrides)
+
+    def description_without_section(t):
+        props = t["Resources"]["DynamoSystemErrorsAlarm"]["Properties"]
+        props["AlarmDescription"] = props["AlarmDescription"].replace("#dynamodb-system-errors", "#dynamo-errors")
+    case("an alarm linking a runbook section that does not exist",
+         "DynamoSystemErrorsAlarm: AlarmDescription links docs/runbook.md#dynamo-errors, which is no heading",
+         template=mutated(template_path, description_without_section), overrides=metrics_overrides)
 
     def unwatched_queue(t):
         del t["Resources"]["ReconcileDeadLettersAlarm"]

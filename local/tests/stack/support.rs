@@ -110,7 +110,8 @@ pub struct Stack {
     pub sandbox: finexer_sandbox::RunningSandbox,
     pub dynamo: Proxy,
     pub finexer: Proxy,
-    /// Between the sandbox's webhook deliveries and our API.
+    /// Between the sandbox's webhook deliveries and our API; cut until a
+    /// test calls `restore`.
     pub webhooks: Proxy,
     pub http: reqwest::Client,
     /// The API.
@@ -118,6 +119,14 @@ pub struct Stack {
     /// The demo frontend, on another site: it mints the user tokens.
     pub demo: String,
     pub table: String,
+}
+
+/// Held by the tests that load moto hardest, so they do not run at once:
+/// moto applies one request at a time, and two floods time each other out.
+static HEAVY: Mutex<()> = Mutex::const_new(());
+
+pub async fn heavy_load() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
 }
 
 fn moto() -> String {
@@ -174,6 +183,9 @@ impl Stack {
         let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let running = connect_local::start(config).await.unwrap();
         webhooks.retarget(running.base_url.trim_start_matches("http://").to_owned());
+        // Closed unless a test opens it: the sandbox's own events would add
+        // Finexer calls and store writes the other tests do not count on.
+        webhooks.cut().await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -33,6 +33,7 @@ fn signed(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {
+    let _timed = timed().await;
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
     stack.webhooks.restore();
@@ -183,7 +184,7 @@ async fn a_revoke_during_a_finexer_outage_is_finished_by_the_next_run() {
 async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
     const RECORDS: usize = 1000;
     const BUDGET_MS: u64 = 3000;
-    let _alone = heavy_load().await;
+    let _flood = flood().await;
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
     // A thousand journeys left at the consent page: all due once their

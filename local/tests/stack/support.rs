@@ -121,12 +121,19 @@ pub struct Stack {
     pub table: String,
 }
 
-/// Held by the tests that load moto hardest, so they do not run at once:
-/// moto applies one request at a time, and two floods time each other out.
-static HEAVY: Mutex<()> = Mutex::const_new(());
+/// moto applies one request at a time: while a test floods it, every other
+/// request queues. The floods hold this exclusively, one at a time; tests
+/// that time the store share it, so they never run during a flood.
+static MOTO_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-pub async fn heavy_load() -> tokio::sync::MutexGuard<'static, ()> {
-    HEAVY.lock().await
+/// For a test that floods moto.
+pub async fn flood() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MOTO_LOAD.write().await
+}
+
+/// For a test whose assertions bound how long the store takes.
+pub async fn timed() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MOTO_LOAD.read().await
 }
 
 fn moto() -> String {

@@ -38,18 +38,21 @@ async fn table_text(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
-fn erase_user(stack: &Stack, user: &str) -> std::process::Output {
+/// Runs the binary off the test's runtime, which keeps serving the stack.
+async fn erase_user(stack: &Stack, user: &str) -> std::process::Output {
     let config = &stack._running.state.app.config;
     let frontends: Vec<&str> = config.frontend_urls.iter().map(|u| u.as_str()).collect();
-    Command::new(env!("CARGO_BIN_EXE_erase-user"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_erase-user"));
+    command
         .args(["--user", user])
         .env("CONSENT_TABLE", &stack.table)
         .env("CONNECT_SECRET_ID", &config.secret_id)
         .env("CALLBACK_URL", config.callback_url.as_str())
         .env("FRONTEND_URLS", frontends.join(","))
         .env("FINEXER_BASE_URL", &stack.finexer.url)
-        .env("STORE_TIMEOUT_MS", "10000")
-        .output()
+        .env("STORE_TIMEOUT_MS", "10000");
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
         .unwrap()
 }
 
@@ -62,13 +65,16 @@ async fn erasing_a_user_revokes_at_finexer_then_leaves_nothing_of_them() {
     let (pending, _) = stack.link(&erin).await;
     let bobs = stack.confirmed_link(&bob).await;
     assert!(
-        table_text(&stack).await.iter().any(|item| item.contains("erin")),
+        table_text(&stack)
+            .await
+            .iter()
+            .any(|item| item.contains("erin")),
         "the test looks for something that is there"
     );
 
     // Finexer down: nothing is deleted, and the run says so.
     stack.finexer.cut().await;
-    let failed = erase_user(&stack, "erin");
+    let failed = erase_user(&stack, "erin").await;
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("nothing of this user was deleted"));
     for id in [&confirmed, &pending] {
@@ -77,7 +83,7 @@ async fn erasing_a_user_revokes_at_finexer_then_leaves_nothing_of_them() {
     }
     stack.finexer.restore();
 
-    let output = erase_user(&stack, "erin");
+    let output = erase_user(&stack, "erin").await;
     assert!(
         output.status.success(),
         "{}",
@@ -93,7 +99,9 @@ async fn erasing_a_user_revokes_at_finexer_then_leaves_nothing_of_them() {
     }
     let left = table_text(&stack).await;
     assert!(
-        left.iter().all(|item| !item.contains("erin") && !item.contains(confirmed.as_str()) && !item.contains(pending.as_str())),
+        left.iter().all(|item| !item.contains("erin")
+            && !item.contains(confirmed.as_str())
+            && !item.contains(pending.as_str())),
         "{left:#?}"
     );
     // Another user is untouched.
@@ -101,14 +109,16 @@ async fn erasing_a_user_revokes_at_finexer_then_leaves_nothing_of_them() {
     assert_eq!(stack.finexer_status(&bobs).await, "authorized");
 
     // Again: nothing left to do, and it says so.
-    let again = erase_user(&stack, "erin");
+    let again = erase_user(&stack, "erin").await;
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["erased"]["consents"], 0);
 }
 
 #[test]
 fn erase_user_needs_a_user() {
-    let output = Command::new(env!("CARGO_BIN_EXE_erase-user")).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_erase-user"))
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Usage: erase-user --user"));
 }

@@ -33,8 +33,10 @@ fn signed(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {
+    let _timed = timed().await;
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
+    stack.webhooks.restore();
     let consent_id = stack.confirmed_link(&token).await;
 
     // A person clicks "Revoke at the bank" on the sandbox's bank page.
@@ -69,8 +71,6 @@ async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {
 async fn refused_webhooks_change_nothing_and_call_nobody() {
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
-    // The sandbox's own (genuine) events would call Finexer: kept out.
-    stack.webhooks.cut().await;
     let consent_id = stack.confirmed_link(&token).await;
     let before = stack.consent(&token, &consent_id).await;
     let calls = stack.finexer_calls().await.len();
@@ -90,7 +90,6 @@ async fn the_same_event_twenty_times_at_once_adds_one_entry() {
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
     let consent_id = stack.confirmed_link(&token).await;
-    stack.webhooks.cut().await; // the sandbox's own delivery stays out
     stack.bank_sets(&consent_id, "canceled").await;
     let entries = stack.consent(&token, &consent_id).await["history"]
         .as_array()
@@ -115,7 +114,6 @@ async fn a_late_authorized_event_leaves_an_expired_consent_expired() {
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
     let consent_id = stack.confirmed_link(&token).await;
-    stack.webhooks.cut().await;
     stack.bank_sets(&consent_id, "expired").await;
 
     let expired = event("evt_expired", "consent.expired", &consent_id);
@@ -132,7 +130,6 @@ async fn a_late_authorized_event_leaves_an_expired_consent_expired() {
 async fn a_closed_tab_is_recorded_then_revoked_after_the_window() {
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
-    stack.webhooks.cut().await; // only the reconciler may find out
     let (consent_id, _) = stack.link(&token).await;
     // Approved at the bank; the tab is closed before the redirect.
     stack.decide(&consent_id, "approve").await;
@@ -187,9 +184,9 @@ async fn a_revoke_during_a_finexer_outage_is_finished_by_the_next_run() {
 async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
     const RECORDS: usize = 1000;
     const BUDGET_MS: u64 = 3000;
+    let _flood = flood().await;
     let stack = Stack::start().await;
     let token = stack.token("alice").await;
-    stack.webhooks.cut().await;
     // A thousand journeys left at the consent page: all due once their
     // states lapse.
     let links = futures::stream::iter(0..RECORDS)

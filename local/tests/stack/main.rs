@@ -5,6 +5,7 @@
 mod confirmation;
 mod cors;
 mod dynamo_outage;
+mod erasure;
 mod faults;
 mod lifecycle;
 mod races;

@@ -47,6 +47,7 @@ async fn journey(stack: &Stack, token: &str) -> String {
 
 #[tokio::test]
 async fn two_hundred_journeys_in_parallel() {
+    let _flood = flood().await;
     // Production's timeout: 200 journeys at once on two cores are slow.
     let stack = &Stack::with(&[("FINEXER_TIMEOUT_MS", "5000")]).await;
     let users: Vec<(String, String)> = join_all((0..50).map(|i| async move {

@@ -13,6 +13,7 @@ const STORE_BOUND: Duration = Duration::from_secs(8);
 
 #[tokio::test]
 async fn a_stalled_dynamodb_gives_503s_in_time_and_leaves_nothing_live() {
+    let _timed = timed().await;
     let stack = Stack::with(&[("STORE_TIMEOUT_MS", "1000")]).await;
     let token = stack.token("stella").await;
     stack.link(&token).await; // the customer is known from here on
@@ -48,6 +49,7 @@ async fn a_stalled_dynamodb_gives_503s_in_time_and_leaves_nothing_live() {
 
 #[tokio::test]
 async fn a_stalled_finexer_gives_503s_in_time_and_a_retry_finishes() {
+    let _timed = timed().await;
     let stack = Stack::start().await;
     let token = stack.token("fiona").await;
     let consent_id = stack.confirmed_link(&token).await;
@@ -76,6 +78,7 @@ async fn a_stalled_finexer_gives_503s_in_time_and_a_retry_finishes() {
 
 #[tokio::test]
 async fn the_invocations_time_bounds_a_finexer_slower_than_its_timeout() {
+    let _timed = timed().await;
     // Finexer's own timeout (60 s) is longer than the whole invocation (6 s):
     // the request's budget cuts the call, and the answer comes in time.
     let stack = Stack::with(&[

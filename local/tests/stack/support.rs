@@ -110,7 +110,8 @@ pub struct Stack {
     pub sandbox: finexer_sandbox::RunningSandbox,
     pub dynamo: Proxy,
     pub finexer: Proxy,
-    /// Between the sandbox's webhook deliveries and our API.
+    /// Between the sandbox's webhook deliveries and our API; cut until a
+    /// test calls `restore`.
     pub webhooks: Proxy,
     pub http: reqwest::Client,
     /// The API.
@@ -118,6 +119,21 @@ pub struct Stack {
     /// The demo frontend, on another site: it mints the user tokens.
     pub demo: String,
     pub table: String,
+}
+
+/// moto applies one request at a time: while a test floods it, every other
+/// request queues. The floods hold this exclusively, one at a time; tests
+/// that time the store share it, so they never run during a flood.
+static MOTO_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// For a test that floods moto.
+pub async fn flood() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MOTO_LOAD.write().await
+}
+
+/// For a test whose assertions bound how long the store takes.
+pub async fn timed() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MOTO_LOAD.read().await
 }
 
 fn moto() -> String {
@@ -174,6 +190,9 @@ impl Stack {
         let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let running = connect_local::start(config).await.unwrap();
         webhooks.retarget(running.base_url.trim_start_matches("http://").to_owned());
+        // Closed unless a test opens it: the sandbox's own events would add
+        // Finexer calls and store writes the other tests do not count on.
+        webhooks.cut().await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

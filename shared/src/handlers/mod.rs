@@ -6,6 +6,7 @@ mod callback;
 mod confirm;
 mod consents;
 mod create_link;
+pub mod erasure;
 mod follow;
 pub mod reconcile;
 mod reconfirm;

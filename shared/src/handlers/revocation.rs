@@ -32,6 +32,8 @@ pub mod reason {
     pub const CONFIRMED_BY_ANOTHER_USER: &str = "confirmed_by_another_user";
     /// The owner did not confirm within `CONFIRM_TTL_SECONDS`.
     pub const UNCONFIRMED: &str = "unconfirmed";
+    /// The user asked for their data to be erased.
+    pub const ERASURE: &str = "erasure";
 }
 
 /// Records that a revocation is wanted, if `guard` and the status allow it.

@@ -680,4 +680,28 @@ impl ConsentStore for DynamoStore {
             .map_err(|e| unavailable("DeleteItem", e))?;
         Ok(())
     }
+
+    async fn delete_consent(&self, consent_id: &str, state_id: &str) -> Result<()> {
+        for key in [consent_key(consent_id), state_key(state_id)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|e| unavailable("DeleteItem", e))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_customer(&self, owner: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(owner)))
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", e))?;
+        Ok(())
+    }
 }

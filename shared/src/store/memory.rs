@@ -225,4 +225,16 @@ impl ConsentStore for MemoryStore {
         self.tables().events.remove(event_id);
         Ok(())
     }
+
+    async fn delete_consent(&self, consent_id: &str, state_id: &str) -> Result<()> {
+        let mut tables = self.tables();
+        tables.consents.remove(consent_id);
+        tables.states.remove(state_id);
+        Ok(())
+    }
+
+    async fn delete_customer(&self, owner: &str) -> Result<()> {
+        self.tables().customers.remove(owner);
+        Ok(())
+    }
 }

@@ -434,6 +434,12 @@ pub trait ConsentStore: Send + Sync {
     /// Forgets an event whose handling failed, so that Finexer's redelivery
     /// is handled.
     async fn forget_event(&self, event_id: &str) -> Result<()>;
+
+    /// Deletes a consent and the state issued with it (erasure).
+    async fn delete_consent(&self, consent_id: &str, state_id: &str) -> Result<()>;
+
+    /// Deletes the user's Finexer customer id (erasure).
+    async fn delete_customer(&self, owner: &str) -> Result<()>;
 }
 
 /// Where a page of due records ends: the last one's due time and id.

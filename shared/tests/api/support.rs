@@ -663,4 +663,10 @@ impl ConsentStore for SpyStore {
     async fn forget_event(&self, id: &str) -> shared::Result<()> {
         self.inner.forget_event(id).await
     }
+    async fn delete_consent(&self, c: &str, s: &str) -> shared::Result<()> {
+        self.inner.delete_consent(c, s).await
+    }
+    async fn delete_customer(&self, owner: &str) -> shared::Result<()> {
+        self.inner.delete_customer(owner).await
+    }
 }

@@ -703,6 +703,8 @@ NAMESPACE_PARAMETER = "MetricsNamespace"
 NAMESPACE_VARIABLE = "METRICS_NAMESPACE"
 # Stands for ${MetricsNamespace} while the dashboard's JSON is read.
 NAMESPACE_MARK = "@@" + NAMESPACE_PARAMETER + "@@"
+# The dimension the code gives every metric: the function's binary name.
+FUNCTION_DIMENSION = "Function"
 
 
 RUNBOOK = "docs/runbook.md"
@@ -807,9 +809,14 @@ def operations_problems(template: dict, by_crate: dict[str, tuple[str, dict]], s
     # -- our metrics: the names the code emits, in the stack's namespace
     watched: list[tuple[str, str]] = []
     for name, alarm in sorted(alarms.items()):
-        for namespace, metric, _ in alarm_metrics(alarm.get("Properties", {})):
+        for namespace, metric, dims in alarm_metrics(alarm.get("Properties", {})):
             if is_our_namespace(namespace):
                 watched.append((name, metric))
+                # The code names the function by its binary (crate) name.
+                for dim in dims:
+                    if dim.get("Name") == FUNCTION_DIMENSION and str(dim.get("Value")) not in by_crate:
+                        problems.append(f"{name}: {metric} dimension {FUNCTION_DIMENSION}={dim.get('Value')!r} "
+                                        f"is none of the functions ({', '.join(sorted(by_crate))})")
             elif not (isinstance(namespace, str) and namespace.startswith("AWS/")):
                 problems.append(f"{name}: namespace {namespace!r} of {metric} is neither an AWS/ one nor "
                                 f"!Ref {NAMESPACE_PARAMETER}")
@@ -1609,6 +1616,15 @@ def negative_cases(template_path: Path, root: Path):
     case("a function emitting into another namespace than the alarms watch",
          "ReconcileFunction (reconcile): METRICS_NAMESPACE must be !Ref MetricsNamespace",
          template=mutated(template_path, no_namespace_env), overrides=metrics_overrides)
+
+    def wrong_function_dimension(t):
+        for query in t["Resources"]["CallbackFailureRateAlarm"]["Properties"]["Metrics"]:
+            for dim in query.get("MetricStat", {}).get("Metric", {}).get("Dimensions", []):
+                if dim["Name"] == "Function":
+                    dim["Value"] = {"Fn::Sub": "${AWS::StackName}-callback"}
+    case("an alarm naming the function by its deployed name, not the code's",
+         "CallbackFailureRateAlarm: Callback dimension Function={'Fn::Sub': '${AWS::StackName}-callback'} is none of the functions",
+         template=mutated(template_path, wrong_function_dimension), overrides=metrics_overrides)
 
     def alarm_silent(t):
         del t["Resources"]["CallbackFailureRateAlarm"]["Properties"]["AlarmActions"]

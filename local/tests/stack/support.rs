@@ -239,13 +239,19 @@ impl Stack {
     /// Sets a consent's status at the sandbox as the bank would (its
     /// webhook follows).
     pub async fn bank_sets(&self, consent_id: &str, status: &str) {
+        self.sandbox_control(
+            &format!("/_sandbox/consents/{consent_id}/status"),
+            json!({ "status": status }),
+        )
+        .await;
+    }
+
+    /// POSTs `body` to one of the sandbox's test controls; it must succeed.
+    async fn sandbox_control(&self, path: &str, body: Value) {
         let response = self
             .http
-            .post(format!(
-                "{}/_sandbox/consents/{consent_id}/status",
-                self.sandbox.base_url()
-            ))
-            .json(&json!({ "status": status }))
+            .post(format!("{}{path}", self.sandbox.base_url()))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -356,18 +362,8 @@ impl Stack {
     }
 
     pub async fn fault(&self, rule: Value) {
-        let response = self
-            .http
-            .post(format!("{}/_sandbox/faults", self.sandbox.base_url()))
-            .json(&json!({"rules": [rule]}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{:?}",
-            response.text().await
-        );
+        self.sandbox_control("/_sandbox/faults", json!({ "rules": [rule] }))
+            .await;
     }
 
     pub async fn clear_faults(&self) {

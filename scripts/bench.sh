@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (benches/README.md): builds the release binaries, starts moto,
 # the Finexer sandbox and the local stack on 127.0.0.1, measures package size,
-# request overhead (criterion), init time, memory, round trips and throughput,
-# writes benches/RESULTS.md, and stops everything it started on exit.
+# request overhead (criterion), init time, memory, round trips, throughput,
+# webhook acknowledgement and reconciler throughput, writes benches/RESULTS.md, and stops everything it started on exit.
 #
 #   scripts/bench.sh            full run (about 10 minutes after the build)
 #   scripts/bench.sh --quick    smoke run, fewer samples; writes
@@ -59,6 +59,7 @@ if [ "$QUICK" = 1 ]; then
   OUT="$WORK/RESULTS-quick.md"
   export BENCH_STARTS=${BENCH_STARTS:-5} BENCH_WARM=${BENCH_WARM:-50}
   export BENCH_LOAD_SECONDS=${BENCH_LOAD_SECONDS:-3} BENCH_OVERHEAD_SECONDS=${BENCH_OVERHEAD_SECONDS:-1}
+  export BENCH_WEBHOOKS=${BENCH_WEBHOOKS:-50} BENCH_RECONCILE_RECORDS=${BENCH_RECONCILE_RECORDS:-200}
 fi
 
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
@@ -182,7 +183,7 @@ wait_for_port "$LOAD_MOTO_PORT" 30 moto
 # them: once against the functions' moto (then stopped), and once for good.
 say "Creating the table and the secret for the functions (a short-lived local stack)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
-  DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$BENCH_MOTO_PORT" RUST_LOG=warn \
+  DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$BENCH_MOTO_PORT" LOCAL_RECONCILE_SECONDS=0 RUST_LOG=warn \
   "$TOOLS/connect-local" >"$WORK/local-bootstrap.log" 2>&1 &
 BOOT=$!
 PIDS+=("$BOOT")
@@ -196,10 +197,12 @@ for ((i = 0; i < 50; i++)); do
   sleep 0.1
 done
 
+# The periodic reconciler is off (LOCAL_RECONCILE_SECONDS=0): only the
+# harness's reconciler round runs it, so nothing else moves the records.
 say "Starting the local stack on 127.0.0.1:$LOCAL_PORT (its sandbox on :$LOCAL_SANDBOX_PORT, ${BENCH_LOAD_LATENCY_MS:-50} ms latency)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
   DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$LOAD_MOTO_PORT" \
-  SANDBOX_LATENCY_MS="${BENCH_LOAD_LATENCY_MS:-50}" RUST_LOG=warn \
+  SANDBOX_LATENCY_MS="${BENCH_LOAD_LATENCY_MS:-50}" LOCAL_RECONCILE_SECONDS=0 RUST_LOG=warn \
   "$TOOLS/connect-local" >"$WORK/local.log" 2>&1 &
 PIDS+=($!)
 wait_for_stack "$LOCAL_PORT"
@@ -215,7 +218,7 @@ if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   COMMIT="$COMMIT with uncommitted changes"
 fi
 
-say "Init time, memory, round trips and throughput (connect-bench)"
+say "Init time, memory, round trips, throughput, webhooks and the reconciler (connect-bench)"
 BENCH_BIN_DIR="$BIN" BENCH_SIZE_DIR="$SIZE" BENCH_WORK_DIR="$WORK" BENCH_OUT="$OUT" \
   BENCH_OVERHEAD_JSON="$WORK/overhead.json" BENCH_LAMBDA_DIR="$CARGO_TARGET_DIR/lambda" \
   BENCH_MOTO_URL="http://127.0.0.1:$BENCH_MOTO_PORT" \

@@ -133,6 +133,43 @@ impl Http {
             .map(str::to_owned)
             .ok_or_else(|| "no consent_id in the answer".to_owned())
     }
+
+    /// `POST /webhooks/finexer` through the local stack with the given
+    /// `fx-signature`: the HTTP status (any status is an answer).
+    pub async fn local_webhook(
+        &self,
+        base: &str,
+        signature: &str,
+        body: Vec<u8>,
+    ) -> Result<u16, String> {
+        let response = self
+            .client
+            .post(format!("{base}/webhooks/finexer"))
+            .header("content-type", "application/json")
+            .header("fx-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("local POST /webhooks/finexer: {e}"))?;
+        let status = response.status().as_u16();
+        // The answer is complete only once its body is read.
+        response
+            .bytes()
+            .await
+            .map_err(|e| format!("local POST /webhooks/finexer: {e}"))?;
+        Ok(status)
+    }
+
+    /// `POST /local/reconcile`: one reconciler run acting at `at` (RFC
+    /// 3339); its report. A run may take the whole invocation time (28 s).
+    pub async fn local_reconcile(&self, base: &str, at: &str) -> Result<Value, String> {
+        let request = self
+            .client
+            .post(format!("{base}/local/reconcile"))
+            .timeout(Duration::from_secs(120))
+            .json(&json!({"at": at}));
+        self.json(request, "local POST /local/reconcile").await
+    }
 }
 
 /// The `state` our create-link put into the return URL Finexer recorded.

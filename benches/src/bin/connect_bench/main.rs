@@ -7,14 +7,17 @@
 //! invocations per function); init time (round-robin starts of every function
 //! and the hello-world); round trips (each outbound call logged by a counting
 //! proxy that holds it for a fixed delay); throughput (wrk against the local
-//! stack). The request-overhead part is `bench-overhead`; its JSON is read here.
+//! stack); webhook acknowledgement and reconciler throughput (the local
+//! stack, `webhooks.rs`). The request-overhead part is `bench-overhead`; its
+//! JSON is read here.
 
 mod clients;
 mod load;
 mod proxy;
 mod report;
+mod webhooks;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,6 +112,11 @@ pub struct Settings {
     pub load_connections: u32,
     pub load_seconds: u32,
     pub load_latency_ms: u64,
+    /// Signed events the webhook round delivers (each also redelivered).
+    pub webhook_events: usize,
+    pub webhook_concurrency: usize,
+    /// Pending records the reconciler round makes due.
+    pub reconcile_records: usize,
     pub commands: String,
     pub rustc: String,
     pub commit: String,
@@ -153,6 +161,9 @@ impl Settings {
             load_connections: num("BENCH_LOAD_CONNECTIONS", 16)?.clamp(1, 256) as u32,
             load_seconds: num("BENCH_LOAD_SECONDS", 10)?.clamp(1, 300) as u32,
             load_latency_ms: num("BENCH_LOAD_LATENCY_MS", 50)?,
+            webhook_events: num("BENCH_WEBHOOKS", 200)?.clamp(1, 10_000) as usize,
+            webhook_concurrency: num("BENCH_WEBHOOK_CONCURRENCY", 8)?.clamp(1, 256) as usize,
+            reconcile_records: num("BENCH_RECONCILE_RECORDS", 1000)?.clamp(1, 100_000) as usize,
             commands: opt("BENCH_COMMANDS", "scripts/bench.sh"),
             rustc: opt("BENCH_RUSTC", "unknown"),
             commit: opt("BENCH_COMMIT", "unknown"),
@@ -454,6 +465,7 @@ pub struct Results {
     pub init: Vec<InitResult>,
     pub round_trips: Vec<RoundTrip>,
     pub load: Vec<LoadResult>,
+    pub webhooks: Option<webhooks::WebhookResults>,
     pub notes: Vec<String>,
 }
 
@@ -655,7 +667,14 @@ async fn load_route(settings: &Settings, route: &str, script: &Path) -> Result<V
     .await
 }
 
-async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> Result<(), String> {
+/// `exclude`: consents other parts created at the local sandbox, which stay
+/// pending there and are not the load's to call back.
+async fn load_part(
+    settings: &Settings,
+    http: &Http,
+    exclude: &HashSet<String>,
+    results: &mut Results,
+) -> Result<(), String> {
     let token = http.local_token(&settings.local_demo, "load-user").await?;
     // The user's customer is created on first use: not part of the load.
     http.local_create_link(&settings.local, &token).await?;
@@ -684,6 +703,9 @@ async fn load_part(settings: &Settings, http: &Http, results: &mut Results) -> R
         let (Some(id), Some(state)) = (consent["id"].as_str(), state_of(consent)) else {
             continue;
         };
+        if exclude.contains(id) {
+            continue;
+        }
         http.sandbox_authorize(&settings.local_sandbox, id).await?;
         let query = events::callback(id, &state, "x")["rawQueryString"]
             .as_str()
@@ -745,8 +767,21 @@ async fn run(settings: &Settings) -> Result<Results, String> {
     if !settings.skips("roundtrips") {
         round_trip_part(settings, &http, &proxies, &mut results).await?;
     }
+    // Before the load, so that the reconciler's due records are only its own.
+    let mut exclude = HashSet::new();
+    if !(settings.skips("webhooks") && settings.skips("reconcile")) {
+        let done = webhooks::run(
+            settings,
+            &http,
+            settings.skips("webhooks"),
+            settings.skips("reconcile"),
+        )
+        .await;
+        exclude.extend(done.consents.iter().cloned());
+        results.webhooks = Some(done);
+    }
     if !settings.skips("load")
-        && let Err(e) = load_part(settings, &http, &mut results).await
+        && let Err(e) = load_part(settings, &http, &exclude, &mut results).await
     {
         results.notes.push(format!("throughput part failed: {e}"));
     }

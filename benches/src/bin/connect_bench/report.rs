@@ -12,6 +12,8 @@ const INIT_RATIO_GOAL: f64 = 1.5;
 const RSS_GOAL_MIB: f64 = 32.0;
 const ZIP_GOAL_BYTES: u64 = 4 * 1024 * 1024;
 const OVERHEAD_GOAL_US: f64 = 100.0;
+/// Issue 12: webhook acknowledgement p99 with the sandbox at 50 ms latency.
+const WEBHOOK_P99_GOAL_MS: f64 = 300.0;
 
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -480,6 +482,11 @@ pub fn render(settings: &Settings, r: &Results, load_before: &str, elapsed: Dura
         body.push_str(&s);
     }
 
+    // ---- Webhooks and the reconciler -----------------------------------
+    if let Some(w) = &r.webhooks {
+        body.push_str(&webhook_section(settings, w, &mut goals));
+    }
+
     // ---- Assemble -----------------------------------------------------
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmark results\n");
@@ -595,6 +602,167 @@ fn overhead_section(settings: &Settings, goals: &mut Vec<Goal>) -> String {
                 met,
             });
         }
+    }
+    s
+}
+
+fn webhook_section(
+    settings: &Settings,
+    w: &crate::webhooks::WebhookResults,
+    goals: &mut Vec<Goal>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n## Webhook acknowledgement and reconciler throughput\n"
+    );
+    let _ = writeln!(
+        s,
+        "`connect-local` as in the throughput part (its sandbox at `SANDBOX_LATENCY_MS={}`, \
+         moto one request at a time, `LOCAL_RECONCILE_SECONDS=0` so that only these runs \
+         reconcile), before the wrk load. {} consents created through `POST /links` for one \
+         user ({:.1} s, 16 at a time), all pending at the sandbox.\n",
+        settings.load_latency_ms, w.created, w.create_s
+    );
+    for note in &w.notes {
+        let _ = writeln!(s, "> {}\n", truncate(note, 300));
+    }
+    if !w.rounds.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Webhook acknowledgement**: one `consent.canceled` event per consent, each with \
+             its own event id, signed as Finexer signs (`fx-signature: t=…;s=…` under the local \
+             secret, made just before sending) and POSTed to `/webhooks/finexer`, {} at a time \
+             from the harness over keep-alive connections. The time runs from sending the \
+             request to the end of the answer. A first delivery reads the record, records the \
+             event id (conditional put), GETs the consent from the sandbox (still pending \
+             there: nothing else to write) and answers 200; a redelivery reads the record, finds \
+             the id recorded and answers 200 without calling Finexer.\n",
+            settings.webhook_concurrency
+        );
+        let _ = writeln!(
+            s,
+            "| Delivery | Events | Concurrency | Events/s | p50 (ms) | p90 (ms) | p99 (ms) | Max (ms) | Not 2xx | Statuses |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        for round in &w.rounds {
+            let n = round.ms.len();
+            let max = round.ms.iter().cloned().fold(f64::NAN, f64::max);
+            let statuses = round
+                .statuses
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {}{} | {} |",
+                round.name,
+                n,
+                round.concurrency,
+                if round.wall_s > 0.0 {
+                    n as f64 / round.wall_s
+                } else {
+                    0.0
+                },
+                ms(percentile(&round.ms, 50.0)),
+                ms(percentile(&round.ms, 90.0)),
+                ms(percentile(&round.ms, 99.0)),
+                ms((n > 0).then_some(max)),
+                round.failures(),
+                round
+                    .first_error
+                    .as_ref()
+                    .map(|e| format!(" (first: {})", truncate(e, 160)))
+                    .unwrap_or_default(),
+                if statuses.is_empty() {
+                    "none".into()
+                } else {
+                    statuses
+                }
+            );
+            let p99 = percentile(&round.ms, 99.0);
+            goals.push(Goal {
+                goal: format!("webhook acknowledgement, {}", round.name),
+                target: format!(
+                    "p99 < {WEBHOOK_P99_GOAL_MS:.0} ms (sandbox {} ms), every answer 2xx",
+                    settings.load_latency_ms
+                ),
+                measured: format!(
+                    "p50 {} ms, p99 {} ms, {} of {n} not 2xx",
+                    ms(percentile(&round.ms, 50.0)),
+                    ms(p99),
+                    round.failures()
+                ),
+                met: p99.map(|p| p < WEBHOOK_P99_GOAL_MS && round.failures() == 0 && n > 0),
+            });
+        }
+        s.push('\n');
+    }
+    if let Some(rec) = &w.reconcile {
+        let _ = writeln!(
+            s,
+            "**Reconciler throughput**: `POST /local/reconcile` with `{{\"at\": \"{}\"}}` (901 s \
+             after the consents were created, past the state's 900 s lifetime, so every one of \
+             the {} pending records is due), repeated while a run ends out of time, within the \
+             stack's 28 s invocation limit. Each record is claimed (conditional write), GET from \
+             the sandbox (still pending) and released with its next look (conditional write), 8 \
+             at a time. *Records/s* is processed records over the runs' summed wall time (request \
+             to report).\n",
+            rec.at, rec.created
+        );
+        let _ = writeln!(
+            s,
+            "| Run | Due | Processed | Changed | Failed | Skipped | Out of time | Wall (s) | Records/s |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        for (n, (report, wall)) in rec.runs.iter().enumerate() {
+            let processed = report["processed"].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {processed} | {} | {} | {} | {} | {wall:.2} | {:.1} |",
+                n + 1,
+                report["due"],
+                report["changed"],
+                report["failed"],
+                report["skipped"],
+                report["out_of_time"],
+                if *wall > 0.0 {
+                    processed as f64 / wall
+                } else {
+                    0.0
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| all | | {} | {} | {} | {} | | {:.2} | **{}** |",
+            rec.total("processed"),
+            rec.total("changed"),
+            rec.total("failed"),
+            rec.total("skipped"),
+            rec.wall_s(),
+            rec.per_second()
+                .map(|r| format!("{r:.1}"))
+                .unwrap_or("–".into())
+        );
+        goals.push(Goal {
+            goal: "reconciler throughput".into(),
+            target: format!(
+                "reported, no record failed (sandbox {} ms)",
+                settings.load_latency_ms
+            ),
+            measured: format!(
+                "{} records/s ({} records in {:.1} s, {} failed)",
+                rec.per_second()
+                    .map(|r| format!("{r:.1}"))
+                    .unwrap_or("–".into()),
+                rec.total("processed"),
+                rec.wall_s(),
+                rec.total("failed")
+            ),
+            met: Some(rec.total("processed") > 0 && rec.total("failed") == 0),
+        });
     }
     s
 }

@@ -59,7 +59,7 @@ pub async fn reconcile_once(
     let observed = state
         .app
         .metrics
-        .scope(shared::metrics::Function::Reconcile, run);
+        .scope(shared::metrics::Function::Reconcile, Box::pin(run));
     shared::deadline::within(end, observed).await
 }
 

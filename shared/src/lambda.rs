@@ -61,7 +61,9 @@ where
     let (response, consent_id) = app
         .metrics
         .scope(function, async move {
-            let response = catch_panic(async move { handler(request).await }).await;
+            // Boxed: the wrappers then hold a pointer, not the handler's
+            // (large) future, so they add almost nothing to the stack.
+            let response = catch_panic(async move { Box::pin(handler(request)).await }).await;
             (response, crate::metrics::noted_consent())
         })
         .await;
@@ -184,7 +186,10 @@ where
         let input = serde_json::from_value(event.payload).unwrap_or_default();
         let end = crate::deadline::invocation_end(event.context.deadline);
         let started = std::time::Instant::now();
-        let run = crate::deadline::within(end, app.metrics.scope(function, handler(app, input)));
+        let run = crate::deadline::within(
+            end,
+            app.metrics.scope(function, Box::pin(handler(app, input))),
+        );
         let outcome = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(run)).await;
         tracing::info!(
             request_id = %event.context.request_id,

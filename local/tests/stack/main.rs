@@ -5,8 +5,11 @@
 mod confirmation;
 mod cors;
 mod dynamo_outage;
+#[path = "../emf/mod.rs"]
+mod emf;
 mod faults;
 mod lifecycle;
+mod metrics;
 mod races;
 mod stalls;
 mod support;

@@ -29,6 +29,19 @@ pub enum Function {
 }
 
 impl Function {
+    /// The function's name in its metrics and logs.
+    pub fn deployed(self) -> shared::metrics::Function {
+        use shared::metrics::Function as Deployed;
+        match self {
+            Function::CreateLink => Deployed::CreateLink,
+            Function::Callback => Deployed::Callback,
+            Function::Revoke => Deployed::Revoke,
+            Function::Confirm => Deployed::Confirm,
+            Function::Consents => Deployed::Consents,
+            Function::Webhook => Deployed::Webhook,
+        }
+    }
+
     /// The callback and Finexer's webhook are public; the rest sit behind
     /// the authorizer.
     fn needs_authorizer(self) -> bool {
@@ -42,7 +55,12 @@ pub async fn reconcile_once(
     run: shared::handlers::reconcile::Run,
 ) -> shared::Result<shared::handlers::reconcile::Report> {
     let end = tokio::time::Instant::now() + state.invocation_timeout;
-    shared::deadline::within(end, shared::handlers::reconcile(&state.app, run)).await
+    let run = shared::handlers::reconcile(&state.app, run);
+    let observed = state
+        .app
+        .metrics
+        .scope(shared::metrics::Function::Reconcile, Box::pin(run));
+    shared::deadline::within(end, observed).await
 }
 
 /// `POST /local/reconcile`: runs the reconciler now and answers its report.
@@ -111,6 +129,11 @@ pub async fn invoke(
     } else {
         None
     };
+    // API Gateway's route key: the method and the route's template.
+    let route_key = match parts_route(&request) {
+        Some(template) => format!("{} {template}", request.method()),
+        None => "$default".to_owned(),
+    };
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_PAYLOAD_BYTES).await else {
         return problem(
@@ -144,7 +167,7 @@ pub async fn invoke(
     let mut context = json!({
         "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1",
         "domainPrefix": "local", "requestId": format!("local-{}", rand::random::<u64>()),
-        "routeKey": "$default", "stage": "$default",
+        "routeKey": route_key, "stage": "$default",
         "time": "", "timeEpoch": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
         "http": {"method": parts.method.as_str(), "path": path, "protocol": "HTTP/1.1",
                  "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null)}
@@ -153,7 +176,7 @@ pub async fn invoke(
         context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
     }
     let event = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "version": "2.0", "routeKey": route_key, "rawPath": path,
         "rawQueryString": parts.uri.query().unwrap_or(""),
         "cookies": if cookies.is_empty() { Value::Null } else { json!(cookies) },
         "headers": headers, "requestContext": context,
@@ -172,19 +195,32 @@ pub async fn invoke(
     };
 
     let app = &state.app;
-    let handled = async {
-        match function {
-            Function::CreateLink => shared::handlers::create_link(app, lambda_request).await,
-            Function::Callback => shared::handlers::callback(app, lambda_request).await,
-            Function::Revoke => shared::handlers::revoke(app, lambda_request).await,
-            Function::Confirm => shared::handlers::confirm(app, lambda_request).await,
-            Function::Consents => shared::handlers::consents(app, lambda_request).await,
-            Function::Webhook => shared::handlers::webhook(app, lambda_request).await,
-        }
-    };
+    let handled = shared::lambda::observed(
+        app,
+        function.deployed(),
+        lambda_request,
+        |request| async move {
+            match function {
+                Function::CreateLink => shared::handlers::create_link(app, request).await,
+                Function::Callback => shared::handlers::callback(app, request).await,
+                Function::Revoke => shared::handlers::revoke(app, request).await,
+                Function::Confirm => shared::handlers::confirm(app, request).await,
+                Function::Consents => shared::handlers::consents(app, request).await,
+                Function::Webhook => shared::handlers::webhook(app, request).await,
+            }
+        },
+    );
     // As on Lambda: the function's timeout bounds each invocation.
     let end = tokio::time::Instant::now() + state.invocation_timeout;
     to_axum(shared::deadline::within(end, handled).await)
+}
+
+/// The template of the route axum matched (`/consents/{id}/revoke`).
+fn parts_route(request: &Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned())
 }
 
 fn to_axum(response: lambda_http::Response<Body>) -> Response {

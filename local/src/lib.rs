@@ -71,6 +71,9 @@ pub struct LocalConfig {
     /// AWS (`LOCAL_RECONCILE_SECONDS`, default 5; 0: only on
     /// `POST /local/reconcile`).
     pub reconcile_every: Option<Duration>,
+    /// Where the functions' metrics go (EMF lines); stdout when None, as in
+    /// Lambda. Tests capture them.
+    pub metrics_sink: Option<shared::metrics::Sink>,
 }
 
 /// The webhook signing secret the local sandbox signs with and the local
@@ -143,6 +146,7 @@ impl LocalConfig {
             aws_endpoint: lookup("AWS_ENDPOINT_URL"),
             overrides,
             reconcile_every,
+            metrics_sink: None,
         })
     }
 
@@ -329,8 +333,11 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
         function_config.secret_id.clone(),
         function_config.secrets_cache_ttl,
     );
-    let app = App::new(function_config, Arc::new(store), Arc::new(secret_source))
+    let mut app = App::new(function_config, Arc::new(store), Arc::new(secret_source))
         .map_err(|e| LocalError::Config(e.to_string()))?;
+    if let Some(sink) = config.metrics_sink.clone() {
+        app = app.with_metrics_sink(sink);
+    }
     let state = Arc::new(LocalState {
         app,
         authorizer: LocalAuthorizer::new(&config.jwt_secret),

@@ -9,6 +9,9 @@
 //! is away here), and one process must serve them all: no init error, no
 //! exit, no panic in its log.
 //!
+//! The same setup runs one journey through all seven binaries and checks
+//! the metric (EMF) and log lines they print (`every_function_prints_valid_metric_lines`).
+//!
 //! Binaries: `HOSTILE_BIN_DIR` if set (`scripts/test.sh` points it at the
 //! release binaries `scripts/build-zips.sh` built, so the deployed profile is
 //! tested too); otherwise the debug binaries, which this test builds with
@@ -24,6 +27,16 @@ use connect_local::LocalConfig;
 use serde_json::{Value, json};
 
 const FUNCTIONS: [&str; 5] = ["create-link", "callback", "revoke", "confirm", "consents"];
+/// Every function binary (the scheduled reconciler and the webhook too).
+const ALL_FUNCTIONS: [&str; 7] = [
+    "create-link",
+    "callback",
+    "revoke",
+    "confirm",
+    "consents",
+    "webhook",
+    "reconcile",
+];
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 const USER: User<'static> = User {
@@ -54,7 +67,7 @@ fn moto() -> String {
     endpoint
 }
 
-/// The directory holding the five function binaries.
+/// The directory holding the function binaries.
 fn binaries() -> PathBuf {
     if let Some(dir) = std::env::var_os("HOSTILE_BIN_DIR") {
         return PathBuf::from(dir);
@@ -62,7 +75,7 @@ fn binaries() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cargo = std::process::Command::new(env!("CARGO"));
     cargo.current_dir(&root).args(["build", "--quiet"]);
-    for f in FUNCTIONS {
+    for f in ALL_FUNCTIONS {
         cargo.args(["-p", f]);
     }
     let status = cargo.status().expect("cargo runs");
@@ -250,70 +263,119 @@ fn routes(function: &str) -> Vec<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_event_ends_a_function_process() {
-    let started = Instant::now();
-    let aws = moto();
-    let bin_dir = binaries();
-    println!(
-        "binaries ready after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
-        .await
-        .unwrap();
-    // The local stack creates the table and the secret (with the sandbox's
-    // API key) as the template defines them; the functions then use them.
-    let suffix = format!("{:016x}", rand::random::<u64>());
-    let table = format!("hostile-{suffix}");
-    let secret = format!("hostile/{suffix}");
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("LOCAL_ADDR", "127.0.0.1:0".into()),
-        ("AWS_ENDPOINT_URL", aws.clone()),
-        ("FINEXER_BASE_URL", sandbox.base_url()),
-        ("CONSENT_TABLE", table.clone()),
-        ("CONNECT_SECRET_ID", secret.clone()),
-    ]);
-    let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    let stack = connect_local::start(config).await.unwrap();
+/// The functions' production configuration, pointed at moto (with the
+/// table and secret the local stack creates) and a Finexer sandbox.
+struct Setup {
+    bin_dir: PathBuf,
+    sandbox: finexer_sandbox::RunningSandbox,
+    stack: connect_local::RunningStack,
+    env: Vec<(String, String)>,
+    /// Where each function's log (its stdout and stderr) is written.
+    work: PathBuf,
+}
 
-    let work = std::env::temp_dir().join(format!("hostile-events-{suffix}"));
-    std::fs::create_dir_all(&work).unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONSENT_TABLE", table.as_str()),
-        ("CONNECT_SECRET_ID", secret.as_str()),
-        ("CALLBACK_URL", "http://127.0.0.1:3000/callback"),
-        ("FRONTEND_URLS", "http://127.0.0.1:3000/connected"),
-        ("FINEXER_BASE_URL", &sandbox.base_url()),
-        ("FINEXER_TIMEOUT_MS", "5000"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "eu-west-2"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL", &aws),
-        ("HOME", work.to_str().unwrap()),
-        ("RUST_LOG", "info"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+impl Setup {
+    async fn start(extra_env: &[(&str, &str)]) -> Setup {
+        let started = Instant::now();
+        let aws = moto();
+        let bin_dir = binaries();
+        println!(
+            "binaries ready after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
+            .await
+            .unwrap();
+        // The local stack creates the table and the secret (with the sandbox's
+        // API key) as the template defines them; the functions then use them.
+        let suffix = format!("{:016x}", rand::random::<u64>());
+        let table = format!("hostile-{suffix}");
+        let secret = format!("hostile/{suffix}");
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("LOCAL_ADDR", "127.0.0.1:0".into()),
+            // Any free port: two tests set up at once, and the demo's
+            // default (3002) may be another stack's.
+            ("DEMO_ADDR", "127.0.0.1:0".into()),
+            ("AWS_ENDPOINT_URL", aws.clone()),
+            ("FINEXER_BASE_URL", sandbox.base_url()),
+            ("CONSENT_TABLE", table.clone()),
+            ("CONNECT_SECRET_ID", secret.clone()),
+            // Only here to create the table and the secret.
+            ("LOCAL_RECONCILE_SECONDS", "0".into()),
+        ]);
+        let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let stack = connect_local::start(config).await.unwrap();
 
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for function in FUNCTIONS {
+        let work = std::env::temp_dir().join(format!("hostile-events-{suffix}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let mut env: Vec<(String, String)> = [
+            ("CONSENT_TABLE", table.as_str()),
+            ("CONNECT_SECRET_ID", secret.as_str()),
+            ("CALLBACK_URL", "http://127.0.0.1:3000/callback"),
+            ("FRONTEND_URLS", "http://127.0.0.1:3000/connected"),
+            ("FINEXER_BASE_URL", &sandbox.base_url()),
+            ("FINEXER_TIMEOUT_MS", "5000"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "eu-west-2"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ENDPOINT_URL", &aws),
+            ("HOME", work.to_str().unwrap()),
+            ("RUST_LOG", "info"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        Setup {
+            bin_dir,
+            sandbox,
+            stack,
+            env,
+            work,
+        }
+    }
+
+    /// `function`'s binary, started under the emulator and initialised;
+    /// and the file its output goes to.
+    async fn session(&self, function: &str) -> (Session, PathBuf) {
         let spec = FunctionSpec {
             name: function.to_owned(),
-            binary: bin_dir.join(function),
-            env: env.clone(),
+            binary: self.bin_dir.join(function),
+            env: self.env.clone(),
         };
         assert!(
             spec.binary.is_file(),
             "{} is missing (HOSTILE_BIN_DIR?)",
             spec.binary.display()
         );
-        let log = work.join(format!("{function}.log"));
+        let log = self.work.join(format!("{function}.log"));
         let mut session = Session::start(&spec, &log).await.unwrap();
         session.ready(INIT_TIMEOUT).await.unwrap();
+        (session, log)
+    }
+
+    /// Stops the stack and the sandbox; the logs stay (in the returned
+    /// directory) for the test to remove once it has passed.
+    async fn stop(self) -> PathBuf {
+        self.stack.shutdown().await;
+        self.sandbox.shutdown().await;
+        self.work
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_ends_a_function_process() {
+    let started = Instant::now();
+    let setup = Setup::start(&[]).await;
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for function in FUNCTIONS {
+        let (mut session, log) = setup.session(function).await;
         let pid = session.pid();
 
         let mut events: Vec<(String, Vec<u8>)> = Vec::new();
@@ -384,8 +446,7 @@ async fn no_event_ends_a_function_process() {
             failures.push(format!("{function} panicked (log: {})", log.display()));
         }
     }
-    stack.shutdown().await;
-    sandbox.shutdown().await;
+    let work = setup.stop().await;
     assert!(
         failures.is_empty(),
         "{} of {total} events failed:\n{}",
@@ -396,5 +457,257 @@ async fn no_event_ends_a_function_process() {
         "{total} hostile events, each answered below 500 by one process per function, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+mod emf;
+
+/// One journey through all seven binaries under the emulator, in their
+/// production log format (JSON): every EMF line each prints is valid EMF,
+/// each function's metrics are there with the contract's units and
+/// dimension sets, each invocation ends with one JSON log line naming its
+/// route template (never the raw path), and no token, code or key is
+/// printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_prints_valid_metric_lines() {
+    use connect_benches::events;
+
+    let namespace = "Connect/emulator";
+    let setup = Setup::start(&[
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("METRICS_NAMESPACE", namespace),
+    ])
+    .await;
+    let user = User {
+        sub: "metrics-user",
+        email: "metrics@example.com",
+        name: "Metrics User",
+    };
+    let mut secrets = vec![
+        connect_local::SANDBOX_API_KEY.to_owned(),
+        connect_local::LOCAL_WEBHOOK_SECRET.to_owned(),
+    ];
+    // (function, log, invocations, route, consent id logged)
+    let mut ran: Vec<(&str, PathBuf, usize, &str, bool)> = Vec::new();
+    let body_of = |answer: &Value| -> Value {
+        serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+    };
+
+    let (mut session, log) = setup.session("create-link").await;
+    // A preselected bank: the sandbox's page then needs only the decision.
+    let link = event(
+        "POST",
+        "/links",
+        "",
+        Some(&user),
+        Some(r#"{"provider": "sandbox-barclays"}"#),
+        "m-1",
+    );
+    let answer = session.invoke(&link, INVOKE_TIMEOUT).await.unwrap();
+    let (status, answer) = answer.http().unwrap();
+    assert_eq!(status, 201, "{answer}");
+    let consent_id = body_of(&answer)["consent_id"].as_str().unwrap().to_owned();
+    session.stop().await;
+    ran.push(("create-link", log, 1, "POST /links", true));
+
+    // The user approves at the bank, which sends the browser to our callback.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let decided = browser
+        .post(format!(
+            "{}/connect/{consent_id}/decision",
+            setup.sandbox.base_url()
+        ))
+        .form(&[("decision", "approve"), ("skip_info", "true")])
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap();
+    let query: HashMap<String, String> = back.query_pairs().into_owned().collect();
+    let state = query["state"].clone();
+    secrets.push(state.clone());
+
+    let (mut session, log) = setup.session("callback").await;
+    let answer = session
+        .invoke(
+            &events::callback(&consent_id, &state, "m-2"),
+            INVOKE_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let (status, answer) = answer.http().unwrap();
+    assert_eq!(status, 303, "{answer}");
+    let location = url::Url::parse(answer["headers"]["location"].as_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    secrets.push(code.clone());
+    session.stop().await;
+    ran.push(("callback", log, 1, "GET /callback", true));
+
+    let (mut session, log) = setup.session("confirm").await;
+    let confirm = event(
+        "POST",
+        &format!("/consents/{consent_id}/confirm"),
+        "",
+        Some(&user),
+        Some(&json!({ "code": code }).to_string()),
+        "m-3",
+    );
+    let answer = session.invoke(&confirm, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(answer.http().unwrap().0, 200);
+    session.stop().await;
+    ran.push(("confirm", log, 1, "POST /consents/{id}/confirm", true));
+
+    let (mut session, log) = setup.session("consents").await;
+    let read = event(
+        "GET",
+        &format!("/consents/{consent_id}"),
+        "",
+        Some(&user),
+        None,
+        "m-4",
+    );
+    let answer = session.invoke(&read, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(answer.http().unwrap().0, 200);
+    session.stop().await;
+    ran.push(("consents", log, 1, "GET /consents/{id}", true));
+
+    let (mut session, log) = setup.session("webhook").await;
+    let delivery = json!({"id": "evt_metrics_1", "object": "event", "type": "consent.authorized",
+        "data": {"object": {"id": consent_id, "object": "consent"}}})
+    .to_string();
+    let signature = finexer_sandbox::forgeries::signed_at(
+        connect_local::LOCAL_WEBHOOK_SECRET,
+        time::OffsetDateTime::now_utc(),
+        delivery.as_bytes(),
+    );
+    let mut signed = event(
+        "POST",
+        "/webhooks/finexer",
+        "",
+        None,
+        Some(&delivery),
+        "m-5",
+    );
+    signed["headers"]["fx-signature"] = signature.clone().into();
+    let answer = session.invoke(&signed, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(answer.http().unwrap().0, 200);
+    let unsigned = event(
+        "POST",
+        "/webhooks/finexer",
+        "",
+        None,
+        Some(&delivery),
+        "m-6",
+    );
+    let answer = session.invoke(&unsigned, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(answer.http().unwrap().0, 401);
+    session.stop().await;
+    ran.push(("webhook", log, 2, "POST /webhooks/finexer", false));
+
+    let (mut session, log) = setup.session("revoke").await;
+    let answer = session
+        .invoke(&events::revoke(&user, &consent_id, "m-7"), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(answer.http().unwrap().0, 200);
+    session.stop().await;
+    ran.push(("revoke", log, 1, "POST /consents/{id}/revoke", true));
+
+    let (mut session, log) = setup.session("reconcile").await;
+    let answer = session.invoke(&json!({}), INVOKE_TIMEOUT).await.unwrap();
+    assert!(!answer.error, "{}", String::from_utf8_lossy(&answer.body));
+    session.stop().await;
+    ran.push(("reconcile", log, 1, "schedule", false));
+
+    let mut documents = Vec::new();
+    for (function, log, invocations, route, with_consent) in &ran {
+        let text = std::fs::read_to_string(log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for secret in &secrets {
+            assert!(
+                !emf::leaks(&lines, secret),
+                "{function} printed a secret ({})",
+                log.display()
+            );
+        }
+        let own = emf::documents(lines.iter().copied());
+        assert!(own.iter().all(|d| d["Function"] == *function), "{text}");
+        let cold: Vec<_> = own
+            .iter()
+            .filter(|d| emf::names(d).contains(&"ColdStart"))
+            .collect();
+        assert_eq!(cold.len(), 1, "{function}: one cold start\n{text}");
+        assert_eq!(emf::value(cold[0], "ColdStart"), 1.0);
+        documents.extend(own);
+
+        // One log line per invocation, at its end.
+        let finished: Vec<Value> = lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == "invocation finished")
+            .collect();
+        assert_eq!(finished.len(), *invocations, "{function}:\n{text}");
+        for line in &finished {
+            let fields = &line["fields"];
+            assert_eq!(line["level"], "INFO", "{line}");
+            assert_eq!(fields["function"], *function, "{line}");
+            assert_eq!(fields["route"], *route, "{line}");
+            assert!(fields["status"].as_u64().is_some(), "{line}");
+            assert!(fields["duration_ms"].as_u64().is_some(), "{line}");
+            assert!(
+                fields["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains("-bench-")),
+                "{line}"
+            );
+            if *with_consent {
+                assert_eq!(fields["consent_id"], consent_id.as_str(), "{line}");
+            }
+        }
+    }
+
+    let expect = |function: &str, metric: &str, dimensions: &[(&str, &str)]| {
+        emf::expect(&documents, namespace, function, metric, dimensions).clone()
+    };
+    expect("create-link", "LinkCreated", &[]);
+    expect("create-link", "SecretsRefresh", &[]);
+    for operation in ["create_customer", "create_consent"] {
+        let line = expect("create-link", "FinexerCall", &[("Operation", operation)]);
+        assert!(emf::value(&line, "FinexerLatency") >= 0.0, "{line}");
+        assert!(line.get("FinexerError").is_none(), "{line}");
+    }
+    expect("callback", "Callback", &[("Outcome", "approved")]);
+    expect(
+        "callback",
+        "FinexerLatency",
+        &[("Operation", "get_consent")],
+    );
+    expect("confirm", "Confirmation", &[("Outcome", "confirmed")]);
+    expect(
+        "webhook",
+        "WebhookEvent",
+        &[("EventType", "consent.authorized"), ("Verdict", "handled")],
+    );
+    expect("webhook", "WebhookRefused", &[]);
+    expect("revoke", "Revocation", &[("Outcome", "completed")]);
+    expect("revoke", "FinexerCall", &[("Operation", "revoke_consent")]);
+    let run = expect("reconcile", "ReconcileDue", &[]);
+    for metric in [
+        "ReconcileProcessed",
+        "ReconcileFailed",
+        "RevokePendingOverdue",
+    ] {
+        expect("reconcile", metric, &[]);
+        assert!(run[metric].is_number(), "one line per run: {run}");
+    }
+
+    let work = setup.stop().await;
     let _ = std::fs::remove_dir_all(&work);
 }

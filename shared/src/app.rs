@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::finexer::FinexerClient;
+use crate::metrics::{Metrics, Sink};
 use crate::secrets::{SecretSource, SecretsManagerSource};
 use crate::store::ConsentStore;
 use crate::store::dynamo::DynamoStore;
@@ -17,6 +18,8 @@ pub struct App {
     pub secrets: Arc<dyn SecretSource>,
     pub finexer: FinexerClient,
     pub known_customers: KnownCustomers,
+    /// Where the invocations' metrics go (stdout, as EMF, unless replaced).
+    pub metrics: Metrics,
 }
 
 /// Users' Finexer customer ids seen by this process. A saved customer id
@@ -53,13 +56,21 @@ impl App {
             config.finexer_timeout,
             secrets.clone(),
         )?;
+        let metrics = Metrics::new(&config.metrics_namespace, Sink::stdout());
         Ok(App {
             config,
             store,
             secrets,
             finexer,
             known_customers: KnownCustomers::default(),
+            metrics,
         })
+    }
+
+    /// Sends the metrics to `sink` instead of stdout (tests).
+    pub fn with_metrics_sink(mut self, sink: Sink) -> App {
+        self.metrics = Metrics::new(&self.config.metrics_namespace, sink);
+        self
     }
 
     /// Production wiring: configuration from the environment, DynamoDB and

@@ -43,6 +43,8 @@ pub struct Config {
     /// Whether account data may be shown to users (`ACCOUNT_DATA_ENABLED`).
     /// Off unless switched on: showing it needs FCA authorisation.
     pub account_data_enabled: bool,
+    /// CloudWatch namespace of the functions' metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 /// Every variable, its default (None = required) and meaning; the README's
@@ -105,6 +107,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         Some("100"),
         "records the reconciler reads per page",
     ),
+    (
+        "METRICS_NAMESPACE",
+        Some("FinexerConnect"),
+        "CloudWatch namespace of the functions' metrics",
+    ),
 ];
 
 impl Config {
@@ -133,6 +140,7 @@ impl Config {
         let confirm_ttl = reader.seconds("CONFIRM_TTL_SECONDS", 60, 86_400);
         let account_data_enabled = reader.boolean("ACCOUNT_DATA_ENABLED");
         let reconcile_page_size = reader.number("RECONCILE_PAGE_SIZE", 1, 1000);
+        let metrics_namespace = reader.namespace("METRICS_NAMESPACE");
 
         if !reader.problems.is_empty() {
             return Err(Error::Config(reader.problems.join("; ")));
@@ -151,6 +159,7 @@ impl Config {
             confirm_ttl: confirm_ttl.expect("checked"),
             account_data_enabled: account_data_enabled.expect("checked"),
             reconcile_page_size: reconcile_page_size.expect("checked") as usize,
+            metrics_namespace: metrics_namespace.expect("checked"),
         })
     }
 
@@ -212,6 +221,25 @@ impl Reader<'_> {
             return None;
         }
         Some(urls)
+    }
+
+    /// A CloudWatch namespace: 1 to 255 of letters, digits and `.-_/#:`,
+    /// not starting with `AWS/` (CloudWatch's own).
+    fn namespace(&mut self, name: &str) -> Option<String> {
+        let raw = self.raw(name)?;
+        let valid = raw.len() <= 255
+            && !raw.starts_with("AWS/")
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" .-_/#:".contains(&b));
+        if valid {
+            Some(raw)
+        } else {
+            self.problems.push(format!(
+                "{name} must be a CloudWatch namespace (letters, digits, spaces and .-_/#:, at most 255, not AWS/...)"
+            ));
+            None
+        }
     }
 
     fn number(&mut self, name: &str, min: u64, max: u64) -> Option<u64> {
@@ -322,6 +350,21 @@ mod tests {
             "account data is off unless switched on"
         );
         assert_eq!(config.confirm_ttl, Duration::from_secs(600));
+        assert_eq!(config.metrics_namespace, "FinexerConnect");
+    }
+
+    #[test]
+    fn the_metrics_namespace_is_checked() {
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("METRICS_NAMESPACE", "Connect/staging"));
+        assert_eq!(with(&vars).unwrap().metrics_namespace, "Connect/staging");
+        let long = "x".repeat(256);
+        for bad in ["AWS/Lambda", "a\"b", long.as_str()] {
+            let mut vars = REQUIRED.to_vec();
+            vars.push(("METRICS_NAMESPACE", bad));
+            let err = with(&vars).unwrap_err().to_string();
+            assert!(err.contains("METRICS_NAMESPACE"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -259,6 +259,7 @@ impl FinexerClient {
             ("metadata[user_ref]", customer.user_ref.to_owned()),
         ];
         self.call(
+            "create_customer",
             Method::POST,
             "/customers",
             &[],
@@ -281,6 +282,7 @@ impl FinexerClient {
             form.push(("provider", provider.to_owned()));
         }
         self.call(
+            "create_consent",
             Method::POST,
             "/consents",
             &[],
@@ -292,7 +294,8 @@ impl FinexerClient {
 
     pub async fn get_consent(&self, id: &str) -> Result<Consent> {
         let path = format!("/consents/{}", encode_segment(id));
-        self.call(Method::GET, &path, &[], None, Retry::Safe).await
+        self.call("get_consent", Method::GET, &path, &[], None, Retry::Safe)
+            .await
     }
 
     /// Records the user's re-confirmation (the UK 90-day rule): Finexer's
@@ -302,15 +305,29 @@ impl FinexerClient {
         let path = format!("/consents/{}", encode_segment(id));
         let form = [("renewed_at", renewed_at.to_owned())];
         // Setting the same time twice is harmless: safe to retry.
-        self.call(Method::POST, &path, &[], Some(&form), Retry::Safe)
-            .await
+        self.call(
+            "renew_consent",
+            Method::POST,
+            &path,
+            &[],
+            Some(&form),
+            Retry::Safe,
+        )
+        .await
     }
 
     /// Revoking is idempotent at Finexer (a revoked consent reads `canceled`).
     pub async fn revoke_consent(&self, id: &str) -> Result<Consent> {
         let path = format!("/consents/{}/revoke", encode_segment(id));
-        self.call(Method::POST, &path, &[], Some(&[]), Retry::Safe)
-            .await
+        self.call(
+            "revoke_consent",
+            Method::POST,
+            &path,
+            &[],
+            Some(&[]),
+            Retry::Safe,
+        )
+        .await
     }
 
     /// `customer` is always sent: Finexer answers 400 `missing_identity` without it.
@@ -325,7 +342,14 @@ impl FinexerClient {
         }
         query.push(("limit", "100"));
         let list: List<BankAccount> = self
-            .call(Method::GET, "/bank_accounts", &query, None, Retry::Safe)
+            .call(
+                "bank_accounts",
+                Method::GET,
+                "/bank_accounts",
+                &query,
+                None,
+                Retry::Safe,
+            )
             .await?;
         Ok(list.data)
     }
@@ -334,13 +358,23 @@ impl FinexerClient {
     pub async fn providers(&self) -> Result<Vec<Provider>> {
         let query = [("roles[]", "ais"), ("limit", "100")];
         let list: List<Provider> = self
-            .call(Method::GET, "/providers", &query, None, Retry::Safe)
+            .call(
+                "providers",
+                Method::GET,
+                "/providers",
+                &query,
+                None,
+                Retry::Safe,
+            )
             .await?;
         Ok(list.data)
     }
 
+    /// The one path of every Finexer call: its attempts, and its metrics
+    /// (one line per call: count, latency with retries, retries, error).
     async fn call<T: DeserializeOwned>(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
@@ -348,6 +382,29 @@ impl FinexerClient {
         retry: Retry,
     ) -> Result<T> {
         let secrets = self.secrets.secrets().await?;
+        let started = std::time::Instant::now();
+        let mut retries = 0;
+        let result = self
+            .attempts(&secrets, method, path, query, form, retry, &mut retries)
+            .await;
+        // An error the caller is answered 5xx for: Finexer unavailable,
+        // or refusing our own credentials.
+        let failed = result.as_ref().is_err_and(|e| e.status() >= 500);
+        crate::metrics::finexer_call(operation, started.elapsed(), retries, failed);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts<T: DeserializeOwned>(
+        &self,
+        secrets: &crate::secrets::AppSecrets,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        form: Option<&[(&str, String)]>,
+        retry: Retry,
+        retries: &mut u32,
+    ) -> Result<T> {
         let mut url = self.base.clone();
         url.set_path(&format!(
             "{}{}",
@@ -430,6 +487,7 @@ impl FinexerClient {
             tracing::warn!(%method, path, attempt, "Finexer call failed; retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
+            *retries += 1;
         }
     }
 }

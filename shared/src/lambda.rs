@@ -12,6 +12,10 @@
 //! that cannot be repaired is answered 400. A panic in a handler is caught and
 //! answered 500 for that request only (the release profile unwinds; see
 //! `benches/RESULTS.md` for what that costs).
+//!
+//! Each invocation runs in [`observed`]: its metrics name the function
+//! ([`crate::metrics`]), and it ends with one log line (request id,
+//! function, route template, status, consent id when known, duration).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -35,10 +39,107 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::Error;
 use crate::event::{self, Refusal};
+use crate::metrics::Function;
 
-pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+/// Runs one HTTP invocation of `function` through `handler`: in the
+/// function's metrics scope, a panic answered 500, and ended by the
+/// invocation's log line. Never the path's ids, the query, a header or the
+/// body: the route template and the consent id the handler noted.
+pub async fn observed<H, Fut>(
+    app: &App,
+    function: Function,
+    request: Request,
+    handler: H,
+) -> Response<Body>
 where
-    F: Fn(&'static App, Request) -> Fut + 'static,
+    H: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let started = std::time::Instant::now();
+    let request_id = request_id(&request);
+    let route = route_of(&request);
+    let (response, consent_id) = app
+        .metrics
+        .scope(function, async move {
+            // Boxed: the wrappers then hold a pointer, not the handler's
+            // (large) future, so they add almost nothing to the stack.
+            let response = catch_panic(async move { Box::pin(handler(request)).await }).await;
+            (response, crate::metrics::noted_consent())
+        })
+        .await;
+    tracing::info!(
+        request_id = request_id.as_str(),
+        function = function.name(),
+        route,
+        status = response.status().as_u16(),
+        consent_id = consent_id.as_deref(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "invocation finished"
+    );
+    response
+}
+
+/// Lambda's request id; the API Gateway request id where there is no
+/// Lambda context (the local stack).
+fn request_id(request: &Request) -> String {
+    if let Some(context) = request.lambda_context_ref()
+        && !context.request_id.is_empty()
+    {
+        return context.request_id.clone();
+    }
+    match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            context.request_id.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The routes the API has (templates, as API Gateway names them).
+const ROUTES: &[&str] = &[
+    "POST /links",
+    "GET /callback",
+    "POST /consents/{id}/confirm",
+    "POST /consents/{id}/reconfirm",
+    "POST /consents/{id}/revoke",
+    "GET /consents",
+    "GET /consents/{id}",
+    "GET /consents/{id}/accounts",
+    "GET /accounts",
+    "POST /webhooks/finexer",
+];
+
+/// The request's route template (`POST /consents/{id}/revoke`), never its
+/// raw path: API Gateway's route key when it names one, otherwise the route
+/// whose template the method and path match, otherwise `other`.
+fn route_of(request: &Request) -> &'static str {
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+        request.request_context_ref()
+        && let Some(key) = context.route_key.as_deref()
+        && let Some(route) = ROUTES.iter().find(|route| **route == key)
+    {
+        return route;
+    }
+    let segments = crate::http::path_segments(request);
+    ROUTES
+        .iter()
+        .find(|route| {
+            let (method, template) = route.split_once(' ').unwrap_or_default();
+            let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+            method == request.method().as_str()
+                && parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| *part == "{id}" || part == segment)
+        })
+        .copied()
+        .unwrap_or("other")
+}
+
+pub async fn run<F, Fut>(function: Function, handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, Request) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     lambda_http::tracing::init_default_subscriber();
@@ -49,7 +150,10 @@ where
     // The process lives as long as the container; leaking gives handlers a
     // plain `&App` without reference counting on every request.
     let app: &'static App = Box::leak(Box::new(app));
-    Runtime::new(service(app, handler))
+    let observed_handler = move |app: &'static App, request: Request| {
+        observed(app, function, request, move |request| handler(app, request))
+    };
+    Runtime::new(service(app, observed_handler))
         .layer(MapRequestLayer::new(repair_invocation))
         .layer(TracingLayer::new())
         .run()
@@ -60,7 +164,10 @@ where
 /// gets the event's payload and the invocation's time budget; an error or
 /// a panic fails the invocation, so the scheduler's retry policy and
 /// dead-letter queue take over.
-pub async fn run_scheduled<F, Fut, In, Out>(handler: F) -> Result<(), lambda_http::Error>
+pub async fn run_scheduled<F, Fut, In, Out>(
+    function: Function,
+    handler: F,
+) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static App, In) -> Fut + 'static,
     Fut: Future<Output = crate::Result<Out>> + Send + 'static,
@@ -78,8 +185,20 @@ where
         // Whatever the schedule sends, an unreadable input means "defaults".
         let input = serde_json::from_value(event.payload).unwrap_or_default();
         let end = crate::deadline::invocation_end(event.context.deadline);
-        let run = crate::deadline::within(end, handler(app, input));
+        let started = std::time::Instant::now();
+        let run = crate::deadline::within(
+            end,
+            app.metrics.scope(function, Box::pin(handler(app, input))),
+        );
         let outcome = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(run)).await;
+        tracing::info!(
+            request_id = %event.context.request_id,
+            function = function.name(),
+            route = "schedule",
+            status = if matches!(outcome, Ok(Ok(_))) { 200 } else { 500 },
+            duration_ms = started.elapsed().as_millis() as u64,
+            "invocation finished"
+        );
         match outcome {
             Ok(result) => result.map_err(|e| {
                 tracing::error!(error = %e, "scheduled run failed");

@@ -11,6 +11,7 @@ pub mod finexer;
 pub mod handlers;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod net;
 pub mod secrets;
 pub mod state;

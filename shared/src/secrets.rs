@@ -191,6 +191,7 @@ impl SecretsManagerSource {
     }
 
     async fn fetch(&self) -> Result<AppSecrets> {
+        crate::metrics::count(crate::metrics::SECRETS_REFRESH, &[]);
         let output = self
             .client
             .get_secret_value()
@@ -226,6 +227,7 @@ impl SecretSource for SecretsManagerSource {
         if let Some(stale) = &stale
             && cache.next_try.is_some_and(|at| Instant::now() < at)
         {
+            crate::metrics::count(crate::metrics::SECRETS_STALE, &[]);
             return Ok(stale.clone());
         }
         match self.fetch().await {
@@ -241,6 +243,7 @@ impl SecretSource for SecretsManagerSource {
                 Some(stale) => {
                     tracing::warn!(error = %e, "secret refresh failed; serving the last good value");
                     cache.next_try = Some(Instant::now() + STALE_RETRY);
+                    crate::metrics::count(crate::metrics::SECRETS_STALE, &[]);
                     Ok(stale)
                 }
                 None => Err(e),

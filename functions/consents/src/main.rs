@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::run(shared::handlers::consents).await
+    shared::lambda::run(
+        shared::metrics::Function::Consents,
+        shared::handlers::consents,
+    )
+    .await
 }

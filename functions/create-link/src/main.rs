@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::run(shared::handlers::create_link).await
+    shared::lambda::run(
+        shared::metrics::Function::CreateLink,
+        shared::handlers::create_link,
+    )
+    .await
 }

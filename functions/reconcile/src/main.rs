@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::run_scheduled(shared::handlers::reconcile).await
+    shared::lambda::run_scheduled(
+        shared::metrics::Function::Reconcile,
+        shared::handlers::reconcile,
+    )
+    .await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::run(shared::handlers::revoke).await
+    shared::lambda::run(shared::metrics::Function::Revoke, shared::handlers::revoke).await
 }

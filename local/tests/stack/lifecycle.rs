@@ -5,31 +5,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use connect_local::LOCAL_WEBHOOK_SECRET;
-use finexer_sandbox::forgeries::{forgeries, signed_at};
+use finexer_sandbox::forgeries::forgeries;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::support::*;
-
-/// An RFC 3339 time `seconds` from now, for `/local/reconcile`'s `at`.
-fn in_seconds(seconds: i64) -> String {
-    (OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn event(id: &str, kind: &str, consent_id: &str) -> Vec<u8> {
-    json!({"id": id, "object": "event", "type": kind, "created_at": in_seconds(0),
-           "data": {"object": {"id": consent_id, "object": "consent"}}})
-    .to_string()
-    .into_bytes()
-}
-
-fn signed(body: &[u8]) -> String {
-    signed_at(LOCAL_WEBHOOK_SECRET, OffsetDateTime::now_utc(), body)
-}
 
 #[tokio::test]
 async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {

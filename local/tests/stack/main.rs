@@ -5,9 +5,12 @@
 mod confirmation;
 mod cors;
 mod dynamo_outage;
+#[path = "../emf/mod.rs"]
+mod emf;
 mod erasure;
 mod faults;
 mod lifecycle;
+mod metrics;
 mod races;
 mod stalls;
 mod support;

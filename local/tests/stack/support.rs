@@ -119,6 +119,8 @@ pub struct Stack {
     /// The demo frontend, on another site: it mints the user tokens.
     pub demo: String,
     pub table: String,
+    /// The functions' metric lines (EMF), captured instead of printed.
+    pub metrics: shared::metrics::Captured,
 }
 
 /// moto applies one request at a time: while a test floods it, every other
@@ -187,7 +189,9 @@ impl Stack {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let mut config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let (sink, metrics) = shared::metrics::Sink::capture();
+        config.metrics_sink = Some(sink);
         let running = connect_local::start(config).await.unwrap();
         webhooks.retarget(running.base_url.trim_start_matches("http://").to_owned());
         // Closed unless a test opens it: the sandbox's own events would add
@@ -207,7 +211,15 @@ impl Stack {
             webhooks,
             http,
             table,
+            metrics,
         }
+    }
+
+    /// The metric documents the functions emitted so far, each checked
+    /// against the EMF specification.
+    pub fn metric_documents(&self) -> Vec<Value> {
+        let lines = self.metrics.lines();
+        crate::emf::documents(lines.iter().map(String::as_str))
     }
 
     /// `POST /local/reconcile` with `run` (`at`, `budget_ms`): the report.
@@ -398,6 +410,28 @@ impl Stack {
             })
             .collect()
     }
+}
+
+/// An RFC 3339 time `seconds` from now, for `/local/reconcile`'s `at`.
+pub fn in_seconds(seconds: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+pub fn event(id: &str, kind: &str, consent_id: &str) -> Vec<u8> {
+    json!({"id": id, "object": "event", "type": kind, "created_at": in_seconds(0),
+           "data": {"object": {"id": consent_id, "object": "consent"}}})
+    .to_string()
+    .into_bytes()
+}
+
+pub fn signed(body: &[u8]) -> String {
+    finexer_sandbox::forgeries::signed_at(
+        connect_local::LOCAL_WEBHOOK_SECRET,
+        time::OffsetDateTime::now_utc(),
+        body,
+    )
 }
 
 pub fn query_of(url: &str) -> HashMap<String, String> {

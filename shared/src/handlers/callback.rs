@@ -14,17 +14,45 @@ use crate::store::{
     ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Due, Guard, Transition,
 };
 
-pub async fn callback(app: &App, request: Request) -> Response<Body> {
-    crate::deadline::guard(handle(app, &request))
-        .await
-        .unwrap_or_else(|e| e.into_html_response(app.config.default_frontend()))
+/// How a callback ended, the `Outcome` of its metric.
+mod outcome {
+    /// The consent was authorized and recorded; the owner got the code.
+    pub const APPROVED: &str = "approved";
+    /// Denied, failed or expired at the bank (as Finexer confirms), recorded.
+    pub const DENIED: &str = "denied";
+    /// We could not finish it (answered 5xx: Finexer, the store, time).
+    pub const FAILED: &str = "failed";
+    /// A state used before: a reload, a second tab, a lost race.
+    pub const REPLAYED: &str = "replayed";
+    /// A bad, forged or expired link, or one without state that settles nothing.
+    pub const INVALID: &str = "invalid";
 }
 
-async fn handle(app: &App, request: &Request) -> Result<Response<Body>> {
+pub async fn callback(app: &App, request: Request) -> Response<Body> {
+    let (outcome, response) = match crate::deadline::guard(handle(app, &request)).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let outcome = match e {
+                Error::InvalidState(reason) if reason == USED => outcome::REPLAYED,
+                ref e if e.status() >= 500 => outcome::FAILED,
+                _ => outcome::INVALID,
+            };
+            (outcome, e.into_html_response(app.config.default_frontend()))
+        }
+    };
+    crate::metrics::count(crate::metrics::CALLBACK, &[("Outcome", outcome)]);
+    response
+}
+
+/// Why a state is refused when its journey has ended already.
+const USED: &str = "state already used";
+
+async fn handle(app: &App, request: &Request) -> Result<(&'static str, Response<Body>)> {
     let params = query_params(request)?;
     let consent_id = param(&params, "fx_consent")
         .ok_or_else(|| Error::BadRequest("The link is missing its connection id.".into()))?;
     let consent_id = checked_id(consent_id, "fx_consent")?;
+    crate::metrics::note_consent(consent_id);
     let Some(token) = param(&params, "state") else {
         return without_state(app, consent_id).await;
     };
@@ -50,7 +78,11 @@ async fn verify_state(app: &App, token: &str) -> Result<StateClaims> {
     }
 }
 
-async fn approved(app: &App, consent_id: &str, claims: &StateClaims) -> Result<Response<Body>> {
+async fn approved(
+    app: &App,
+    consent_id: &str,
+    claims: &StateClaims,
+) -> Result<(&'static str, Response<Body>)> {
     // Independent reads, made together: our record and Finexer's.
     let (record, remote) = tokio::join!(
         app.store.consent(consent_id),
@@ -71,7 +103,7 @@ async fn denied(
     consent_id: &str,
     claims: &StateClaims,
     error: &str,
-) -> Result<Response<Body>> {
+) -> Result<(&'static str, Response<Body>)> {
     let record = app
         .store
         .consent(consent_id)
@@ -95,27 +127,38 @@ async fn denied(
 /// is asking, so this path reveals nothing: every id, known or not, in any
 /// status, gets the same page. It only settles a still-pending record that
 /// Finexer says was denied or failed; an approval needs the state.
-async fn without_state(app: &App, consent_id: &str) -> Result<Response<Body>> {
-    if let Err(e) = settle_pending_denial(app, consent_id).await {
-        // Not shown: the page must not differ. The reconciler retries.
-        tracing::warn!(consent_id, error = %e, "stateless callback not settled");
-    }
-    crate::http::html_page(
+async fn without_state(app: &App, consent_id: &str) -> Result<(&'static str, Response<Body>)> {
+    let outcome = match settle_pending_denial(app, consent_id).await {
+        Ok(true) => outcome::DENIED,
+        Ok(false) => outcome::INVALID,
+        Err(e) => {
+            // Not shown: the page must not differ. The reconciler retries.
+            tracing::warn!(consent_id, error = %e, "stateless callback not settled");
+            if e.status() >= 500 {
+                outcome::FAILED
+            } else {
+                outcome::INVALID
+            }
+        }
+    };
+    let page = crate::http::html_page(
         200,
         &crate::http::unfinished_page(app.config.default_frontend()),
-    )
+    )?;
+    Ok((outcome, page))
 }
 
-async fn settle_pending_denial(app: &App, consent_id: &str) -> Result<()> {
+/// Whether a denial was recorded.
+async fn settle_pending_denial(app: &App, consent_id: &str) -> Result<bool> {
     let Some(record) = app.store.consent(consent_id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if record.status != ConsentStatus::Pending {
-        return Ok(());
+        return Ok(false);
     }
     let change = outcome_of(&app.finexer.get_consent(consent_id).await?)?;
     if change.to == ConsentStatus::Authorized {
-        return Ok(());
+        return Ok(false);
     }
     let applied = app
         .store
@@ -129,7 +172,7 @@ async fn settle_pending_denial(app: &App, consent_id: &str) -> Result<()> {
     if applied.is_some() {
         tracing::info!(consent_id, status = %change.to, "consent outcome recorded without state");
     }
-    Ok(())
+    Ok(applied.is_some())
 }
 
 /// Writes the outcome and consumes the state, atomically, then sends the
@@ -141,7 +184,7 @@ async fn complete(
     claims: &StateClaims,
     mut change: Transition,
     return_to: ReturnTarget,
-) -> Result<Response<Body>> {
+) -> Result<(&'static str, Response<Body>)> {
     let code = if change.to == ConsentStatus::Authorized {
         let (code, hash) = confirm::new_code();
         change.confirm_code_hash = Some(hash);
@@ -169,7 +212,12 @@ async fn complete(
         if let Some(code) = &code {
             pairs.push(("code", code));
         }
-        return redirect(&return_to.with_query(&pairs));
+        let outcome = if change.to == ConsentStatus::Authorized {
+            outcome::APPROVED
+        } else {
+            outcome::DENIED
+        };
+        return Ok((outcome, redirect(&return_to.with_query(&pairs))?));
     }
     let current = app
         .store
@@ -206,13 +254,13 @@ async fn repeat_outcome(
     app: &App,
     record: ConsentRecord,
     return_to: &ReturnTarget,
-) -> Result<Response<Body>> {
+) -> Result<(&'static str, Response<Body>)> {
     let record = revocation::settle_unconfirmed(app, record).await?;
     if record.status.is_outcome() && record.revoked_at.is_none() {
         let pairs = outcome_pairs(&record.consent_id, &record.status);
-        return redirect(&return_to.with_query(&pairs));
+        return Ok((outcome::REPLAYED, redirect(&return_to.with_query(&pairs))?));
     }
-    Err(Error::InvalidState("state already used"))
+    Err(Error::InvalidState(USED))
 }
 
 fn outcome_pairs<'a>(consent_id: &'a str, status: &'a ConsentStatus) -> Vec<(&'a str, &'a str)> {

@@ -43,23 +43,54 @@ fn code_hash(code: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(code.as_bytes()))
 }
 
-pub async fn confirm(app: &App, request: Request) -> Response<Body> {
-    crate::deadline::guard(handle(app, request))
-        .await
-        .unwrap_or_else(Error::into_problem_response)
+/// How a confirm ended, the `Outcome` of its metric.
+mod outcome {
+    /// The owner's code was accepted.
+    pub const CONFIRMED: &str = "confirmed";
+    /// Already confirmed with this code: the same answer again.
+    pub const REPEATED: &str = "repeated";
+    /// Refused: a wrong or malformed code, an unknown consent, one not
+    /// authorized or confirmed with another code.
+    pub const REJECTED: &str = "rejected";
+    /// A valid code from another user's session: the consent is revoked.
+    pub const ANOTHER_USER: &str = "another_user";
+    /// The window had closed: the consent is revoked.
+    pub const EXPIRED: &str = "expired";
 }
 
-async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
-    let caller = Caller::from_request(&request)?;
+pub async fn confirm(app: &App, request: Request) -> Response<Body> {
     // The function serves two routes; the last path segment says which.
     if crate::http::path_segments(&request)
         .last()
         .map(String::as_str)
         == Some("reconfirm")
     {
-        let consent_id = consent_id_before(&request, "reconfirm")?;
-        return super::reconfirm::handle(app, &caller.user_id, &consent_id).await;
+        return crate::deadline::guard(reconfirm(app, request))
+            .await
+            .unwrap_or_else(Error::into_problem_response);
     }
+    let (outcome, response) = match crate::deadline::guard(handle(app, request)).await {
+        Ok(answer) => (Some(answer.0), answer.1),
+        Err(e) => {
+            // A 5xx is ours to fix, not the caller's: no outcome of theirs.
+            let outcome = (e.status() < 500).then_some(outcome::REJECTED);
+            (outcome, e.into_problem_response())
+        }
+    };
+    if let Some(outcome) = outcome {
+        crate::metrics::count(crate::metrics::CONFIRMATION, &[("Outcome", outcome)]);
+    }
+    response
+}
+
+async fn reconfirm(app: &App, request: Request) -> Result<Response<Body>> {
+    let caller = Caller::from_request(&request)?;
+    let consent_id = consent_id_before(&request, "reconfirm")?;
+    super::reconfirm::handle(app, &caller.user_id, &consent_id).await
+}
+
+async fn handle(app: &App, request: Request) -> Result<(&'static str, Response<Body>)> {
+    let caller = Caller::from_request(&request)?;
     let consent_id = consent_id_before(&request, "confirm")?;
     let input: Confirm = json_body(&request)?;
     let code = input
@@ -88,12 +119,19 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     confirm_own(app, record, &hash).await
 }
 
-async fn confirm_own(app: &App, record: ConsentRecord, hash: &str) -> Result<Response<Body>> {
+async fn confirm_own(
+    app: &App,
+    record: ConsentRecord,
+    hash: &str,
+) -> Result<(&'static str, Response<Body>)> {
     let matches = record.confirm_code_hash.as_deref() == Some(hash);
     if record.confirmed_at.is_some() {
         // A repeat (a reload, a retried request) gets the same answer.
         return if matches {
-            json_response(200, &ConsentView::from(record))
+            Ok((
+                outcome::REPEATED,
+                json_response(200, &ConsentView::from(record))?,
+            ))
         } else {
             Err(Error::Conflict("The consent is already confirmed.".into()))
         };
@@ -112,10 +150,11 @@ async fn confirm_own(app: &App, record: ConsentRecord, hash: &str) -> Result<Res
     let at = timestamp(now())?;
     if record.confirmation_lapsed(&at) {
         revocation::settle_unconfirmed(app, record).await?;
-        return Err(Error::Conflict(
+        let expired = Error::Conflict(
             "The confirmation code has expired; the connection was cancelled. Please connect again."
                 .into(),
-        ));
+        );
+        return Ok((outcome::EXPIRED, expired.into_problem_response()));
     }
 
     let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Confirm);
@@ -132,10 +171,10 @@ async fn confirm_own(app: &App, record: ConsentRecord, hash: &str) -> Result<Res
         .store
         .transition(&consent_id, guard, &[ConsentStatus::Authorized], &change)
         .await?;
-    let record = match applied {
+    let (outcome, record) = match applied {
         Some(record) => {
             tracing::info!(consent_id, "consent confirmed by its owner");
-            record
+            (outcome::CONFIRMED, record)
         }
         None => {
             // A concurrent confirm won, or the consent changed meanwhile.
@@ -150,10 +189,10 @@ async fn confirm_own(app: &App, record: ConsentRecord, hash: &str) -> Result<Res
                     current.status
                 )));
             }
-            current
+            (outcome::REPEATED, current)
         }
     };
-    json_response(200, &ConsentView::from(record))
+    Ok((outcome, json_response(200, &ConsentView::from(record))?))
 }
 
 /// Someone other than the link's owner came back with its valid code: the
@@ -163,7 +202,7 @@ async fn claimed_by_another(
     app: &App,
     record: ConsentRecord,
     hash: &str,
-) -> Result<Response<Body>> {
+) -> Result<(&'static str, Response<Body>)> {
     let at = timestamp(now())?;
     let guard = Guard {
         code: Some((hash, &at)),
@@ -186,6 +225,10 @@ async fn claimed_by_another(
             // Recorded as revoke_pending; no data is served meanwhile.
             tracing::warn!(consent_id = %record.consent_id, error = %e, "revocation left pending");
         }
+        return Ok((
+            outcome::ANOTHER_USER,
+            Error::NotFound.into_problem_response(),
+        ));
     }
     Err(Error::NotFound)
 }

@@ -59,12 +59,17 @@ fn route(request: &Request) -> Result<Route> {
     Ok(match path.as_slice() {
         ["consents"] => Route::List,
         ["accounts"] => Route::AllAccounts,
-        ["consents", id] => Route::One(checked_id(id, "consent id")?.to_owned()),
+        ["consents", id] => Route::One(noted(checked_id(id, "consent id")?)),
         ["consents", id, "accounts"] => {
-            Route::ConsentAccounts(checked_id(id, "consent id")?.to_owned())
+            Route::ConsentAccounts(noted(checked_id(id, "consent id")?))
         }
         _ => return Err(Error::NotFound),
     })
+}
+
+fn noted(consent_id: &str) -> String {
+    crate::metrics::note_consent(consent_id);
+    consent_id.to_owned()
 }
 
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {

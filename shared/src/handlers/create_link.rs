@@ -95,6 +95,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             state_id: &claims.jti,
         })
         .await?;
+    crate::metrics::note_consent(&consent.id);
     let created_at = timestamp(issued)?;
     let record = ConsentRecord {
         consent_id: consent.id.clone(),
@@ -152,6 +153,13 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             retry_after: None,
         }),
     };
+    if page.is_err() {
+        // The call succeeded, but its answer is not one we may use.
+        crate::metrics::count(
+            crate::metrics::FINEXER_ERROR,
+            &[("Operation", "create_consent")],
+        );
+    }
     let recorded = match page {
         Ok(page) => app
             .store
@@ -168,6 +176,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         }
     };
     tracing::info!(consent_id = %record.consent_id, "consent link created");
+    crate::metrics::count(crate::metrics::LINK_CREATED, &[]);
     json_response(
         201,
         &LinkCreated {

@@ -57,6 +57,10 @@ pub async fn follow(
                 source = ?source,
                 "consent follows Finexer"
             );
+            if change.revoked_at.is_some() {
+                // Revoked at the bank, or our pending revocation done by Finexer.
+                crate::metrics::count(crate::metrics::REVOCATION, &[("Outcome", "completed")]);
+            }
             return Ok(Followed::Changed(changed));
         }
         // Changed meanwhile: decide again on what is there now.

@@ -124,7 +124,9 @@ fn consent_id_before(request: &lambda_http::Request, action: &str) -> Result<Str
     let segments = crate::http::path_segments(request);
     match segments.as_slice() {
         [.., consents, id, last] if consents == "consents" && last == action => {
-            Ok(checked_id(id, "consent id")?.to_owned())
+            let id = checked_id(id, "consent id")?;
+            crate::metrics::note_consent(id);
+            Ok(id.to_owned())
         }
         _ => Err(Error::NotFound),
     }

@@ -71,7 +71,14 @@ pub struct Report {
     pub skipped: usize,
     /// The run stopped because its budget was spent.
     pub out_of_time: bool,
+    /// Of the records handled, `revoke_pending` ones whose revocation was
+    /// asked for over [`OVERDUE`] ago.
+    #[serde(default)]
+    pub revoke_pending_overdue: usize,
 }
+
+/// A revocation still pending after this long is overdue (an alarm watches).
+pub const OVERDUE: time::Duration = time::Duration::hours(1);
 
 /// What handling one record came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +98,48 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
         None => OffsetDateTime::now_utc(),
     };
     let now_text = timestamp(now)?;
+    let mut report = Report::default();
+    let run = run_pages(app, &mut report, now, &now_text, started, budget).await;
+    tracing::info!(
+        due = report.due,
+        processed = report.processed,
+        changed = report.changed,
+        failed = report.failed,
+        skipped = report.skipped,
+        out_of_time = report.out_of_time,
+        revoke_pending_overdue = report.revoke_pending_overdue,
+        "reconcile run finished"
+    );
+    // Also after a failed run: what it got through.
+    crate::metrics::record(
+        &[
+            (crate::metrics::RECONCILE_DUE, report.due as f64),
+            (crate::metrics::RECONCILE_PROCESSED, report.processed as f64),
+            (crate::metrics::RECONCILE_FAILED, report.failed as f64),
+            (
+                crate::metrics::REVOKE_PENDING_OVERDUE,
+                report.revoke_pending_overdue as f64,
+            ),
+        ],
+        &[],
+    );
+    run.map(|()| report)
+}
+
+async fn run_pages(
+    app: &App,
+    report: &mut Report,
+    now: OffsetDateTime,
+    now_text: &str,
+    started: tokio::time::Instant,
+    budget: Option<Duration>,
+) -> Result<()> {
     // Claiming stops once the run's own budget is spent, or when the
     // invocation has too little left to finish one more record.
     let spent = || {
         budget.is_some_and(|budget| started.elapsed() >= budget)
             || crate::deadline::remaining().is_some_and(|left| left < TIME_PER_RECORD)
     };
-    let mut report = Report::default();
     let mut cursor = None;
     loop {
         if spent() {
@@ -106,10 +148,10 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
         }
         let page = app
             .store
-            .due(&now_text, app.config.reconcile_page_size, cursor.as_ref())
+            .due(now_text, app.config.reconcile_page_size, cursor.as_ref())
             .await?;
         report.due += page.records.len();
-        let outcomes: Vec<Option<Outcome>> = futures_util::stream::iter(page.records)
+        let outcomes: Vec<Option<(Outcome, bool)>> = futures_util::stream::iter(page.records)
             .map(|(consent_id, seen)| async move {
                 // Checked per record: a page may outlast the budget.
                 if spent() {
@@ -121,6 +163,10 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
             .collect()
             .await;
         for outcome in outcomes {
+            let outcome = outcome.map(|(outcome, overdue)| {
+                report.revoke_pending_overdue += usize::from(overdue);
+                outcome
+            });
             match outcome {
                 None => report.out_of_time = true,
                 Some(Outcome::Skipped) => report.skipped += 1,
@@ -136,33 +182,31 @@ pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
             break;
         }
     }
-    tracing::info!(
-        due = report.due,
-        processed = report.processed,
-        changed = report.changed,
-        failed = report.failed,
-        skipped = report.skipped,
-        out_of_time = report.out_of_time,
-        "reconcile run finished"
-    );
-    Ok(report)
+    Ok(())
 }
 
-/// Claims one record and makes it true; errors become a later look.
-async fn look_at(app: &App, consent_id: &str, seen: &str, now: OffsetDateTime) -> Outcome {
+/// Claims one record and makes it true; errors become a later look. Also
+/// says whether it was a revocation pending for over [`OVERDUE`].
+async fn look_at(app: &App, consent_id: &str, seen: &str, now: OffsetDateTime) -> (Outcome, bool) {
     let lease = match timestamp(now + LEASE) {
         Ok(lease) => lease,
-        Err(_) => return Outcome::Failed,
+        Err(_) => return (Outcome::Failed, false),
     };
     let record = match app.store.move_due(consent_id, seen, Some(&lease)).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Outcome::Skipped,
+        Ok(None) => return (Outcome::Skipped, false),
         Err(e) => {
             tracing::warn!(consent_id, error = %e, "reconcile could not claim a record");
-            return Outcome::Failed;
+            return (Outcome::Failed, false);
         }
     };
-    match settle(app, record, now).await {
+    let overdue = record.status == ConsentStatus::RevokePending
+        && record
+            .revoke_requested_at
+            .as_deref()
+            .and_then(|at| parse_timestamp(at).ok())
+            .is_some_and(|asked| now - asked > OVERDUE);
+    let outcome = match settle(app, record, now).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(consent_id, error = %e, "reconcile left a record for a later run");
@@ -177,7 +221,8 @@ async fn look_at(app: &App, consent_id: &str, seen: &str, now: OffsetDateTime) -
             }
             Outcome::Failed
         }
-    }
+    };
+    (outcome, overdue)
 }
 
 /// Does what the record's status calls for, under the claim `record.due_at`.

@@ -64,6 +64,21 @@ pub async fn finish(app: &App, consent_id: &str) -> Result<ConsentRecord> {
 
 /// [`finish`], recording who finished it.
 pub async fn finish_as(app: &App, consent_id: &str, source: ChangeSource) -> Result<ConsentRecord> {
+    let finished = revoke_and_record(app, consent_id, source).await;
+    let outcome = if finished.is_ok() {
+        "completed"
+    } else {
+        "pending"
+    };
+    crate::metrics::count(crate::metrics::REVOCATION, &[("Outcome", outcome)]);
+    finished
+}
+
+async fn revoke_and_record(
+    app: &App,
+    consent_id: &str,
+    source: ChangeSource,
+) -> Result<ConsentRecord> {
     match app.finexer.revoke_consent(consent_id).await {
         Ok(_) => {}
         // Finexer's advice: on a 404, confirm with a GET. Gone there too means

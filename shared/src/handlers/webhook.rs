@@ -28,10 +28,60 @@ pub const EVENT_RETENTION: time::Duration = time::Duration::days(3);
 /// Larger bodies are refused unread: a real event is a few KiB.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// What became of a verified delivery, the `Verdict` of its metric.
+mod verdict {
+    /// Acted on.
+    pub const HANDLED: &str = "handled";
+    /// A redelivery of an event handled before.
+    pub const DUPLICATE: &str = "duplicate";
+    /// A type we do not act on, or a signed body that is not an event.
+    pub const IGNORED: &str = "ignored";
+    /// About a consent we do not hold.
+    pub const UNKNOWN_CONSENT: &str = "unknown_consent";
+    /// Not handled (503): Finexer delivers it again.
+    pub const FAILED: &str = "failed";
+}
+
 pub async fn webhook(app: &App, request: Request) -> Response<Body> {
-    crate::deadline::guard(handle(app, request))
-        .await
+    // The event's type once the delivery is verified (`other` until read).
+    let mut event_type = None;
+    let handled = crate::deadline::guard(handle(app, request, &mut event_type)).await;
+    let verdict = match &handled {
+        Ok(verdict) => Some(*verdict),
+        Err(Error::Unauthorized) => {
+            crate::metrics::count(crate::metrics::WEBHOOK_REFUSED, &[]);
+            None
+        }
+        Err(Error::BadRequest(_)) => Some(verdict::IGNORED),
+        Err(_) => Some(verdict::FAILED),
+    };
+    if let (Some(event_type), Some(verdict)) = (event_type, verdict) {
+        crate::metrics::count(
+            crate::metrics::WEBHOOK_EVENT,
+            &[("EventType", event_type), ("Verdict", verdict)],
+        );
+    }
+    handled
+        .and_then(|_| received())
         .unwrap_or_else(Error::into_problem_response)
+}
+
+/// The event types the `EventType` dimension names; any other is `other`.
+const EVENT_TYPES: [&str; 6] = [
+    "consent.authorized",
+    "consent.canceled",
+    "consent.expired",
+    "consent.failed",
+    "bank_account.created",
+    "reminder.consent_expiry.sent",
+];
+
+fn event_type_name(kind: &str) -> &'static str {
+    EVENT_TYPES
+        .iter()
+        .find(|known| **known == kind)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// The envelope: `{"id", "type", "data": {"object": {...}}}`, or a flat
@@ -85,23 +135,31 @@ fn kind_of(event_type: &str) -> Kind {
     }
 }
 
-async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
+/// Handles a delivery; its verdict, or the error to answer.
+async fn handle(
+    app: &App,
+    request: Request,
+    event_type: &mut Option<&'static str>,
+) -> Result<&'static str> {
     let body = verified_body(app, &request).await?;
+    *event_type = Some("other");
     let event: Event = serde_json::from_slice(body)
         .map_err(|_| Error::BadRequest("The event is not a Finexer event envelope.".into()))?;
+    *event_type = Some(event_type_name(&event.kind));
     let event_id = checked_id(&event.id, "event id")?.to_owned();
     let kind = kind_of(&event.kind);
     if kind == Kind::Unknown {
         tracing::info!(event_id, event_type = %bounded(&event.kind), "webhook event of an unknown type ignored");
-        return received();
+        return Ok(verdict::IGNORED);
     }
     let consent_id = event
         .consent_id()
         .ok_or_else(|| Error::BadRequest("The event names no consent.".into()))?;
     let consent_id = checked_id(consent_id, "consent id")?;
+    crate::metrics::note_consent(consent_id);
     let Some(record) = app.store.consent(consent_id).await? else {
         tracing::info!(event_id, consent_id, event_type = %event.kind, "webhook event for a consent we do not hold");
-        return received();
+        return Ok(verdict::UNKNOWN_CONSENT);
     };
 
     let now = OffsetDateTime::now_utc();
@@ -112,12 +170,12 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             consent_id,
             "webhook event redelivered; already handled"
         );
-        return received();
+        return Ok(verdict::DUPLICATE);
     }
     match apply(app, kind, record, now).await {
         Ok(()) => {
             tracing::info!(event_id, consent_id, event_type = %event.kind, "webhook event handled");
-            received()
+            Ok(verdict::HANDLED)
         }
         Err(e) => {
             // Forget it, so that Finexer's redelivery is handled.

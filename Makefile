@@ -1,13 +1,32 @@
 # The one entry point. `make dev` runs the whole system locally; `make test`
 # runs every test. Both install what they need.
 
-.PHONY: dev test lint fmt clean finexer-check
+.PHONY: dev test check bench fuzz zips infra lint fmt clean finexer-check
 
 dev:
 	@scripts/dev.sh
 
 test:
 	@scripts/test.sh
+
+# Quick checks with no services: formatting, lints, and the unit tests.
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace --lib --bins
+
+# The parts of `make test`, one at a time.
+bench:
+	@scripts/bench.sh $(ARGS)
+
+fuzz:
+	@scripts/fuzz.sh $(ARGS)
+
+zips:
+	@scripts/build-zips.sh
+
+infra:
+	@scripts/check-infra.sh
 
 # Before the first deploy: FINEXER_BASE_URL=... FINEXER_API_KEY=... make finexer-check
 # (more options: make finexer-check ARGS="--record recording --wait-for-approval 300")

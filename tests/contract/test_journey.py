@@ -164,7 +164,11 @@ def test_deny_with_preselected_bank_and_template(api, anonymous):
 
     consent = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
     assert consent["status"] == "canceled" and consent["provider"] == "sandbox-barclays"
-    assert statuses(consent) == [(None, "pending", "create"), ("pending", "canceled", "callback")]
+    # Finexer's webhook for the denial races the browser back: whichever
+    # comes first records it (an approval, by contrast, waits for the callback).
+    history = statuses(consent)
+    assert history[0] == (None, "pending", "create")
+    assert history[1:] in ([("pending", "canceled", "callback")], [("pending", "canceled", "webhook")]), history
     # Revoking what is already canceled answers it again, unchanged.
     again = api.call("POST", "/consents/{id}/revoke", ids={"id": consent_id})
     assert again.status_code == 200 and again.json() == consent

@@ -83,12 +83,13 @@ fn change_for(
     use ConsentStatus::*;
     let at = timestamp(now)?;
     let mut change = Transition::new(remote.status.clone(), &at, source);
+    // The bank the user chose, as the callback records it.
+    change.provider = remote.provider.clone();
     let from = match (&record.status, &remote.status) {
         (New | Pending, Authorized) => {
             if callback_may_come(app, record, now)? {
                 return Ok(None);
             }
-            change.provider = remote.provider.clone();
             change.authorized_at = Some(remote.authed_at.clone().unwrap_or(at.clone()));
             change.expires_at = remote.expiry_date.clone();
             // No code went out, so it can never be confirmed: it stands only

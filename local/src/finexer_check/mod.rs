@@ -637,31 +637,19 @@ impl Journey {
     async fn revoke(&mut self, id: &str) {
         let outcome = observe(&self.tap, 6, self.client.revoke_consent(id)).await;
         self.revoked = outcome.value.is_ok();
-        let mut differences = self.differences(&outcome, &expected::CONSENT, false);
-        let mut summary = String::new();
-        if let Ok(consent) = &outcome.value {
-            summary = consent.status.to_string();
-            expect_status(
-                &mut differences,
-                consent,
-                &ConsentStatus::Canceled,
-                "a revoked consent reads canceled",
-                true,
-            );
-        }
-        self.finish(
-            6,
-            "revoke it",
-            &format!("POST /consents/{id}/revoke"),
-            &outcome,
-            differences,
-            summary,
-        );
+        let call = format!("POST /consents/{id}/revoke");
+        self.finish_canceled(6, "revoke it", &call, &outcome);
     }
 
     async fn read_again(&mut self, id: &str) {
         let outcome = observe(&self.tap, 7, self.client.get_consent(id)).await;
-        let mut differences = self.differences(&outcome, &expected::CONSENT, false);
+        let call = format!("GET /consents/{id}");
+        self.finish_canceled(7, "read it again", &call, &outcome);
+    }
+
+    /// Finishes a step whose answer is the consent, which must read canceled.
+    fn finish_canceled(&mut self, step: u8, name: &str, call: &str, outcome: &Outcome<Consent>) {
+        let mut differences = self.differences(outcome, &expected::CONSENT, false);
         let mut summary = String::new();
         if let Ok(consent) = &outcome.value {
             summary = consent.status.to_string();
@@ -673,14 +661,7 @@ impl Journey {
                 true,
             );
         }
-        self.finish(
-            7,
-            "read it again",
-            &format!("GET /consents/{id}"),
-            &outcome,
-            differences,
-            summary,
-        );
+        self.finish(step, name, call, outcome, differences, summary);
     }
 
     /// The consent is revoked even when a step failed, and the customer named.

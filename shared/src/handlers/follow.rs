@@ -128,10 +128,10 @@ fn change_for(
 /// Whether a pending consent's callback can still arrive: its state token
 /// has not yet expired.
 fn callback_may_come(app: &App, record: &ConsentRecord, now: OffsetDateTime) -> Result<bool> {
-    let state_expiry = created(record)? + app.config.state_ttl;
-    Ok(now < state_expiry)
+    Ok(now < state_expiry(app, record)?)
 }
 
-fn created(record: &ConsentRecord) -> Result<OffsetDateTime> {
-    parse_timestamp(&record.created_at)
+/// When the state token issued with the consent expires: no callback after.
+pub fn state_expiry(app: &App, record: &ConsentRecord) -> Result<OffsetDateTime> {
+    Ok(parse_timestamp(&record.created_at)? + app.config.state_ttl)
 }

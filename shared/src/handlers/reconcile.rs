@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::follow::{Followed, follow};
+use super::follow::{Followed, follow, state_expiry};
 use super::revocation;
 use crate::app::{App, parse_timestamp, timestamp};
 use crate::error::{Error, Result};
@@ -307,7 +307,7 @@ fn next_look(
     Ok(match record.status {
         ConsentStatus::New | ConsentStatus::Pending => {
             let created = parse_timestamp(&record.created_at)?;
-            let state_expiry = created + app.config.state_ttl;
+            let state_expiry = state_expiry(app, record)?;
             if now < state_expiry {
                 Some(state_expiry)
             } else {

@@ -1,7 +1,7 @@
 # The one entry point. `make dev` runs the whole system locally; `make test`
 # runs every test. Both install what they need.
 
-.PHONY: dev test check bench fuzz zips infra lint fmt clean finexer-check
+.PHONY: dev test check bench fuzz zips infra deny lint fmt clean finexer-check
 
 dev:
 	@scripts/dev.sh
@@ -27,6 +27,10 @@ zips:
 
 infra:
 	@scripts/check-infra.sh
+
+# Licences, bans, sources (offline); `make deny ARGS=advisories` needs the network.
+deny:
+	@scripts/deny.sh $(ARGS)
 
 # Before the first deploy: FINEXER_BASE_URL=... FINEXER_API_KEY=... make finexer-check
 # (more options: make finexer-check ARGS="--record recording --wait-for-approval 300")

@@ -14,6 +14,8 @@ check:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace --lib --bins
+	@scripts/check-shipped.sh --self-test
+	@scripts/check-shipped.sh
 
 # The parts of `make test`, one at a time.
 bench:

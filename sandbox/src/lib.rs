@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod faults;
@@ -141,6 +142,11 @@ impl RunningSandbox {
     /// The base of consent links (equal to `base_url` unless configured).
     pub fn public_base_url(&self) -> String {
         self.state.public_base_url.clone()
+    }
+
+    /// A typed client of this sandbox's admin API.
+    pub fn admin(&self) -> client::Admin {
+        client::Admin::new(self.base_url())
     }
 
     /// Direct access to the records, fault rules and request log.

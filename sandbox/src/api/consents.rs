@@ -153,7 +153,7 @@ pub async fn create(
     };
     let consent = Consent {
         id,
-        object: "consent",
+        object: "consent".into(),
         created_at: now,
         updated_at: now,
         renewed_at: None,

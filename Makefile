@@ -16,6 +16,7 @@ check:
 	cargo test --workspace --lib --bins
 	@scripts/check-shipped.sh --self-test
 	@scripts/check-shipped.sh
+	@scripts/check-map.sh
 
 # The parts of `make test`, one at a time.
 bench:

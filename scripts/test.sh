@@ -36,6 +36,7 @@ scripts/deny.sh
 
 scripts/check-shipped.sh --self-test
 scripts/check-shipped.sh
+scripts/check-map.sh
 
 trap stop_all EXIT
 start_moto

@@ -58,7 +58,7 @@ if [ "${1:-}" = --self-test ]; then
   if verdict=$(check_package connect-local 2>&1); then
     fail "check-shipped passed connect-local, which links axum: the check cannot fail"
   fi
-  for expected in axum finexer-sandbox; do
+  for expected in axum finexer-sandbox connect-shared/test-util; do
     grep -qw -- "$expected" <<<"$verdict" || fail "check-shipped did not name $expected in connect-local: $verdict"
   done
   echo "rejected as expected: $verdict"

@@ -2,12 +2,13 @@
 # Checks the deployment templates offline:
 #   1. cfn-lint on every template in infra/ (no errors, no warnings),
 #   2. `sam validate --lint` on each,
-#   3. tests/infra/check_consistency.py: environment, IAM actions, routes,
-#      table and secret against the Rust code, the functions' Cargo.toml
+#   3. tests/infra/check_consistency.py: environment, IAM actions, routes
+#      (the route table, printed by `cargo run -q -p connect-local --bin
+#      routes`), table and secret against the Rust code, the functions' Cargo.toml
 #      deploy metadata against the template, and the alarms, dashboard and
 #      canary deploys (metric names against shared/src/metrics.rs) (with
 #      negative checks).
-# Exits non-zero on any failure. Needs python3 (3.11) and the PyPI registry
+# Exits non-zero on any failure. Needs cargo, python3 (3.11) and the PyPI registry
 # the first time (the tools go into .venv-infra); nothing else is contacted.
 set -uo pipefail
 

@@ -5,7 +5,8 @@
 use connect_fuzz::model;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::finexer::{Consent, ConsentStatus, Customer};
+use shared::consent::ConsentStatus;
+use shared::finexer::{Consent, Customer};
 
 fuzz_target!(|data: &[u8]| {
     // What the client does with a 2xx body.

@@ -7,90 +7,16 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::secrets::SecretSource;
 
-/// A consent's status as Finexer names it. Unknown values are kept, never an
-/// error that loses the record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum ConsentStatus {
-    New,
-    Pending,
-    Authorized,
-    Failed,
-    Expired,
-    Canceled,
-    /// Ours, not Finexer's: a revocation was asked for and is not yet confirmed.
-    RevokePending,
-    Other(String),
-}
-
-impl ConsentStatus {
-    pub fn as_str(&self) -> &str {
-        match self {
-            ConsentStatus::New => "new",
-            ConsentStatus::Pending => "pending",
-            ConsentStatus::Authorized => "authorized",
-            ConsentStatus::Failed => "failed",
-            ConsentStatus::Expired => "expired",
-            ConsentStatus::Canceled => "canceled",
-            ConsentStatus::RevokePending => "revoke_pending",
-            ConsentStatus::Other(s) => s,
-        }
-    }
-
-    /// Nothing can change it any more.
-    pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            ConsentStatus::Canceled | ConsentStatus::Failed | ConsentStatus::Expired
-        )
-    }
-
-    /// The user finished at the consent page, one way or the other.
-    pub fn is_outcome(&self) -> bool {
-        matches!(
-            self,
-            ConsentStatus::Authorized
-                | ConsentStatus::Canceled
-                | ConsentStatus::Failed
-                | ConsentStatus::Expired
-        )
-    }
-}
-
-impl From<String> for ConsentStatus {
-    fn from(value: String) -> Self {
-        match value.as_str() {
-            "new" => ConsentStatus::New,
-            "pending" => ConsentStatus::Pending,
-            "authorized" => ConsentStatus::Authorized,
-            "failed" => ConsentStatus::Failed,
-            "expired" => ConsentStatus::Expired,
-            // Finexer spells it the American way; accept the British one too.
-            "canceled" | "cancelled" => ConsentStatus::Canceled,
-            "revoke_pending" => ConsentStatus::RevokePending,
-            _ => ConsentStatus::Other(value),
-        }
-    }
-}
-
-impl From<ConsentStatus> for String {
-    fn from(value: ConsentStatus) -> Self {
-        value.as_str().to_owned()
-    }
-}
-
-impl std::fmt::Display for ConsentStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Consent statuses are the domain's ([`crate::consent`]); Finexer's names
+/// are theirs. Re-exported here for a transition period.
+pub use crate::consent::ConsentStatus;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {

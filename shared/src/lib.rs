@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod consent;
 pub mod deadline;
 pub mod error;
 pub mod event;

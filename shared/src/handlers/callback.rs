@@ -6,13 +6,12 @@ use lambda_http::{Body, Request, Response};
 
 use super::{checked_id, confirm, now, revocation};
 use crate::app::{App, timestamp};
+use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
 use crate::finexer::Consent;
 use crate::http::{ReturnTarget, param, query_params, redirect};
 use crate::state::{self, StateClaims};
-use crate::store::{
-    ChangeSource, ConsentRecord, ConsentStatus, ConsumeOutcome, Due, Guard, Transition,
-};
+use crate::store::{ChangeSource, ConsentRecord, ConsumeOutcome, Due, Guard, Transition};
 
 /// How a callback ended, the `Outcome` of its metric.
 mod outcome {

@@ -13,13 +13,14 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ConsentView, consent_id, now, revocation};
+use super::{consent_id, now, revocation};
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
+use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
 use crate::http::{json_body, json_response};
 use crate::routes::{self, Function};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+use crate::store::{ChangeSource, ConsentRecord, Due, Guard, Transition};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -8,14 +8,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use super::{ConsentView, checked_id, consent_id, now, owned_consent, revocation};
+use super::{checked_id, consent_id, now, owned_consent, revocation};
 use crate::app::App;
 use crate::auth::Caller;
+use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
 use crate::finexer::BankAccount;
 use crate::http::{json_response, param, query_params};
 use crate::routes::{self, Function};
-use crate::store::{ConsentRecord, ConsentStatus, LIST_LIMIT, Page};
+use crate::store::{ConsentRecord, LIST_LIMIT, Page};
 
 /// Finexer lists accounts a few seconds after an authorization: within this
 /// window an empty list is asked again, briefly.

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
 
 use super::now;
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
+use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
-use crate::finexer::{ConsentStatus, NewConsent, NewCustomer, consent_page_url};
+use crate::finexer::{Consent, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
 use crate::store::{ChangeSource, ConsentRecord, CustomerClaim, StateRecord, StatusChange};
@@ -52,19 +55,39 @@ pub async fn create_link(app: &App, request: Request) -> Response<Body> {
         .unwrap_or_else(Error::into_problem_response)
 }
 
+/// Read the input, resolve the user's Finexer customer, create the consent
+/// at Finexer, store it, answer with its consent page.
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
-    let input: CreateLink = json_body(&request)?;
-    let provider = input
-        .provider
-        .as_deref()
-        .map(|p| option_id(p, "provider"))
-        .transpose()?;
-    let template = input
-        .template
-        .as_deref()
-        .map(|t| option_id(t, "template"))
-        .transpose()?;
+    let link = read_input(app, &request)?;
+    let customer_id = ensure_customer(app, &caller).await?;
+    let created = create_at_finexer(app, &caller, &customer_id, &link).await?;
+    let page = store(app, &caller, customer_id, &link, &created).await?;
+    answer(app, &created, page)
+}
+
+/// The request's input, checked.
+struct Link {
+    input: CreateLink,
+    return_to: ReturnTarget,
+}
+
+impl Link {
+    fn provider(&self) -> Option<&str> {
+        self.input.provider.as_deref()
+    }
+}
+
+/// Reads the body: ids short and plain, the return target one of the
+/// configured frontends (the first when absent).
+fn read_input(app: &App, request: &Request) -> Result<Link> {
+    let input: CreateLink = json_body(request)?;
+    if let Some(provider) = &input.provider {
+        option_id(provider, "provider")?;
+    }
+    if let Some(template) = &input.template {
+        option_id(template, "template")?;
+    }
     let return_to = match &input.return_to {
         Some(raw) => ReturnTarget::parse(raw, &app.config.frontend_urls)?,
         None => ReturnTarget::parse(
@@ -72,9 +95,25 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             &app.config.frontend_urls,
         )?,
     };
+    Ok(Link { input, return_to })
+}
 
-    let customer_id = ensure_customer(app, &caller).await?;
+/// A consent Finexer created for the link, not yet recorded by us.
+struct Created {
+    consent: Consent,
+    /// The state token's claims; the token is in the consent's return URL.
+    claims: StateClaims,
+    issued: OffsetDateTime,
+}
 
+/// Signs the link's state token and creates the consent at Finexer with
+/// the callback (carrying the token) as its return URL.
+async fn create_at_finexer(
+    app: &App,
+    caller: &Caller,
+    customer_id: &str,
+    link: &Link,
+) -> Result<Created> {
     let secrets = app.secrets.secrets().await?;
     let issued = now();
     let claims = StateClaims::new(
@@ -89,61 +128,58 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let consent = app
         .finexer
         .create_consent(&NewConsent {
-            customer: &customer_id,
+            customer: customer_id,
             return_url: return_url.as_str(),
-            provider,
+            provider: link.provider(),
             state_id: &claims.jti,
         })
         .await?;
     crate::metrics::note_consent(&consent.id);
-    let created_at = timestamp(issued)?;
-    let record = ConsentRecord {
-        consent_id: consent.id.clone(),
-        owner: caller.user_id.clone(),
-        customer_id,
-        status: consent.status.clone(),
-        provider: consent.provider.clone().or(provider.map(str::to_owned)),
-        return_to: return_to.as_str().to_owned(),
-        state_id: claims.jti.clone(),
-        created_at: created_at.clone(),
-        updated_at: created_at.clone(),
-        authorized_at: None,
-        revoke_requested_at: None,
-        revoked_at: None,
-        expires_at: None,
-        confirm_code_hash: None,
-        confirm_by: None,
-        confirmed_at: None,
-        revoke_reason: None,
-        renewed_at: None,
-        expiry_reminder_at: None,
-        // Once the state has lapsed no callback can finish the journey: the
-        // reconciler then asks Finexer how it ended.
-        due_at: Some(timestamp(issued + app.config.state_ttl)?),
-        history: vec![StatusChange {
-            at: created_at,
-            to: consent.status.clone(),
-            source: ChangeSource::Create,
-            reason: None,
-        }],
-    };
-    let state_record = StateRecord {
-        state_id: claims.jti.clone(),
-        consent_id: consent.id.clone(),
-        owner: caller.user_id.clone(),
-        expires_at: claims.exp,
-    };
+    Ok(Created {
+        consent,
+        claims,
+        issued,
+    })
+}
 
-    let page = match (
-        &consent.status,
-        consent.redirect.and_then(|r| r.consent_url),
-    ) {
+/// Records the created consent and its state, and returns its consent page.
+/// Whatever fails (an answer we may not use, the store), the consent is
+/// withdrawn at Finexer: none is left there that we do not know about.
+async fn store(
+    app: &App,
+    caller: &Caller,
+    customer_id: String,
+    link: &Link,
+    created: &Created,
+) -> Result<Url> {
+    let stored = async {
+        let page = consent_page(app, link, &created.consent)?;
+        let (record, state_record) = new_records(app, caller, customer_id, link, created)?;
+        app.store.insert_consent(&record, &state_record).await?;
+        Ok(page)
+    };
+    match stored.await {
+        Ok(page) => Ok(page),
+        Err(e) => {
+            forget_at_finexer(app, &created.consent.id).await;
+            Err(e)
+        }
+    }
+}
+
+/// The page we send the user to: a pending consent's, checked.
+fn consent_page(app: &App, link: &Link, consent: &Consent) -> Result<Url> {
+    let url = consent
+        .redirect
+        .as_ref()
+        .and_then(|r| r.consent_url.as_deref());
+    let page = match (&consent.status, url) {
         (ConsentStatus::Pending, Some(url)) => consent_page_url(
-            &url,
+            url,
             &app.config.finexer_consent_hosts,
-            template,
-            input.skip_info,
-            input.skip_qr,
+            link.input.template.as_deref(),
+            link.input.skip_info,
+            link.input.skip_qr,
         ),
         _ => Err(Error::FinexerUnavailable {
             detail: format!(
@@ -160,29 +196,75 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
             &[("Operation", "create_consent")],
         );
     }
-    let recorded = match page {
-        Ok(page) => app
-            .store
-            .insert_consent(&record, &state_record)
-            .await
-            .map(|()| page),
-        Err(e) => Err(e),
+    page
+}
+
+/// The consent's first record and its state's.
+fn new_records(
+    app: &App,
+    caller: &Caller,
+    customer_id: String,
+    link: &Link,
+    created: &Created,
+) -> Result<(ConsentRecord, StateRecord)> {
+    let Created {
+        consent,
+        claims,
+        issued,
+    } = created;
+    let created_at = timestamp(*issued)?;
+    let record = ConsentRecord {
+        consent_id: consent.id.clone(),
+        owner: caller.user_id.clone(),
+        customer_id,
+        status: consent.status.clone(),
+        provider: consent
+            .provider
+            .clone()
+            .or(link.provider().map(str::to_owned)),
+        return_to: link.return_to.as_str().to_owned(),
+        state_id: claims.jti.clone(),
+        created_at: created_at.clone(),
+        updated_at: created_at.clone(),
+        authorized_at: None,
+        revoke_requested_at: None,
+        revoked_at: None,
+        expires_at: None,
+        confirm_code_hash: None,
+        confirm_by: None,
+        confirmed_at: None,
+        revoke_reason: None,
+        renewed_at: None,
+        expiry_reminder_at: None,
+        // Once the state has lapsed no callback can finish the journey: the
+        // reconciler then asks Finexer how it ended.
+        due_at: Some(timestamp(*issued + app.config.state_ttl)?),
+        history: vec![StatusChange {
+            at: created_at,
+            to: consent.status.clone(),
+            source: ChangeSource::Create,
+            reason: None,
+        }],
     };
-    let page = match recorded {
-        Ok(page) => page,
-        Err(e) => {
-            forget_at_finexer(app, &record.consent_id).await;
-            return Err(e);
-        }
+    let state_record = StateRecord {
+        state_id: claims.jti.clone(),
+        consent_id: consent.id.clone(),
+        owner: caller.user_id.clone(),
+        expires_at: claims.exp,
     };
-    tracing::info!(consent_id = %record.consent_id, "consent link created");
+    Ok((record, state_record))
+}
+
+/// 201 with the consent page and until when the link is accepted.
+fn answer(app: &App, created: &Created, page: Url) -> Result<Response<Body>> {
+    tracing::info!(consent_id = %created.consent.id, "consent link created");
     crate::metrics::count(crate::metrics::LINK_CREATED, &[]);
     json_response(
         201,
         &LinkCreated {
-            consent_id: record.consent_id,
+            consent_id: created.consent.id.clone(),
             consent_url: page.into(),
-            expires_at: timestamp(issued + app.config.state_ttl)?,
+            expires_at: timestamp(created.issued + app.config.state_ttl)?,
         },
     )
 }

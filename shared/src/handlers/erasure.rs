@@ -9,10 +9,11 @@
 
 use serde::Serialize;
 
-use super::revocation::{self, REVOCABLE, reason};
+use super::revocation::{self, reason};
 use crate::app::App;
+use crate::consent::{ConsentStatus, REVOCABLE};
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Guard, LIST_LIMIT, Page};
+use crate::store::{ChangeSource, ConsentRecord, Guard, LIST_LIMIT, Page};
 
 /// What an erasure did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]

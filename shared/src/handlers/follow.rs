@@ -3,8 +3,9 @@
 //! only says *when* to look; Finexer's answer says *what* to record.
 //!
 //! The rules, whoever applies them:
-//! - a record never moves backwards: a final status (`failed`, `expired`,
-//!   `canceled`) stays, and `authorized` is only reached from `new`/`pending`;
+//! - a record never moves backwards ([`ConsentStatus::may_follow`]): a final
+//!   status (`failed`, `expired`, `canceled`) stays, and `authorized` is only
+//!   reached from `new`/`pending`;
 //! - while a pending consent's state token is alive, its callback may still
 //!   come and hand the owner the confirmation code, so an approval is left to
 //!   it; after that, the approval is recorded unconfirmed and, with no code in
@@ -15,9 +16,10 @@
 use time::OffsetDateTime;
 
 use crate::app::{App, parse_timestamp, timestamp};
+use crate::consent::{AWAITING_OUTCOME, ConsentStatus, MAY_EXPIRE, REVOKED_FROM};
 use crate::error::Result;
 use crate::finexer::Consent;
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+use crate::store::{ChangeSource, ConsentRecord, Due, Guard, Transition};
 
 /// Writes that lose a race are retried on the fresh record this many times.
 const ATTEMPTS: usize = 3;
@@ -97,7 +99,7 @@ fn change_for(
             let confirm_by = timestamp(now + app.config.confirm_ttl)?;
             change.due = Due::At(confirm_by.clone());
             change.confirm_by = Some(confirm_by);
-            vec![New, Pending]
+            AWAITING_OUTCOME.to_vec()
         }
         (Authorized, Authorized) => {
             // Still live: take a moved expiry (a re-confirmation elsewhere).
@@ -111,17 +113,18 @@ fn change_for(
             }
             vec![Authorized]
         }
-        (New | Pending, Failed) => vec![New, Pending],
-        (New | Pending | Authorized, Expired) => vec![New, Pending, Authorized],
+        (New | Pending, Failed) => AWAITING_OUTCOME.to_vec(),
+        (New | Pending | Authorized, Expired) => MAY_EXPIRE.to_vec(),
         // Denied at the consent page: not a revocation.
-        (New | Pending, Canceled) => vec![New, Pending],
+        (New | Pending, Canceled) => AWAITING_OUTCOME.to_vec(),
         // Revoked at the bank, or our pending revocation done by Finexer.
         (Authorized | RevokePending, Canceled) => {
             change.revoked_at = Some(at.clone());
-            vec![Authorized, RevokePending]
+            REVOKED_FROM.to_vec()
         }
         _ => return Ok(None),
     };
+    debug_assert!(from.iter().all(|f| f.may_follow(&change.to)));
     Ok(Some((from, change)))
 }
 

@@ -14,6 +14,8 @@ mod revocation;
 mod revoke;
 mod webhook;
 
+/// The API's consent representation, kept at its old path for a while.
+pub use crate::consent::{ConsentView, HistoryEntry};
 pub use callback::callback;
 pub use confirm::{Confirm, confirm};
 pub use consents::consents;
@@ -23,91 +25,13 @@ pub use revoke::revoke;
 pub use webhook::webhook;
 
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::routes::{self, Function, Route};
 
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
-
-/// A consent as the API shows it to its owner (no internal binding fields).
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ConsentView {
-    pub consent_id: String,
-    pub status: ConsentStatus,
-    pub provider: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub authorized_at: Option<String>,
-    pub revoke_requested_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub expires_at: Option<String>,
-    /// When the user last re-confirmed it (the UK 90-day rule).
-    pub renewed_at: Option<String>,
-    /// Until when an authorized consent stands without the user's
-    /// re-confirmation (`POST /consents/{id}/reconfirm`).
-    pub reconfirm_by: Option<String>,
-    /// When Finexer reminded the user that it expires soon.
-    pub expiry_reminder_at: Option<String>,
-    /// Until when the owner may confirm an authorized consent.
-    pub confirm_by: Option<String>,
-    /// When the owner confirmed it; its accounts are served only after.
-    pub confirmed_at: Option<String>,
-    /// Why it was revoked, when the owner did not ask for it.
-    pub revoke_reason: Option<String>,
-    pub history: Vec<HistoryEntry>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub at: String,
-    pub from: Option<ConsentStatus>,
-    pub to: ConsentStatus,
-    pub source: ChangeSource,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl From<ConsentRecord> for ConsentView {
-    fn from(record: ConsentRecord) -> Self {
-        let reconfirm_by = reconfirm::reconfirm_by(&record);
-        let mut previous = None;
-        let history = record
-            .history
-            .into_iter()
-            .map(|change| {
-                let from = previous.replace(change.to.clone());
-                HistoryEntry {
-                    at: change.at,
-                    from,
-                    to: change.to,
-                    source: change.source,
-                    reason: change.reason,
-                }
-            })
-            .collect();
-        ConsentView {
-            consent_id: record.consent_id,
-            status: record.status,
-            provider: record.provider,
-            created_at: record.created_at,
-            updated_at: record.updated_at,
-            authorized_at: record.authorized_at,
-            revoke_requested_at: record.revoke_requested_at,
-            revoked_at: record.revoked_at,
-            expires_at: record.expires_at,
-            renewed_at: record.renewed_at,
-            reconfirm_by,
-            expiry_reminder_at: record.expiry_reminder_at,
-            confirm_by: record.confirm_by,
-            confirmed_at: record.confirmed_at,
-            revoke_reason: record.revoke_reason,
-            history,
-        }
-    }
-}
+use crate::store::ConsentRecord;
 
 /// Ids from URLs are opaque to us but bounded: printable ASCII, no separators.
 fn checked_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {

@@ -26,8 +26,9 @@ use time::OffsetDateTime;
 use super::follow::{Followed, follow, state_expiry};
 use super::revocation;
 use crate::app::{App, parse_timestamp, timestamp};
+use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
+use crate::store::{ChangeSource, ConsentRecord};
 
 /// How long a claimed record is the claiming run's: longer than handling one
 /// record can take (a Finexer call with its retries, a few writes).

@@ -5,28 +5,12 @@
 
 use lambda_http::{Body, Response};
 
-use super::{ConsentView, now, owned_consent};
-use crate::app::{App, parse_timestamp, timestamp};
+use super::{now, owned_consent};
+use crate::app::{App, timestamp};
+use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
 use crate::http::json_response;
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
-
-/// How long a re-confirmation lasts under the UK's rules.
-pub const RECONFIRM_EVERY: time::Duration = time::Duration::days(90);
-
-/// Until when the consent stands without a re-confirmation: 90 days after
-/// the last one, or after the owner confirmed it. None unless it is live.
-pub fn reconfirm_by(record: &ConsentRecord) -> Option<String> {
-    if !record.is_confirmed() {
-        return None;
-    }
-    let since = record
-        .renewed_at
-        .as_deref()
-        .or(record.authorized_at.as_deref())?;
-    let since = parse_timestamp(since).ok()?;
-    timestamp(since + RECONFIRM_EVERY).ok()
-}
+use crate::store::{ChangeSource, Due, Guard, Transition};
 
 pub(super) async fn handle(app: &App, owner: &str, consent_id: &str) -> Result<Response<Body>> {
     let record = owned_consent(&*app.store, consent_id, owner).await?;

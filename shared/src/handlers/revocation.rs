@@ -8,22 +8,13 @@
 
 use super::now;
 use crate::app::{App, timestamp};
+use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
+use crate::store::{ChangeSource, ConsentRecord, Due, Guard, Transition};
 
 /// When the reconciler retries a revocation that the request itself could
 /// not finish (Finexer down, the process cut off).
 pub const FIRST_RETRY: time::Duration = time::Duration::minutes(1);
-
-/// Every status a revocation may start from (all but `canceled`).
-pub const REVOCABLE: [ConsentStatus; 6] = [
-    ConsentStatus::New,
-    ConsentStatus::Pending,
-    ConsentStatus::Authorized,
-    ConsentStatus::Failed,
-    ConsentStatus::Expired,
-    ConsentStatus::RevokePending,
-];
 
 /// Why the system, not the owner, revoked a consent (`revoke_reason`).
 pub mod reason {

@@ -2,12 +2,13 @@
 
 use lambda_http::{Body, Request, Response};
 
-use super::{ConsentView, consent_id, owned_consent, revocation};
+use super::{consent_id, owned_consent, revocation};
 use crate::app::App;
 use crate::auth::Caller;
+use crate::consent::{ConsentStatus, ConsentView, REVOCABLE};
 use crate::error::{Error, Result};
 use crate::http::json_response;
-use crate::store::{ConsentStatus, Guard};
+use crate::store::Guard;
 
 pub async fn revoke(app: &App, request: Request) -> Response<Body> {
     crate::deadline::guard(handle(app, request))
@@ -24,8 +25,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         owner: Some(owner),
         ..Guard::default()
     };
-    let recorded =
-        revocation::request(app, &consent_id, guard, &revocation::REVOCABLE, None).await?;
+    let recorded = revocation::request(app, &consent_id, guard, &REVOCABLE, None).await?;
     if recorded.is_none() {
         // Unknown, someone else's, already revoked, or in a status we do not know.
         let record = owned_consent(&*app.store, &consent_id, owner).await?;

@@ -12,8 +12,8 @@ pub mod memory;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use crate::consent::ConsentStatus;
 use crate::error::Result;
-pub use crate::finexer::ConsentStatus;
 
 /// What changed a consent's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

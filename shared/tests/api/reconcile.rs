@@ -1,7 +1,8 @@
 //! The reconciler over the real `due` index (moto): what it finds, what it
 //! does, and that two runs at once never handle a record twice.
 
-use shared::store::{ChangeSource, ConsentStatus};
+use shared::consent::ConsentStatus;
+use shared::store::ChangeSource;
 use time::OffsetDateTime;
 use wiremock::ResponseTemplate;
 

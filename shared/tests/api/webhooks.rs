@@ -2,7 +2,8 @@
 
 use finexer_sandbox::forgeries::signed_at;
 use serde_json::{Value, json};
-use shared::store::{ChangeSource, ConsentStatus};
+use shared::consent::ConsentStatus;
+use shared::store::ChangeSource;
 use time::OffsetDateTime;
 
 use crate::support::*;

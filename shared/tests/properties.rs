@@ -1020,11 +1020,15 @@ fn apply(token: &str, mutation: &Mutation) -> String {
             format!("{message}.{}", hmac(&message, Algorithm::HS256, key))
         }
         Mutation::WrongKid => {
+            // Signed with a listed key, but not the one the header's `kid`
+            // names (an earlier mutation may have named the old key).
             let message = format!("{}.{}", parts[0], parts[1]);
-            format!(
-                "{message}.{}",
-                hmac(&message, Algorithm::HS256, model::KEY_OLD.1)
-            )
+            let other = if header().get("kid") == Some(&json!(model::KEY_OLD.0)) {
+                model::KEY_NEW
+            } else {
+                model::KEY_OLD
+            };
+            format!("{message}.{}", hmac(&message, Algorithm::HS256, other.1))
         }
         Mutation::SwapSegments(a, b) => {
             parts.swap(*a, *b);

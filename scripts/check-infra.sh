@@ -2,45 +2,32 @@
 # Checks the deployment templates offline:
 #   1. cfn-lint on every template in infra/ (no errors, no warnings),
 #   2. `sam validate --lint` on each,
-#   3. tests/infra/check_consistency.py: environment, IAM actions, routes,
-#      table and secret against the Rust code, the functions' Cargo.toml
+#   3. tests/infra/check_consistency.py: environment, IAM actions, routes
+#      (the route table, printed by `cargo run -q -p connect-local --bin
+#      routes`), table and secret against the Rust code, the functions' Cargo.toml
 #      deploy metadata against the template, and the alarms, dashboard and
 #      canary deploys (metric names against shared/src/metrics.rs) (with
 #      negative checks).
-# Exits non-zero on any failure. Needs python3 (3.11) and the PyPI registry
+# Exits non-zero on any failure. Needs cargo, python3 (3.11) and the PyPI registry
 # the first time (the tools go into .venv-infra); nothing else is contacted.
 set -uo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-VENV="$ROOT/.venv-infra"
+VENV="$INFRA_VENV"
 REQUIREMENTS="$ROOT/infra/requirements.txt"
 
-# AWS tooling runs offline with fake credentials: never the instance metadata
-# service, never a real account, no telemetry.
-export AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
-export AWS_SECRET_ACCESS_KEY=dummy-secret
+# AWS tooling runs offline with lib.sh's fake credentials: never the instance
+# metadata service, never a real account, no telemetry.
 unset AWS_SESSION_TOKEN AWS_PROFILE
-export AWS_REGION=eu-west-2
-export AWS_DEFAULT_REGION=eu-west-2
 export SAM_CLI_TELEMETRY=0
 
 step() { printf '\n== %s\n' "$*"; }
 failed=()
 
 step "tools: $VENV from $REQUIREMENTS"
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV with $(python3 --version)"
-  python3 -m venv "$VENV" || { echo "FAIL: python3 -m venv"; exit 1; }
-fi
-# pip is quick when everything is already installed at the pinned versions.
-if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"; then
-  echo "FAIL: pip install -r $REQUIREMENTS"
-  exit 1
-fi
-"$VENV/bin/pip" check >/dev/null || { echo "FAIL: pip check"; "$VENV/bin/pip" check; exit 1; }
+ensure_infra_tools
 echo "cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}'), $("$VENV/bin/sam" --version)"
 
 mapfile -t templates < <(find infra -maxdepth 2 -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) \

@@ -12,42 +12,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::Body;
 use serde_json::{Value, json};
+use shared::routes::Route;
 
 use crate::LocalState;
 
 /// API Gateway's own payload limit.
 const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    CreateLink,
-    Callback,
-    Revoke,
-    Confirm,
-    Consents,
-    Webhook,
-}
-
-impl Function {
-    /// The function's name in its metrics and logs.
-    pub fn deployed(self) -> shared::metrics::Function {
-        use shared::metrics::Function as Deployed;
-        match self {
-            Function::CreateLink => Deployed::CreateLink,
-            Function::Callback => Deployed::Callback,
-            Function::Revoke => Deployed::Revoke,
-            Function::Confirm => Deployed::Confirm,
-            Function::Consents => Deployed::Consents,
-            Function::Webhook => Deployed::Webhook,
-        }
-    }
-
-    /// The callback and Finexer's webhook are public; the rest sit behind
-    /// the authorizer.
-    fn needs_authorizer(self) -> bool {
-        !matches!(self, Function::Callback | Function::Webhook)
-    }
-}
 
 /// One reconciler run with the stack's invocation time limit.
 pub async fn reconcile_once(
@@ -105,12 +75,15 @@ pub async fn not_found() -> Response {
     problem(404, "not-found", "Not found", "No such route.")
 }
 
+/// Serves `route` as API Gateway and Lambda do: the authorizer if the
+/// route has one, the event with the route's key and path parameters, the
+/// function's handler within its time limit.
 pub async fn invoke(
     State(state): State<Arc<LocalState>>,
-    function: Function,
+    route: &'static Route,
     request: Request,
 ) -> Response {
-    let claims = if function.needs_authorizer() {
+    let claims = if route.is_authorized() {
         match state.authorizer.claims(request.headers()) {
             Some(claims) => Some(claims),
             None => {
@@ -128,11 +101,6 @@ pub async fn invoke(
         }
     } else {
         None
-    };
-    // API Gateway's route key: the method and the route's template.
-    let route_key = match parts_route(&request) {
-        Some(template) => format!("{} {template}", request.method()),
-        None => "$default".to_owned(),
     };
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_PAYLOAD_BYTES).await else {
@@ -164,6 +132,17 @@ pub async fn invoke(
         Err(_) => (Value::String(STANDARD.encode(&body)), true),
     };
     let path = parts.uri.path();
+    // Matched by the router from this same table: the parameters are there.
+    let parameters = match Route::find(route.method(), path) {
+        Some((_, parameters)) if !parameters.is_empty() => Value::Object(
+            parameters
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.into()))
+                .collect(),
+        ),
+        _ => Value::Null,
+    };
+    let route_key = route.key;
     let mut context = json!({
         "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1",
         "domainPrefix": "local", "requestId": format!("local-{}", rand::random::<u64>()),
@@ -177,7 +156,7 @@ pub async fn invoke(
     }
     let event = json!({
         "version": "2.0", "routeKey": route_key, "rawPath": path,
-        "rawQueryString": parts.uri.query().unwrap_or(""),
+        "rawQueryString": parts.uri.query().unwrap_or(""), "pathParameters": parameters,
         "cookies": if cookies.is_empty() { Value::Null } else { json!(cookies) },
         "headers": headers, "requestContext": context,
         "body": body, "isBase64Encoded": encoded,
@@ -195,32 +174,13 @@ pub async fn invoke(
     };
 
     let app = &state.app;
-    let handled = shared::lambda::observed(
-        app,
-        function.deployed(),
-        lambda_request,
-        |request| async move {
-            match function {
-                Function::CreateLink => shared::handlers::create_link(app, request).await,
-                Function::Callback => shared::handlers::callback(app, request).await,
-                Function::Revoke => shared::handlers::revoke(app, request).await,
-                Function::Confirm => shared::handlers::confirm(app, request).await,
-                Function::Consents => shared::handlers::consents(app, request).await,
-                Function::Webhook => shared::handlers::webhook(app, request).await,
-            }
-        },
-    );
+    let function = route.function;
+    let handled = shared::lambda::observed(app, function, lambda_request, |request| {
+        shared::handlers::dispatch(function, app, request)
+    });
     // As on Lambda: the function's timeout bounds each invocation.
     let end = tokio::time::Instant::now() + state.invocation_timeout;
     to_axum(shared::deadline::within(end, handled).await)
-}
-
-/// The template of the route axum matched (`/consents/{id}/revoke`).
-fn parts_route(request: &Request) -> Option<String> {
-    request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|path| path.as_str().to_owned())
 }
 
 fn to_axum(response: lambda_http::Response<Body>) -> Response {

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on, post};
 use shared::App;
 use shared::config::Config;
 use shared::secrets::SecretsManagerSource;
@@ -28,7 +28,6 @@ use shared::store::dynamo::DynamoStore;
 
 pub use authorizer::LocalAuthorizer;
 pub use cors::Cors;
-pub use gateway::Function;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -398,37 +397,21 @@ fn reconcile_every(
 /// The deployed HTTP API: its routes, each to its function, behind the
 /// gateway's CORS.
 pub fn api_router(state: Arc<LocalState>, cors: Cors) -> Router {
-    use gateway::invoke;
-    let routes = Router::new()
-        // The deployed HTTP API's routes, each to its function.
-        .route("/links", post(|s, r| invoke(s, Function::CreateLink, r)))
-        .route("/callback", get(|s, r| invoke(s, Function::Callback, r)))
-        .route(
-            "/consents/{id}/revoke",
-            post(|s, r| invoke(s, Function::Revoke, r)),
-        )
-        .route(
-            "/consents/{id}/confirm",
-            post(|s, r| invoke(s, Function::Confirm, r)),
-        )
-        .route("/consents", get(|s, r| invoke(s, Function::Consents, r)))
-        .route(
-            "/consents/{id}",
-            get(|s, r| invoke(s, Function::Consents, r)),
-        )
-        .route(
-            "/consents/{id}/accounts",
-            get(|s, r| invoke(s, Function::Consents, r)),
-        )
-        .route("/accounts", get(|s, r| invoke(s, Function::Consents, r)))
-        .route(
-            "/consents/{id}/reconfirm",
-            post(|s, r| invoke(s, Function::Confirm, r)),
-        )
-        .route(
-            "/webhooks/finexer",
-            post(|s, r| invoke(s, Function::Webhook, r)),
-        )
+    let mut routes = Router::new();
+    // The deployed HTTP API's routes, each to its function: the route table.
+    for route in shared::routes::ROUTES {
+        let method = route
+            .method()
+            .parse::<axum::http::Method>()
+            .ok()
+            .and_then(|method| MethodFilter::try_from(method).ok())
+            .expect("the route table's methods are HTTP methods (its tests check)");
+        routes = routes.route(
+            route.path(),
+            on(method, move |s, r| gateway::invoke(s, route, r)),
+        );
+    }
+    let routes = routes
         // Local only: the schedule's job, on demand.
         .route("/local/reconcile", post(gateway::reconcile_now))
         .fallback(gateway::not_found)

@@ -21,22 +21,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use connect_benches::events::{User, event};
+use connect_benches::events::User;
 use connect_benches::runtime_api::{FunctionSpec, Session};
 use connect_local::LocalConfig;
 use serde_json::{Value, json};
-
-const FUNCTIONS: [&str; 5] = ["create-link", "callback", "revoke", "confirm", "consents"];
-/// Every function binary (the scheduled reconciler and the webhook too).
-const ALL_FUNCTIONS: [&str; 7] = [
-    "create-link",
-    "callback",
-    "revoke",
-    "confirm",
-    "consents",
-    "webhook",
-    "reconcile",
-];
+use shared::routes::{self, Function};
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 const USER: User<'static> = User {
@@ -75,8 +64,8 @@ fn binaries() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cargo = std::process::Command::new(env!("CARGO"));
     cargo.current_dir(&root).args(["build", "--quiet"]);
-    for f in ALL_FUNCTIONS {
-        cargo.args(["-p", f]);
+    for f in Function::ALL {
+        cargo.args(["-p", f.name()]);
     }
     let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "cargo build of the functions failed");
@@ -232,35 +221,52 @@ fn raw_events(route: &Value) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The routes each function serves, as API Gateway sends them.
-fn routes(function: &str) -> Vec<Value> {
+/// An event as API Gateway sends it by the route its path takes: the
+/// route's key and path parameters from the route table.
+fn event(
+    method: &str,
+    path: &str,
+    query: &str,
+    user: Option<&User<'_>>,
+    body: Option<&str>,
+    request_id: &str,
+) -> Value {
+    let event = connect_benches::events::event(method, path, query, user, body, request_id);
+    as_gateway_sends(event)
+}
+
+fn as_gateway_sends(mut event: Value) -> Value {
+    let method = event["requestContext"]["http"]["method"].as_str().unwrap();
+    let path = event["rawPath"].as_str().unwrap();
+    let (route_key, parameters) = routes::event_fields(method, path);
+    event["routeKey"] = route_key.into();
+    event["requestContext"]["routeKey"] = route_key.into();
+    event["pathParameters"] = parameters;
+    event
+}
+
+/// The routes each function serves (the route table's), as API Gateway
+/// sends them.
+fn routes(function: Function) -> Vec<Value> {
     let id = "bc_hostile0000";
-    let user = if function == "consents" {
+    let user = if function == Function::Consents {
         &READER
     } else {
         &USER
     };
-    let e = |method: &str, path: &str, signed_in: bool, body: Option<&str>| {
-        event(method, path, "", signed_in.then_some(user), body, "hostile")
-    };
-    match function {
-        "create-link" => vec![e("POST", "/links", true, Some("{}"))],
-        "callback" => vec![e("GET", "/callback", false, None)],
-        "revoke" => vec![e("POST", &format!("/consents/{id}/revoke"), true, None)],
-        "confirm" => vec![e(
-            "POST",
-            &format!("/consents/{id}/confirm"),
-            true,
-            Some("{\"code\":\"x\"}"),
-        )],
-        "consents" => vec![
-            e("GET", "/consents", true, None),
-            e("GET", &format!("/consents/{id}"), true, None),
-            e("GET", &format!("/consents/{id}/accounts"), true, None),
-            e("GET", "/accounts", true, None),
-        ],
-        other => panic!("unknown function {other}"),
-    }
+    function
+        .routes()
+        .map(|route| {
+            let body = match *route {
+                routes::CREATE_LINK => Some("{}"),
+                routes::CONFIRM => Some("{\"code\":\"x\"}"),
+                _ => None,
+            };
+            let path = route.path().replace("{id}", id);
+            let user = route.is_authorized().then_some(user);
+            event(route.method(), &path, "", user, body, "hostile")
+        })
+        .collect()
 }
 
 /// The functions' production configuration, pointed at moto (with the
@@ -374,8 +380,9 @@ async fn no_event_ends_a_function_process() {
     let setup = Setup::start(&[]).await;
     let mut failures = Vec::new();
     let mut total = 0;
-    for function in FUNCTIONS {
-        let (mut session, log) = setup.session(function).await;
+    // Every function HTTP reaches, by every route of its.
+    for function in Function::ALL.into_iter().filter(|f| !f.is_scheduled()) {
+        let (mut session, log) = setup.session(function.name()).await;
         let pid = session.pid();
 
         let mut events: Vec<(String, Vec<u8>)> = Vec::new();
@@ -613,7 +620,10 @@ async fn every_function_prints_valid_metric_lines() {
 
     let (mut session, log) = setup.session("revoke").await;
     let answer = session
-        .invoke(&events::revoke(&user, &consent_id, "m-7"), INVOKE_TIMEOUT)
+        .invoke(
+            &as_gateway_sends(events::revoke(&user, &consent_id, "m-7")),
+            INVOKE_TIMEOUT,
+        )
         .await
         .unwrap();
     assert_eq!(answer.http().unwrap().0, 200);

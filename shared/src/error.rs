@@ -20,6 +20,10 @@ pub enum Error {
     /// Unknown, or not the caller's: the two are deliberately the same answer.
     #[error("no such consent")]
     NotFound,
+    /// The event did not come by a route of this function (no route key of
+    /// ours, or no path parameter the route has): a misconfigured route.
+    #[error("{0}")]
+    NoRoute(String),
     /// The consent is in a status that does not allow the request.
     #[error("{0}")]
     Conflict(String),
@@ -81,7 +85,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => (413, "payload-too-large", "Payload too large"),
             Error::Unauthorized => (401, "unauthorized", "Unauthorized"),
             Error::Forbidden(_) => (403, "forbidden", "Forbidden"),
-            Error::NotFound => (404, "not-found", "Not found"),
+            Error::NotFound | Error::NoRoute(_) => (404, "not-found", "Not found"),
             Error::Conflict(_) => (409, "conflict", "Conflict"),
             Error::InvalidState(_) => (400, "invalid-state", "Invalid or expired link"),
             Error::FinexerRejected { status, .. } => match status {
@@ -131,6 +135,7 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::Forbidden(_)
             | Error::NotFound
+            | Error::NoRoute(_)
             | Error::Conflict(_)
             | Error::Busy(_) => self.to_string(),
             Error::Unauthorized => "A valid bearer token is required.".into(),

@@ -192,14 +192,18 @@ pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// on to our caller.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 
-/// How a built request reaches Finexer. Production sends it with reqwest;
-/// the overhead benchmark answers in-process, so that its figure is our own
-/// CPU time (request building, auth, JSON) without the network stack's.
+/// Another way for a built request to reach Finexer than reqwest's network
+/// (feature `test-util`, never in a Lambda): the overhead benchmark answers
+/// in-process, so that its figure is our own CPU time (request building,
+/// auth, JSON) without the network stack's; finexer-check records the
+/// exchange; unit tests script answers.
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync {
     async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response>;
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait::async_trait]
 impl Transport for reqwest::Client {
     async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
@@ -209,9 +213,10 @@ impl Transport for reqwest::Client {
 
 #[derive(Clone)]
 pub struct FinexerClient {
-    /// Builds requests (and sends them, unless `transport` is replaced).
+    /// Builds requests and sends them, unless `transport` replaces it.
     http: reqwest::Client,
-    transport: Arc<dyn Transport>,
+    #[cfg(any(test, feature = "test-util"))]
+    transport: Option<Arc<dyn Transport>>,
     base: Url,
     secrets: Arc<dyn SecretSource>,
     backoff: Duration,
@@ -231,7 +236,8 @@ impl FinexerClient {
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
-            transport: Arc::new(http.clone()),
+            #[cfg(any(test, feature = "test-util"))]
+            transport: None,
             http,
             base,
             secrets,
@@ -240,10 +246,19 @@ impl FinexerClient {
         })
     }
 
-    /// Sends through `transport` instead of the network (benchmarks).
+    /// Sends through `transport` instead of the network (benchmarks, tools).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = transport;
+        self.transport = Some(transport);
         self
+    }
+
+    async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        #[cfg(any(test, feature = "test-util"))]
+        if let Some(transport) = &self.transport {
+            return transport.send(request).await;
+        }
+        self.http.execute(request).await
     }
 
     /// Shorter backoff between retries, for tests.
@@ -436,7 +451,7 @@ impl FinexerClient {
                 request = request.form(form);
             }
             let sent = match request.build() {
-                Ok(request) => self.transport.send(request).await,
+                Ok(request) => self.send(request).await,
                 Err(e) => Err(e),
             };
             let failure = match sent {

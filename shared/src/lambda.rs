@@ -95,46 +95,16 @@ fn request_id(request: &Request) -> String {
     }
 }
 
-/// The routes the API has (templates, as API Gateway names them).
-const ROUTES: &[&str] = &[
-    "POST /links",
-    "GET /callback",
-    "POST /consents/{id}/confirm",
-    "POST /consents/{id}/reconfirm",
-    "POST /consents/{id}/revoke",
-    "GET /consents",
-    "GET /consents/{id}",
-    "GET /consents/{id}/accounts",
-    "GET /accounts",
-    "POST /webhooks/finexer",
-];
-
 /// The request's route template (`POST /consents/{id}/revoke`), never its
-/// raw path: API Gateway's route key when it names one, otherwise the route
-/// whose template the method and path match, otherwise `other`.
+/// raw path: API Gateway's route key when it names one of ours, otherwise
+/// the route whose template the method and path match, otherwise `other`.
 fn route_of(request: &Request) -> &'static str {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
-        request.request_context_ref()
-        && let Some(key) = context.route_key.as_deref()
-        && let Some(route) = ROUTES.iter().find(|route| **route == key)
-    {
-        return route;
-    }
-    let segments = crate::http::path_segments(request);
-    ROUTES
-        .iter()
-        .find(|route| {
-            let (method, template) = route.split_once(' ').unwrap_or_default();
-            let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-            method == request.method().as_str()
-                && parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(&segments)
-                    .all(|(part, segment)| *part == "{id}" || part == segment)
+    crate::routes::Route::of_request(request)
+        .or_else(|| {
+            crate::routes::Route::find(request.method().as_str(), request.uri().path())
+                .map(|(route, _)| route)
         })
-        .copied()
-        .unwrap_or("other")
+        .map_or("other", |route| route.key)
 }
 
 pub async fn run<F, Fut>(function: Function, handler: F) -> Result<(), lambda_http::Error>

@@ -13,6 +13,7 @@ pub mod http;
 pub mod lambda;
 pub mod metrics;
 pub mod net;
+pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod store;

@@ -117,41 +117,9 @@ pub fn spec_of(name: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|spec| spec.name == name)
 }
 
-/// The functions, by the name the `Function` dimension gives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Function {
-    CreateLink,
-    Callback,
-    Confirm,
-    Revoke,
-    Consents,
-    Webhook,
-    Reconcile,
-}
-
-impl Function {
-    pub const ALL: [Function; 7] = [
-        Function::CreateLink,
-        Function::Callback,
-        Function::Confirm,
-        Function::Revoke,
-        Function::Consents,
-        Function::Webhook,
-        Function::Reconcile,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Function::CreateLink => "create-link",
-            Function::Callback => "callback",
-            Function::Confirm => "confirm",
-            Function::Revoke => "revoke",
-            Function::Consents => "consents",
-            Function::Webhook => "webhook",
-            Function::Reconcile => "reconcile",
-        }
-    }
-}
+/// The functions, by the name the `Function` dimension gives them: the
+/// route table's list.
+pub use crate::routes::Function;
 
 /// Where EMF lines go: stdout in Lambda (CloudWatch Logs extracts them);
 /// tests capture them instead.

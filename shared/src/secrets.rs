@@ -143,9 +143,11 @@ pub trait SecretSource: Send + Sync {
     }
 }
 
-/// Fixed secrets, for tests and benchmarks.
+/// Fixed secrets, for tests, benchmarks and tools (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 pub struct StaticSecrets(pub Arc<AppSecrets>);
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl SecretSource for StaticSecrets {
     async fn secrets(&self) -> Result<Arc<AppSecrets>> {

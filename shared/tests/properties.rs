@@ -1447,8 +1447,9 @@ proptest! {
         prop_assert!(serde_json::from_value::<ConsentStatus>(value).is_err());
     }
 
-    /// The other URL helpers: no panic on any path or query; query names are
-    /// never repeated in an accepted query.
+    /// The other URL helpers: no panic on any path or query; a path's route
+    /// gets all its parameters; query names are never repeated in an
+    /// accepted query.
     #[test]
     fn path_and_query_helpers_never_panic(
         path in "/[A-Za-z0-9%/._~!$&'()*+,;=:@-]{0,80}",
@@ -1460,7 +1461,12 @@ proptest! {
             .uri(uri)
             .body(Body::Empty)
             .unwrap();
-        let _ = shared::http::path_segments(&request);
+        for method in ["GET", "POST"] {
+            if let Some((route, parameters)) = shared::routes::Route::find(method, request.uri().path()) {
+                prop_assert_eq!(route.method(), method);
+                prop_assert_eq!(parameters.len(), route.parameters().count());
+            }
+        }
         if let Ok(params) = shared::http::query_params(&request) {
             let mut names: Vec<&String> = params.iter().map(|(k, _)| k).collect();
             let count = names.len();

@@ -14,12 +14,16 @@ follows the code when it changes:
   Manager call in shared/src/secrets.rs; the policy must grant exactly those
   actions on exactly the table, the indexes it queries (each on the index's
   own ARN) and the one secret;
-* routes: the `METHOD /path` routes each handler's module doc names (but
-  `/local/...`, the local stack's own), and those of the sibling modules it
-  hands requests to (`reconfirm::handle`), with the JWT authorizer exactly where
-  the handler reads the caller's claims; every public route throttled on its
-  own (`RouteSettings`);
-* schedules: a function whose main.rs runs `run_scheduled` has no route but a
+* routes: the route table (shared/src/routes.rs, read as the JSON that
+  `cargo run -q -p connect-local --bin routes` prints, or `--routes FILE`):
+  its functions are the crates under functions/, each main.rs runs the
+  handler the table names, every route of the table is in the API on its
+  function and every route of the API is in the table, with the JWT
+  authorizer exactly where the table says the route is authorized (and the
+  handler reads the caller's claims exactly there); every public route
+  throttled on its own (`RouteSettings`);
+* schedules: a function whose main.rs runs `run_scheduled` (the table's only
+  function without routes) has no route but a
   `ScheduleV2` event whose `Input` is events/<fn>/scheduled.json, a retry
   policy, a dead-letter queue (encrypted, with a retention period) and an
   `EventInvokeConfig` that sends failed runs somewhere;
@@ -52,7 +56,7 @@ follows the code when it changes:
   include its own errors alarm; every queue has an alarm on its depth;
   every alarm's description links an existing section of docs/runbook.md.
 
-Run: python3 tests/infra/check_consistency.py [--template PATH]
+Run: python3 tests/infra/check_consistency.py [--template PATH] [--routes FILE]
 It checks the real template; checks it again against the code as the
 metrics contract makes it (config.rs reading METRICS_NAMESPACE, and, while
 shared/src/metrics.rs does not exist, a fixture with the contract's names),
@@ -67,6 +71,7 @@ import argparse
 import copy
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -104,9 +109,6 @@ SECRETS_CALLS = {"get_secret_value": ["secretsmanager:GetSecretValue"]}
 INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 API_GATEWAY_MAX_SECONDS = 30
 LAMBDA_MAX_SECONDS = 900
-# Routes the local stack serves for its own use (tokens, running the
-# reconciler on demand); never deployed.
-LOCAL_ONLY_PREFIX = "/local/"
 # GenerateSecretString as the stacks were first deployed with it. Any change
 # makes CloudFormation generate a new secret value, wiping finexer_api_key and
 # webhook_secrets, which ops put in by hand (infra/README.md).
@@ -159,11 +161,20 @@ def ref_name(value) -> str | None:
 
 
 class Source:
-    """The Rust sources, read from the repository unless overridden (tests)."""
+    """The Rust sources, read from the repository unless overridden (tests),
+    and the route table (the code's, unless a test hands another)."""
 
-    def __init__(self, root: Path, overrides: dict[str, str] | None = None):
+    def __init__(self, root: Path, overrides: dict[str, str] | None = None, routes: dict | None = None):
         self.root = root
         self.overrides = overrides or {}
+        self._routes = routes
+
+    def route_table(self) -> dict:
+        """{"functions": [{"name", "handler", "scheduled", "routes": [{"key",
+        "method", "path", "authorized", "parameters"}]}]}"""
+        if self._routes is None:
+            self._routes = code_route_table(self.root)
+        return self._routes
 
     def read(self, rel: str) -> str:
         if rel in self.overrides:
@@ -172,6 +183,33 @@ class Source:
 
     def exists(self, rel: str) -> bool:
         return rel in self.overrides or (self.root / rel).exists()
+
+
+_ROUTE_TABLES: dict[Path, dict] = {}
+# Set by --routes: the table to use instead of running cargo.
+ROUTES_FILE: Path | None = None
+
+
+def code_route_table(root: Path) -> dict:
+    """The route table as the code prints it (once per root)."""
+    if root not in _ROUTE_TABLES:
+        if ROUTES_FILE is not None:
+            text = ROUTES_FILE.read_text()
+        else:
+            command = ["cargo", "run", "-q", "-p", "connect-local", "--bin", "routes"]
+            try:
+                done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+            except FileNotFoundError:
+                raise SystemExit("cargo is not on PATH: it prints the route table (or pass --routes FILE)")
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+            text = done.stdout
+        _ROUTE_TABLES[root] = json.loads(text)
+    return _ROUTE_TABLES[root]
+
+
+def table_functions(src: "Source") -> dict[str, dict]:
+    return {f["name"]: f for f in src.route_table()["functions"]}
 
 
 def strip_tests(rust: str) -> str:
@@ -389,30 +427,6 @@ def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
             needs.add((action, "secret"))
     calls_finexer = any(re.search(r"\.finexer\s*\.", t) for t in texts)
     return {"store_methods": called, "needs": needs, "text": text, "calls_finexer": calls_finexer}
-
-
-def doc_routes(src: Source, module_file: str) -> set[str]:
-    """`METHOD /path` routes named in a module's leading doc comment, but the
-    local stack's own (`/local/...`)."""
-    doc = "".join(
-        line[3:] + " " for line in src.read(module_file).splitlines() if line.startswith("//!")
-    )
-    routes = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", doc))
-    return {r for r in routes if not r.split(" ", 1)[1].startswith(LOCAL_ONLY_PREFIX)}
-
-
-def handler_routes(src: Source, handler_file: str) -> set[str]:
-    """The routes a handler serves: those its module's doc names, and those
-    of each sibling module it hands a request to (`reconfirm::handle(...)`,
-    the confirm function serving `POST /consents/{id}/reconfirm`)."""
-    routes = doc_routes(src, handler_file)
-    text = strip_comments(strip_tests(src.read(handler_file)))
-    own = Path(handler_file).stem
-    for module in set(re.findall(r"(?<![\w.])(?:super\s*::\s*)?(\w+)\s*::\s*handle\s*\(", text)):
-        rel = f"{HANDLERS_DIR}/{module}.rs"
-        if module not in (own, "super", "mod") and src.exists(rel):
-            routes |= doc_routes(src, rel)
-    return routes
 
 
 PROJECTIONS = {"All": "ALL", "KeysOnly": "KEYS_ONLY", "Include": "INCLUDE"}
@@ -943,6 +957,12 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
     for crate, (logical, _) in sorted(by_crate.items()):
         if crate not in crates:
             problems.append(f"{logical}: CodeUri names functions/{crate}, which has no Cargo.toml")
+    table = table_functions(src)
+    for crate in crates:
+        if crate not in table:
+            problems.append(f"functions/{crate} is not a function of the route table (shared/src/routes.rs)")
+    for name in sorted(table.keys() - set(crates)):
+        problems.append(f"the route table's function {name} has no functions/{name}/Cargo.toml")
 
     apis = [n for n, r in resources.items() if r.get("Type") == "AWS::Serverless::HttpApi"]
     tables = {n for n, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table"}
@@ -1001,6 +1021,10 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
 
         # -- IAM: exactly what the code calls
         handler, handler_file = handler_of(src, crate)
+        listed = table.get(crate)
+        if listed and listed["handler"] != handler:
+            problems.append(f"{where}: main.rs runs shared::handlers::{handler}, but the route table "
+                            f"gives it {listed['handler']}")
         facts = handler_needs(src, handler_file, problems)
         resource_of = {"table": f"{table_ref}.Arn", "secret": secret_ref}
         needed = {
@@ -1018,6 +1042,9 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
 
         # -- a scheduled function: no route, a schedule that retries and keeps what fails
         scheduled = is_scheduled(src, crate)
+        if listed and listed["scheduled"] != scheduled:
+            problems.append(f"{where}: main.rs runs it {'on a schedule' if scheduled else 'over HTTP'}, but the "
+                            f"route table gives it {'no routes' if listed['scheduled'] else 'routes'}")
         if scheduled:
             for route, found in sorted(routes.items()):
                 if found["function"] == crate:
@@ -1026,15 +1053,19 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
 
         # -- routes and authorization
         alias = function_prop(template, res, "AutoPublishAlias")
-        expected = set() if scheduled else handler_routes(src, handler_file)
-        if not expected and not scheduled:
-            problems.append(f"{handler_file}: module doc names no `METHOD /path` route")
+        expected = {} if scheduled or not listed else {r["key"]: r for r in listed["routes"]}
         reads_caller = "Caller::from_request" in facts["text"]
-        for route in sorted(expected):
+        for route, listed_route in sorted(expected.items()):
             seen_routes.add(route)
+            authorized = listed_route["authorized"]
+            if reads_caller and not authorized:
+                problems.append(f"{where}: the route table makes {route} public, but {handler} reads the caller's claims")
+            if authorized and not reads_caller:
+                problems.append(f"{where}: the route table puts {route} behind the authorizer, but {handler} "
+                                "never reads the caller's claims")
             found = routes.get(route)
             if not found:
-                problems.append(f"{where}: route {route} (from {handler_file}) is not in the API")
+                problems.append(f"{where}: route {route} (route table) is not in the API")
                 continue
             if found["function"] != crate:
                 problems.append(f"{where}: route {route} integrates {found['function']}, not {crate}")
@@ -1047,10 +1078,10 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
                 problems.append(f"{where}: route {route} must be an aws_proxy integration, payload format 2.0")
             security = found["security"] or []
             secured = any(set(s) & jwt_authorizers for s in security)
-            if reads_caller and not secured:
-                problems.append(f"{where}: route {route} has no JWT authorizer, but {handler} reads the caller's claims")
-            if not reads_caller and security:
-                problems.append(f"{where}: route {route} has an authorizer, but {handler} is public")
+            if authorized and not secured:
+                problems.append(f"{where}: route {route} has no JWT authorizer, but the route table makes it authorized")
+            if not authorized and security:
+                problems.append(f"{where}: route {route} has an authorizer, but the route table makes it public")
             method, path = route.split(" ", 1)
             arn_path = re.sub(r"\{[^}]+\}", "*", path)
             want = f"arn:AWS::Partition:execute-api:AWS::Region:AWS::AccountId:{api}/*/{method}{arn_path}"
@@ -1116,7 +1147,7 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
                             f"{', '.join(sorted(required - deploy_env.keys()))}")
 
     for route in sorted(set(routes) - seen_routes):
-        problems.append(f"API route {route} is served by no handler's documented routes")
+        problems.append(f"API route {route} is not in the route table (shared/src/routes.rs)")
 
     # -- API settings
     api_props = resources[api]["Properties"]
@@ -1335,10 +1366,15 @@ def negative_cases(template_path: Path, root: Path):
     """(description, problems found, substring that must be among them)."""
     cases = []
 
-    def case(description, expect, template=None, overrides=None, cargo=None):
+    def case(description, expect, template=None, overrides=None, cargo=None, routes=None):
         path = template or template_path
-        found = check(path, Source(root, overrides), cargo)
+        found = check(path, Source(root, overrides, routes), cargo)
         cases.append((description, found, expect))
+
+    def table_with(mutate) -> dict:
+        table = copy.deepcopy(code_route_table(root))
+        mutate({f["name"]: f for f in table["functions"]})
+        return table
 
     case("create-link policy without dynamodb:PutItem",
          "CreateLinkFunction (create-link): policy lacks dynamodb:PutItem",
@@ -1445,7 +1481,7 @@ def negative_cases(template_path: Path, root: Path):
     def webhook_authorizer(t):
         paths(t)["/webhooks/finexer"]["post"]["security"] = [{"JwtAuthorizer": []}]
     case("POST /webhooks/finexer given the JWT authorizer (Finexer sends no user token)",
-         "route POST /webhooks/finexer has an authorizer, but webhook is public",
+         "route POST /webhooks/finexer has an authorizer, but the route table makes it public",
          template=mutated(template_path, webhook_authorizer))
 
     def webhook_unthrottled(t):
@@ -1470,8 +1506,42 @@ def negative_cases(template_path: Path, root: Path):
     def drop_reconfirm(t):
         del paths(t)["/consents/{id}/reconfirm"]
     case("POST /consents/{id}/reconfirm missing from the API",
-         "ConfirmFunction (confirm): route POST /consents/{id}/reconfirm (from shared/src/handlers/confirm.rs) is not in the API",
+         "ConfirmFunction (confirm): route POST /consents/{id}/reconfirm (route table) is not in the API",
          template=mutated(template_path, drop_reconfirm))
+
+    # -- the route table against the template
+    def table_without_reconfirm(functions):
+        functions["confirm"]["routes"] = [r for r in functions["confirm"]["routes"]
+                                          if r["key"] != "POST /consents/{id}/reconfirm"]
+    case("a route of the API missing from the route table",
+         "API route POST /consents/{id}/reconfirm is not in the route table",
+         routes=table_with(table_without_reconfirm))
+
+    def table_with_extra_route(functions):
+        functions["consents"]["routes"].append({"key": "DELETE /consents/{id}", "method": "DELETE",
+                                                "path": "/consents/{id}", "authorized": True,
+                                                "parameters": ["id"]})
+    case("a route of the route table missing from the API",
+         "ConsentsFunction (consents): route DELETE /consents/{id} (route table) is not in the API",
+         routes=table_with(table_with_extra_route))
+
+    def table_opens_webhook(functions):
+        functions["webhook"]["routes"][0]["authorized"] = True
+    case("the route table puts the webhook behind the authorizer, the template does not",
+         "route POST /webhooks/finexer has no JWT authorizer, but the route table makes it authorized",
+         routes=table_with(table_opens_webhook))
+
+    def table_other_handler(functions):
+        functions["revoke"]["handler"] = "consents"
+    case("main.rs runs another handler than the route table names",
+         "RevokeFunction (revoke): main.rs runs shared::handlers::revoke, but the route table gives it consents",
+         routes=table_with(table_other_handler))
+
+    def table_without_function(functions):
+        functions["consents"]["name"] = "listing"
+    case("a function of functions/ missing from the route table",
+         "functions/consents is not a function of the route table",
+         routes=table_with(table_without_function))
 
     def open_reconfirm(t):
         del paths(t)["/consents/{id}/reconfirm"]["post"]["security"]
@@ -1701,8 +1771,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--routes", type=Path, default=None,
+                        help="the route table's JSON (default: cargo run -q -p connect-local --bin routes)")
     parser.add_argument("--skip-negative", action="store_true")
     args = parser.parse_args()
+    global ROUTES_FILE
+    ROUTES_FILE = args.routes
 
     passed = failed = 0
     print(f"consistency of {args.template} with the code in {args.root}")

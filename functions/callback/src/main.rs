@@ -1,6 +1,6 @@
 //! The `callback` Lambda: see `shared::handlers::callback`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::lambda::run(
         shared::metrics::Function::Callback,

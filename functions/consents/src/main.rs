@@ -1,6 +1,6 @@
 //! The `consents` Lambda: see `shared::handlers::consents`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::lambda::run(
         shared::metrics::Function::Consents,

@@ -1,6 +1,6 @@
 //! The `create-link` Lambda: see `shared::handlers::create_link`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::lambda::run(
         shared::metrics::Function::CreateLink,

@@ -1,6 +1,6 @@
 //! The `reconcile` Lambda, run by a schedule: see `shared::handlers::reconcile`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::lambda::run_scheduled(
         shared::metrics::Function::Reconcile,

@@ -13,11 +13,12 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ConsentView, consent_id_before, now, revocation};
+use super::{ConsentView, consent_id, now, revocation};
 use crate::app::{App, timestamp};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::http::{json_body, json_response};
+use crate::routes::{self, Function};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus, Due, Guard, Transition};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -59,12 +60,8 @@ mod outcome {
 }
 
 pub async fn confirm(app: &App, request: Request) -> Response<Body> {
-    // The function serves two routes; the last path segment says which.
-    if crate::http::path_segments(&request)
-        .last()
-        .map(String::as_str)
-        == Some("reconfirm")
-    {
+    // The function serves two routes; the event's route key says which.
+    if super::route_of(&request, Function::Confirm) == Some(&routes::RECONFIRM) {
         return crate::deadline::guard(reconfirm(app, request))
             .await
             .unwrap_or_else(Error::into_problem_response);
@@ -85,13 +82,13 @@ pub async fn confirm(app: &App, request: Request) -> Response<Body> {
 
 async fn reconfirm(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
-    let consent_id = consent_id_before(&request, "reconfirm")?;
+    let consent_id = consent_id(&request)?;
     super::reconfirm::handle(app, &caller.user_id, &consent_id).await
 }
 
 async fn handle(app: &App, request: Request) -> Result<(&'static str, Response<Body>)> {
     let caller = Caller::from_request(&request)?;
-    let consent_id = consent_id_before(&request, "confirm")?;
+    let consent_id = consent_id(&request)?;
     let input: Confirm = json_body(&request)?;
     let code = input
         .code

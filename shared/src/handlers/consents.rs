@@ -8,12 +8,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use super::{ConsentView, checked_id, now, owned_consent, revocation};
+use super::{ConsentView, checked_id, consent_id, now, owned_consent, revocation};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::finexer::BankAccount;
-use crate::http::{json_response, param, path_segments, query_params};
+use crate::http::{json_response, param, query_params};
+use crate::routes::{self, Function};
 use crate::store::{ConsentRecord, ConsentStatus, LIST_LIMIT, Page};
 
 /// Finexer lists accounts a few seconds after an authorization: within this
@@ -49,27 +50,24 @@ enum Route {
     AllAccounts,
 }
 
+/// Which of its routes the request came by (the event's route key).
 fn route(request: &Request) -> Result<Route> {
-    let segments = path_segments(request);
-    let mut path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    // Tolerate a stage name in front of the route.
-    if path.len() > 1 && !matches!(path[0], "consents" | "accounts") {
-        path.remove(0);
-    }
-    Ok(match path.as_slice() {
-        ["consents"] => Route::List,
-        ["accounts"] => Route::AllAccounts,
-        ["consents", id] => Route::One(noted(checked_id(id, "consent id")?)),
-        ["consents", id, "accounts"] => {
-            Route::ConsentAccounts(noted(checked_id(id, "consent id")?))
+    let Some(route) = super::route_of(request, Function::Consents) else {
+        return Err(Error::NoRoute(
+            "The request's route is not one of the consents function's.".into(),
+        ));
+    };
+    Ok(match *route {
+        routes::LIST_CONSENTS => Route::List,
+        routes::ONE_CONSENT => Route::One(consent_id(request)?),
+        routes::CONSENT_ACCOUNTS => Route::ConsentAccounts(consent_id(request)?),
+        routes::ALL_ACCOUNTS => Route::AllAccounts,
+        _ => {
+            return Err(Error::NoRoute(
+                "The consents function has no handler for this route.".into(),
+            ));
         }
-        _ => return Err(Error::NotFound),
     })
-}
-
-fn noted(consent_id: &str) -> String {
-    crate::metrics::note_consent(consent_id);
-    consent_id.to_owned()
 }
 
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {

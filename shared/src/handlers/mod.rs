@@ -22,8 +22,12 @@ pub use reconcile::reconcile;
 pub use revoke::revoke;
 pub use webhook::webhook;
 
+use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::routes::{self, Function, Route};
 
 use crate::error::{Error, Result};
 use crate::store::{ChangeSource, ConsentRecord, ConsentStatus};
@@ -119,17 +123,36 @@ fn checked_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
     }
 }
 
-/// The consent id in a `/consents/{id}/<action>` path.
-fn consent_id_before(request: &lambda_http::Request, action: &str) -> Result<String> {
-    let segments = crate::http::path_segments(request);
-    match segments.as_slice() {
-        [.., consents, id, last] if consents == "consents" && last == action => {
-            let id = checked_id(id, "consent id")?;
-            crate::metrics::note_consent(id);
-            Ok(id.to_owned())
+/// Runs `function`'s handler: the one name-to-handler dispatch, for the
+/// local gateway and the tools that play API Gateway. A Lambda binary calls
+/// its own handler directly (linking only that one).
+pub async fn dispatch(function: Function, app: &App, request: Request) -> Response<Body> {
+    match function {
+        Function::CreateLink => create_link(app, request).await,
+        Function::Callback => callback(app, request).await,
+        Function::Confirm => confirm(app, request).await,
+        Function::Revoke => revoke(app, request).await,
+        Function::Consents => consents(app, request).await,
+        Function::Webhook => webhook(app, request).await,
+        // The route table gives it no route: nothing HTTP reaches it.
+        Function::Reconcile => {
+            Error::NoRoute("The reconciler serves no HTTP route.".into()).into_problem_response()
         }
-        _ => Err(Error::NotFound),
     }
+}
+
+/// The consent id of a `/consents/{id}/...` route, from the event's path
+/// parameters (API Gateway's, never parsed out of the raw path).
+fn consent_id(request: &Request) -> Result<String> {
+    let raw = routes::path_parameter(request, routes::CONSENT_ID)?;
+    let id = checked_id(&raw, "consent id")?;
+    crate::metrics::note_consent(id);
+    Ok(id.to_owned())
+}
+
+/// The route the request came by, if it is one of `function`'s.
+fn route_of(request: &Request, function: Function) -> Option<&'static Route> {
+    Route::of_request(request).filter(|route| route.function == function)
 }
 
 /// The consent if it exists and belongs to `owner`; otherwise NotFound, the

@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 
-use super::{ConsentView, consent_id_before, owned_consent, revocation};
+use super::{ConsentView, consent_id, owned_consent, revocation};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ pub async fn revoke(app: &App, request: Request) -> Response<Body> {
 
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
-    let consent_id = consent_id_before(&request, "revoke")?;
+    let consent_id = consent_id(&request)?;
     let owner = caller.user_id.as_str();
 
     let guard = Guard {

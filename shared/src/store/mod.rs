@@ -1,10 +1,12 @@
 //! Consent records, the user's Finexer customer, and single-use states.
 //!
 //! Handlers see only the [`ConsentStore`] trait: [`dynamo::DynamoStore`] is the
-//! real one, [`memory::MemoryStore`] runs the same logic in memory for unit tests
-//! and benchmarks. The DynamoDB item layout is in `dynamo.rs` and the README.
+//! real one, `memory::MemoryStore` (feature `test-util`, never in a Lambda)
+//! runs the same logic in memory for unit tests and benchmarks. The DynamoDB
+//! item layout is in `dynamo.rs` and the README.
 
 pub mod dynamo;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
 use async_trait::async_trait;

@@ -1,10 +1,11 @@
 //! The sample events in `events/` (also used with `cargo lambda invoke`) are
-//! real API Gateway v2 events: each is run through its handler here.
+//! real API Gateway v2 events: each carries its route's key and path
+//! parameters from the route table, and is run through its handler here.
 
 use std::path::Path;
 
-use lambda_http::{Body, Request, Response};
-use shared::App;
+use serde_json::Value;
+use shared::routes::{Function, Route};
 
 use crate::support::*;
 
@@ -32,15 +33,34 @@ const EXPECTED: &[(&str, u16)] = &[
     ("webhook/base64-body.json", 401),
 ];
 
-async fn run(app: &App, function: &str, request: Request) -> Response<Body> {
-    match function {
-        "create-link" => shared::handlers::create_link(app, request).await,
-        "callback" => shared::handlers::callback(app, request).await,
-        "revoke" => shared::handlers::revoke(app, request).await,
-        "confirm" => shared::handlers::confirm(app, request).await,
-        "consents" => shared::handlers::consents(app, request).await,
-        "webhook" => shared::handlers::webhook(app, request).await,
-        other => panic!("no function {other}"),
+/// The sample carries what API Gateway would send by the route its path
+/// takes: the route's key (in both places) and its path parameters.
+fn check_route(name: &str, function: Function, event: &Value) {
+    let method = event["requestContext"]["http"]["method"].as_str().unwrap();
+    let path = event["rawPath"].as_str().unwrap();
+    let (route, parameters) = Route::find(method, path)
+        .unwrap_or_else(|| panic!("{name}: {method} {path} takes no route of the table"));
+    assert_eq!(
+        route.function, function,
+        "{name}: the route is another function's"
+    );
+    assert_eq!(event["routeKey"], route.key, "{name}: routeKey");
+    assert_eq!(
+        event["requestContext"]["routeKey"], route.key,
+        "{name}: requestContext.routeKey"
+    );
+    let expected: serde_json::Map<String, Value> = parameters
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    let given = event.get("pathParameters").cloned().unwrap_or(Value::Null);
+    if expected.is_empty() {
+        assert!(
+            given.is_null(),
+            "{name}: pathParameters on a route without any"
+        );
+    } else {
+        assert_eq!(given, Value::Object(expected), "{name}: pathParameters");
     }
 }
 
@@ -49,25 +69,23 @@ async fn every_sample_event_gets_its_expected_answer() {
     let env = TestEnv::start().await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut seen = 0;
-    for function in [
-        "create-link",
-        "callback",
-        "revoke",
-        "confirm",
-        "consents",
-        "webhook",
-    ] {
-        for entry in std::fs::read_dir(root.join(function)).unwrap() {
+    for function in Function::ALL.into_iter().filter(|f| !f.is_scheduled()) {
+        for entry in std::fs::read_dir(root.join(function.name())).unwrap() {
             let path = entry.unwrap().path();
-            let name = format!("{function}/{}", path.file_name().unwrap().to_string_lossy());
+            let name = format!(
+                "{}/{}",
+                function.name(),
+                path.file_name().unwrap().to_string_lossy()
+            );
             let expected = EXPECTED
                 .iter()
                 .find(|(file, _)| *file == name)
                 .unwrap_or_else(|| panic!("{name} has no expected status in events.rs"))
                 .1;
             let text = std::fs::read_to_string(&path).unwrap();
+            check_route(&name, function, &serde_json::from_str(&text).unwrap());
             let request = lambda_http::request::from_str(&text).unwrap();
-            let response = run(&env.app, function, request).await;
+            let response = shared::handlers::dispatch(function, &env.app, request).await;
             assert_eq!(
                 response.status().as_u16(),
                 expected,

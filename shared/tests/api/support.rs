@@ -416,9 +416,11 @@ pub fn event(
     body: Option<&str>,
     user: Option<&str>,
 ) -> Value {
+    // As API Gateway sends it: the route's key and path parameters.
+    let (route_key, path_parameters) = shared::routes::event_fields(method, path);
     let mut context = json!({
         "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-        "domainPrefix": "api", "requestId": "req", "routeKey": "$default", "stage": "$default",
+        "domainPrefix": "api", "requestId": "req", "routeKey": route_key, "stage": "$default",
         "time": "25/Nov/2026:10:00:00 +0000", "timeEpoch": 1795600000000i64,
         "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
                  "sourceIp": "192.0.2.1", "userAgent": "test"}
@@ -430,7 +432,8 @@ pub fn event(
         }});
     }
     json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query,
+        "pathParameters": path_parameters,
         "headers": {"host": "api.example.com", "content-type": "application/json"},
         "requestContext": context,
         "body": body, "isBase64Encoded": false

@@ -1,0 +1,18 @@
+//! The test kit: what the test suites of `shared`, `local`, `benches` and
+//! `fuzz` share, written once. Dev-only: no Lambda binary depends on it.
+//!
+//! - [`event`]: API Gateway HTTP API (v2) events, on `aws_lambda_events`' types.
+//! - [`routes`]: the route an event's method and path reach.
+//! - [`model`]: the oracle of the property tests and fuzz targets.
+//! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
+//! - [`aws`]: the AWS emulator (moto) the suites use.
+//! - [`lambda`]: the Runtime API emulator's time limits and the test users.
+
+pub mod aws;
+pub mod event;
+pub mod lambda;
+pub mod routes;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
+pub use event::{Event, User};

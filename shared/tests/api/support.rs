@@ -24,6 +24,7 @@ use shared::secrets::SecretsManagerSource;
 use shared::store::dynamo::DynamoStore;
 pub use shared::store::{ChangeSource, ConsentStatus};
 
+use connect_testkit::event::Event;
 use finexer_sandbox::client::Admin;
 pub use finexer_sandbox::model::ConsentStatus as AtFinexer;
 pub use finexer_sandbox::request_log::LoggedRequest;
@@ -408,7 +409,8 @@ pub fn too_slow(method: &str, path_prefix: &str) -> FaultRule {
 }
 
 /// An API Gateway HTTP API (v2) event, as the Lambda runtime would hand it
-/// to a function; `user` fills the JWT authorizer's claims.
+/// to a function (the test kit's builder); `user` fills the JWT authorizer's
+/// claims. As JSON, so that tests can make it hostile.
 pub fn event(
     method: &str,
     path: &str,
@@ -416,28 +418,16 @@ pub fn event(
     body: Option<&str>,
     user: Option<&str>,
 ) -> Value {
-    // As API Gateway sends it: the route's key and path parameters.
-    let (route_key, path_parameters) = shared::routes::event_fields(method, path);
-    let mut context = json!({
-        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-        "domainPrefix": "api", "requestId": "req", "routeKey": route_key, "stage": "$default",
-        "time": "25/Nov/2026:10:00:00 +0000", "timeEpoch": 1795600000000i64,
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                 "sourceIp": "192.0.2.1", "userAgent": "test"}
-    });
-    if let Some(user) = user {
-        context["authorizer"] = json!({"jwt": {
-            "claims": {"sub": user, "email": format!("{user}@example.com"), "name": format!("User {user}")},
-            "scopes": null
-        }});
+    let mut event = Event::new(method, path)
+        .query(query)
+        .header("content-type", "application/json");
+    if let Some(body) = body {
+        event = event.text(body);
     }
-    json!({
-        "version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query,
-        "pathParameters": path_parameters,
-        "headers": {"host": "api.example.com", "content-type": "application/json"},
-        "requestContext": context,
-        "body": body, "isBase64Encoded": false
-    })
+    if let Some(user) = user {
+        event = event.user(user);
+    }
+    event.to_json()
 }
 
 pub fn request(

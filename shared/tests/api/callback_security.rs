@@ -11,14 +11,14 @@ use crate::support::*;
 
 async fn authorized_pending(env: &TestEnv, user: &str) -> (String, String) {
     let (consent_id, state) = env.link(user).await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     (consent_id, state)
 }
 
 async fn assert_untouched(env: &TestEnv, user: &str, consent_id: &str) {
-    let (_, record) = env.consents(user, &format!("/consents/{consent_id}")).await;
-    assert_eq!(record["status"], "pending", "{record}");
-    assert_eq!(record["history"].as_array().unwrap().len(), 1);
+    let record = env.view(user, consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Pending, "{record:?}");
+    assert_eq!(record.history.len(), 1);
     let state_item = env
         .item(
             &format!("STATE#{}", state_id_of(env, consent_id).await),
@@ -192,11 +192,9 @@ async fn a_replayed_state_after_revocation_is_refused() {
     assert_eq!(status, 200);
     let response = env.callback(&query).await;
     assert_eq!(html_error(&response), 400);
-    let (_, record) = env
-        .consents("alice", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["history"].as_array().unwrap().len(), 4);
+    let record = env.view("alice", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(record.history.len(), 4);
 }
 
 #[tokio::test]
@@ -215,14 +213,11 @@ async fn concurrent_callbacks_with_one_state_apply_it_once() {
         }
     }
     assert!(redirects >= 1);
-    let (_, record) = env
-        .consents("alice", &format!("/consents/{consent_id}"))
-        .await;
-    let callbacks = record["history"]
-        .as_array()
-        .unwrap()
+    let record = env.view("alice", &consent_id).await;
+    let callbacks = record
+        .history
         .iter()
-        .filter(|h| h["source"] == "callback")
+        .filter(|h| h.source == ChangeSource::Callback)
         .count();
     assert_eq!(callbacks, 1, "exactly one callback changed the record");
 }

@@ -38,12 +38,13 @@ async fn a_valid_code_in_another_users_session_revokes_the_consent() {
             .contains(&format!("POST /consents/{consent_id}/revoke")),
         "revoked at Finexer"
     );
-    let (_, record) = env
-        .consents("attacker", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["revoke_reason"], "confirmed_by_another_user");
-    assert!(record["confirmed_at"].is_null());
+    let record = env.view("attacker", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(
+        record.revoke_reason.as_deref(),
+        Some("confirmed_by_another_user")
+    );
+    assert!(record.confirmed_at.is_none());
 
     // The code is spent, and nobody sees the accounts.
     let (status, _) = env.confirm("attacker", &consent_id, &code).await;
@@ -113,10 +114,8 @@ async fn without_the_code_nothing_is_confirmed() {
     // A stranger with the used code gets 404 and revokes nothing.
     let (status, _) = env.confirm("stranger", &consent_id, &code).await;
     assert_eq!(status, 404);
-    let (_, record) = env
-        .consents("owner", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "authorized");
+    let record = env.view("owner", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Authorized);
 }
 
 #[tokio::test]
@@ -128,11 +127,9 @@ async fn an_unconfirmed_consent_is_revoked_once_its_window_passes() {
 
     let (status, problem) = env.confirm("slow", &consent_id, &code).await;
     assert_eq!(status, 409, "{problem}");
-    let (_, record) = env
-        .consents("slow", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["revoke_reason"], "unconfirmed");
+    let record = env.view("slow", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(record.revoke_reason.as_deref(), Some("unconfirmed"));
     assert!(
         env.finexer_calls()
             .await

@@ -2,34 +2,24 @@
 //! 502/503, nothing is half-written, and a retry succeeds once it clears.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use finexer_sandbox::{FaultRule, SandboxConfig};
 use serde_json::json;
-use wiremock::ResponseTemplate;
 
 use crate::journey::state_id_of;
 use crate::support::*;
 
-fn server_error() -> ResponseTemplate {
-    ResponseTemplate::new(500).set_body_json(
-        json!({"error": {"type": "api_error", "code": "internal", "message": "boom"}}),
-    )
-}
-
-fn too_slow() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_delay(Duration::from_secs(3))
-}
-
 #[tokio::test]
 async fn create_link_survives_finexer_failures() {
     let env = TestEnv::start().await;
-    for (path, fault) in [
-        ("^/customers$", server_error()),
-        ("^/customers$", too_slow()),
-        ("^/consents$", server_error()),
-        ("^/consents$", too_slow()),
+    for fault in [
+        failing("POST", "/customers", 500),
+        too_slow("POST", "/customers"),
+        failing("POST", "/consents", 500),
+        too_slow("POST", "/consents"),
     ] {
-        env.finexer_fault("POST", path, fault, None).await;
+        let path = &fault.path_prefix;
+        env.finexer_faults(std::slice::from_ref(&fault)).await;
         let (status, problem) = env.create_link("alice", json!({})).await;
         assert_eq!(status, 503, "{path}: {problem}");
         assert_eq!(problem["type"], "/problems/upstream-unavailable");
@@ -47,7 +37,7 @@ async fn create_link_survives_finexer_failures() {
 #[tokio::test]
 async fn creates_are_not_retried_after_a_server_error() {
     let env = TestEnv::start().await;
-    env.finexer_fault("POST", "^/consents$", server_error(), None)
+    env.finexer_faults(&[failing("POST", "/consents", 500)])
         .await;
     let (status, _) = env.create_link("bob", json!({})).await;
     assert_eq!(status, 503);
@@ -64,10 +54,13 @@ async fn creates_are_not_retried_after_a_server_error() {
 async fn reads_are_retried_and_throttling_is_passed_on() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("carol").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     // One 500, then fine: the read is retried inside the request.
-    env.finexer_fault("GET", "^/consents/", server_error(), Some(1))
-        .await;
+    env.finexer_faults(&[FaultRule {
+        count: Some(1),
+        ..failing("GET", "/consents/", 500)
+    }])
+    .await;
     let back = query_of(&location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
@@ -77,12 +70,12 @@ async fn reads_are_retried_and_throttling_is_passed_on() {
     assert_eq!(status, 200);
 
     // A long Retry-After is handed to our caller rather than waited out.
-    env.finexer_fault(
-        "GET",
-        "^/bank_accounts$",
-        ResponseTemplate::new(429).insert_header("retry-after", "30"),
-        None,
-    )
+    let fired_once = env.admin.faults().await.unwrap();
+    assert_eq!(fired_once[0].fired, 1, "the read failed once");
+    env.finexer_faults(&[FaultRule {
+        retry_after: Some(30),
+        ..failing("GET", "/bank_accounts", 429)
+    }])
     .await;
     let response = shared::handlers::consents(
         &env.app,
@@ -98,17 +91,18 @@ async fn reads_are_retried_and_throttling_is_passed_on() {
 async fn callback_failure_leaves_the_state_usable_for_a_retry() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("dave").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let query = format!("fx_consent={consent_id}&state={state}");
-    for fault in [server_error(), too_slow()] {
-        env.finexer_fault("GET", "^/consents/", fault, None).await;
+    for fault in [
+        failing("GET", "/consents/", 500),
+        too_slow("GET", "/consents/"),
+    ] {
+        env.finexer_faults(&[fault]).await;
         let response = env.callback(&query).await;
         assert_eq!(html_error(&response), 503);
         assert!(response.headers().contains_key("retry-after"));
-        let (_, record) = env
-            .consents("dave", &format!("/consents/{consent_id}"))
-            .await;
-        assert_eq!(record["status"], "pending");
+        let record = env.view("dave", &consent_id).await;
+        assert_eq!(record.status, ConsentStatus::Pending);
         let state_item = env
             .item(
                 &format!("STATE#{}", state_id_of(&env, &consent_id).await),
@@ -127,63 +121,80 @@ async fn callback_failure_leaves_the_state_usable_for_a_retry() {
 async fn a_failed_revocation_is_recorded_and_completed_by_a_retry() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("erin").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
     );
 
-    for fault in [server_error(), too_slow()] {
-        env.finexer_fault("POST", "/revoke$", fault, None).await;
+    let revoke = format!("/consents/{consent_id}/revoke");
+    for fault in [failing("POST", &revoke, 500), too_slow("POST", &revoke)] {
+        env.finexer_faults(&[fault]).await;
         let (status, problem) = env.revoke("erin", &consent_id).await;
         assert_eq!(status, 503, "{problem}");
-        let (_, record) = env
-            .consents("erin", &format!("/consents/{consent_id}"))
-            .await;
+        let record = env.view("erin", &consent_id).await;
         assert_eq!(
-            record["status"], "revoke_pending",
+            record.status,
+            ConsentStatus::RevokePending,
             "the request is remembered"
         );
-        assert!(record["revoked_at"].is_null(), "no revocation claimed");
-        assert!(record["revoke_requested_at"].is_string());
+        assert!(record.revoked_at.is_none(), "no revocation claimed");
+        assert!(record.revoke_requested_at.is_some());
         env.reset_faults().await;
     }
     let (status, record) = env.revoke("erin", &consent_id).await;
     assert_eq!(status, 200);
-    assert_eq!(record["status"], "canceled");
-    assert!(record["revoked_at"].is_string());
+    let record: ConsentView = serde_json::from_value(record).unwrap();
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert!(record.revoked_at.is_some());
+    assert_eq!(
+        env.at_finexer(&consent_id).await.status,
+        AtFinexer::Canceled
+    );
 }
 
 #[tokio::test]
 async fn account_reads_fail_clearly() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("fay").await;
-    env.finexer_fault("GET", "^/bank_accounts$", server_error(), None)
+    env.finexer_faults(&[failing("GET", "/bank_accounts", 500)])
         .await;
     let (status, problem) = env
         .consents("fay", &format!("/consents/{consent_id}/accounts"))
         .await;
     assert_eq!(status, 503, "{problem}");
-    assert!(
-        !problem["detail"].as_str().unwrap().contains("boom"),
-        "no upstream text leaks"
-    );
+    // The sandbox's answer says "Injected fault" with code sandbox_fault.
+    for upstream in ["Injected", "sandbox_fault"] {
+        assert!(
+            !problem["detail"].as_str().unwrap().contains(upstream),
+            "no upstream text leaks: {problem}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_rejected_api_key_is_not_blamed_on_the_caller() {
-    let env = TestEnv::start().await;
-    env.finexer_fault(
-        "POST",
-        "^/customers$",
-        ResponseTemplate::new(401).set_body_json(json!({"error": {
-            "type": "authentication_error", "code": "invalid_api_key", "message": "bad key"}})),
-        None,
-    )
+    // Finexer knows another key than the one in our secret: a genuine 401.
+    let env = TestEnv::with(Options {
+        finexer: SandboxConfig {
+            api_key: "sk_test_another_key".into(),
+            ..SandboxConfig::default()
+        },
+        ..Options::default()
+    })
     .await;
     let (status, problem) = env.create_link("gus", json!({})).await;
     assert_eq!(status, 502);
     assert!(!problem.to_string().contains(API_KEY));
+    let requests = env.finexer_requests().await;
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.call(), r.status))
+            .collect::<Vec<_>>(),
+        [("POST /customers".to_owned(), 401)],
+        "refused once, not retried"
+    );
 }
 
 #[tokio::test]
@@ -208,22 +219,38 @@ async fn a_consent_that_cannot_be_recorded_is_revoked_at_finexer() {
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["type"], "/problems/store-unavailable");
     let calls = env.finexer_calls().await;
-    assert!(
-        calls.contains(&"POST /consents/bc_1/revoke".to_string()),
-        "{calls:?}"
+    let revoked = revoked_at_finexer(&calls);
+    assert_eq!(revoked.len(), 1, "{calls:?}");
+    assert_eq!(
+        env.at_finexer(&revoked[0]).await.status,
+        AtFinexer::Canceled,
+        "the consent is not left live at Finexer"
     );
+}
+
+/// Ids of the consents a `POST /consents/{id}/revoke` was sent for.
+fn revoked_at_finexer(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|call| {
+            call.strip_prefix("POST /consents/")?
+                .strip_suffix("/revoke")
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn a_consent_page_on_an_unexpected_host_is_refused_and_revoked() {
-    let env = TestEnv::start().await;
-    let answer = consent_json("bc_elsewhere", "pending", None, "https://evil.example");
-    env.finexer_fault(
-        "POST",
-        "^/consents$",
-        ResponseTemplate::new(200).set_body_json(answer),
-        None,
-    )
+    // Finexer hands out consent pages on a host we do not expect.
+    let env = TestEnv::with(Options {
+        finexer: SandboxConfig {
+            api_key: API_KEY.into(),
+            public_base_url: Some("https://evil.example".into()),
+            ..SandboxConfig::default()
+        },
+        ..Options::default()
+    })
     .await;
     let (status, problem) = env.create_link("ivan", json!({})).await;
     assert_eq!(status, 502, "{problem}");
@@ -231,24 +258,40 @@ async fn a_consent_page_on_an_unexpected_host_is_refused_and_revoked() {
         !problem.to_string().contains("evil.example"),
         "the URL is not repeated"
     );
+    let calls = env.finexer_calls().await;
+    let revoked = revoked_at_finexer(&calls);
+    assert_eq!(revoked.len(), 1, "{calls:?}");
+    let elsewhere = env.at_finexer(&revoked[0]).await;
     assert!(
-        env.finexer_calls()
-            .await
-            .contains(&"POST /consents/bc_elsewhere/revoke".to_owned()),
+        elsewhere
+            .redirect
+            .consent_url
+            .starts_with("https://evil.example/")
+    );
+    assert_eq!(
+        elsewhere.status,
+        AtFinexer::Canceled,
         "the consent is not left live at Finexer"
     );
     assert!(
-        env.item("CONSENT#bc_elsewhere", "CONSENT").await.is_none(),
+        env.item(&format!("CONSENT#{}", elsewhere.id), "CONSENT")
+            .await
+            .is_none(),
         "nothing recorded"
     );
+    assert_eq!(env.item_count().await, 1, "only the customer");
 }
 
 #[tokio::test]
 async fn a_thousand_failed_revokes_leave_a_small_item_and_a_later_revoke_works() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("ursula").await;
-    env.finexer_fault("POST", "/revoke$", server_error(), None)
-        .await;
+    env.finexer_faults(&[failing(
+        "POST",
+        &format!("/consents/{consent_id}/revoke"),
+        500,
+    )])
+    .await;
     for _ in 0..1000 {
         let (status, _) = env.revoke("ursula", &consent_id).await;
         assert_eq!(status, 503);
@@ -262,21 +305,20 @@ async fn a_thousand_failed_revokes_leave_a_small_item_and_a_later_revoke_works()
     env.reset_faults().await;
     let (status, record) = env.revoke("ursula", &consent_id).await;
     assert_eq!(status, 200, "{record}");
-    assert_eq!(record["status"], "canceled");
-    let sources: Vec<&str> = record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["to"].as_str().unwrap())
+    let record: ConsentView = serde_json::from_value(record).unwrap();
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    let statuses: Vec<ConsentStatus> = history_of(&record)
+        .into_iter()
+        .map(|(_, to, _)| to)
         .collect();
     assert_eq!(
-        sources,
+        statuses,
         [
-            "pending",
-            "authorized",
-            "authorized",
-            "revoke_pending",
-            "canceled"
+            ConsentStatus::Pending,
+            ConsentStatus::Authorized,
+            ConsentStatus::Authorized,
+            ConsentStatus::RevokePending,
+            ConsentStatus::Canceled
         ]
     );
 }

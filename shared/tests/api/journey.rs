@@ -1,6 +1,7 @@
 //! The journey as users live it: connect, come back, see it, revoke it.
 
 use serde_json::{Value, json};
+use shared::store::{ChangeSource, ConsentStatus};
 
 use crate::support::*;
 
@@ -9,21 +10,21 @@ async fn approve_journey_from_link_to_revocation() {
     let env = TestEnv::start().await;
 
     // create-link
-    let (status, link) = env
-        .create_link(
+    let link = env
+        .create_link_reply(
             "alice",
             json!({"template": "acme", "skip_info": true, "skip_qr": false}),
         )
-        .await;
-    assert_eq!(status, 201, "{link}");
-    let consent_id = link["consent_id"].as_str().unwrap();
-    let page = url::Url::parse(link["consent_url"].as_str().unwrap()).unwrap();
+        .await
+        .ok();
+    let consent_id = link.consent_id.as_str();
+    let page = url::Url::parse(&link.consent_url).unwrap();
     assert_eq!(page.path(), format!("/connect/{consent_id}"));
     let options = query_of(&page);
     assert_eq!(options["template"], "acme");
     assert_eq!(options["skip_info"], "true");
     assert_eq!(options["skip_qr"], "false");
-    assert!(link["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(link.expires_at.ends_with('Z'));
 
     // What Finexer was asked: a customer for alice, then a consent for it.
     let calls = env.finexer_calls().await;
@@ -31,7 +32,7 @@ async fn approve_journey_from_link_to_revocation() {
     let state = env.state_sent_to_finexer(consent_id).await;
 
     // Finexer sends the browser back; the callback confirms and redirects.
-    env.finexer_state.set(consent_id, "authorized");
+    env.finexer_says(consent_id, AtFinexer::Authorized).await;
     let response = env
         .callback(&format!("fx_consent={consent_id}&state={state}"))
         .await;
@@ -60,73 +61,91 @@ async fn approve_journey_from_link_to_revocation() {
     );
 
     // Until its owner confirms it, the consent's data is not served.
-    let (status, _) = env
-        .consents("alice", &format!("/consents/{consent_id}/accounts"))
-        .await;
-    assert_eq!(status, 409, "confirm first");
-    let (_, all) = env.consents("alice", "/accounts").await;
-    assert_eq!(all["data"], json!([]), "an unconfirmed consent is left out");
+    let accounts_path = format!("/consents/{consent_id}/accounts");
+    let problem = env
+        .read::<Accounts>("alice", &accounts_path)
+        .await
+        .problem();
+    assert_eq!(problem.status, 409, "confirm first");
+    let all: Accounts = env.read("alice", "/accounts").await.ok();
+    assert_eq!(all.data, [], "an unconfirmed consent is left out");
 
     // The owner confirms with the code; a repeat gets the same answer.
     let (status, confirmed) = env.confirm("alice", consent_id, code).await;
     assert_eq!(status, 200, "{confirmed}");
-    assert!(confirmed["confirmed_at"].is_string());
+    let confirmed: ConsentView = serde_json::from_value(confirmed).unwrap();
+    assert!(confirmed.confirmed_at.is_some());
     let (status, again) = env.confirm("alice", consent_id, code).await;
     assert_eq!(status, 200);
+    let again: ConsentView = serde_json::from_value(again).unwrap();
     assert_eq!(again, confirmed, "a repeat changes nothing");
 
     // consents shows it authorized, with its history.
-    let (status, record) = env
+    let record = env.view("alice", consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Authorized);
+    // Provider and times are Finexer's, as it answered the callback's read.
+    let at_finexer = env.at_finexer(consent_id).await;
+    assert_eq!(record.provider.as_deref(), Some(BANK));
+    assert_eq!(
+        record.authorized_at,
+        at_finexer.authed_at.map(|at| at.to_string())
+    );
+    assert_eq!(
+        record.expires_at,
+        at_finexer.expiry_date.map(|at| at.to_string())
+    );
+    assert_eq!(
+        history_of(&record),
+        [
+            (None, ConsentStatus::Pending, ChangeSource::Create),
+            (
+                Some(ConsentStatus::Pending),
+                ConsentStatus::Authorized,
+                ChangeSource::Callback
+            ),
+            (
+                Some(ConsentStatus::Authorized),
+                ConsentStatus::Authorized,
+                ChangeSource::Confirm
+            ),
+        ]
+    );
+    let (_, raw) = env
         .consents("alice", &format!("/consents/{consent_id}"))
         .await;
-    assert_eq!(status, 200);
-    assert_eq!(record["status"], "authorized");
-    assert_eq!(record["provider"], "sandbox-barclays");
-    assert_eq!(record["authorized_at"], "2026-11-25T10:00:00Z");
-    assert_eq!(record["expires_at"], "2027-02-23T10:00:00Z");
-    assert_eq!(record["history"][0]["to"], "pending");
-    assert_eq!(record["history"][0]["source"], "create");
-    assert_eq!(record["history"][1]["from"], "pending");
-    assert_eq!(record["history"][1]["to"], "authorized");
-    assert_eq!(record["history"][1]["source"], "callback");
-    assert_eq!(record["history"][2]["to"], "authorized");
-    assert_eq!(record["history"][2]["source"], "confirm");
     for internal in ["state_id", "confirm_code_hash"] {
-        assert!(record.get(internal).is_none(), "{internal} not shown");
+        assert!(raw.get(internal).is_none(), "{internal} not shown");
     }
 
-    let (status, list) = env.consents("alice", "/consents").await;
-    assert_eq!(status, 200);
-    assert_eq!(list["data"][0]["consent_id"], consent_id);
+    let list: ConsentPage = env.read("alice", "/consents").await.ok();
+    assert_eq!(list.data[0].consent_id, consent_id);
 
-    let (status, accounts) = env
-        .consents("alice", &format!("/consents/{consent_id}/accounts"))
-        .await;
-    assert_eq!(status, 200, "{accounts}");
-    assert_eq!(accounts["data"][0]["consent"], consent_id);
-    let (status, all) = env.consents("alice", "/accounts").await;
-    assert_eq!(status, 200);
-    assert_eq!(all["data"].as_array().unwrap().len(), 1);
+    let accounts: Accounts = env.read("alice", &accounts_path).await.ok();
+    assert!(!accounts.data.is_empty(), "Finexer lists at least one");
+    for account in &accounts.data {
+        assert_eq!(account.consent, consent_id);
+    }
+    let all: Accounts = env.read("alice", "/accounts").await.ok();
+    assert_eq!(all.data, accounts.data, "the one consent's");
 
     // revoke
     let (status, revoked) = env.revoke("alice", consent_id).await;
     assert_eq!(status, 200, "{revoked}");
-    assert_eq!(revoked["status"], "canceled");
-    assert!(revoked["revoked_at"].is_string());
-    let sources: Vec<(&str, &str)> = revoked["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["to"].as_str().unwrap(), h["source"].as_str().unwrap()))
+    let revoked: ConsentView = serde_json::from_value(revoked).unwrap();
+    assert_eq!(revoked.status, ConsentStatus::Canceled);
+    assert!(revoked.revoked_at.is_some());
+    let sources: Vec<(ConsentStatus, ChangeSource)> = history_of(&revoked)
+        .into_iter()
+        .map(|(_, to, source)| (to, source))
         .collect();
     assert_eq!(
         sources,
         [
-            ("pending", "create"),
-            ("authorized", "callback"),
-            ("authorized", "confirm"),
-            ("revoke_pending", "revoke"),
-            ("canceled", "revoke")
+            (ConsentStatus::Pending, ChangeSource::Create),
+            (ConsentStatus::Authorized, ChangeSource::Callback),
+            (ConsentStatus::Authorized, ChangeSource::Confirm),
+            (ConsentStatus::RevokePending, ChangeSource::Revoke),
+            (ConsentStatus::Canceled, ChangeSource::Revoke)
         ]
     );
     assert!(
@@ -134,28 +153,39 @@ async fn approve_journey_from_link_to_revocation() {
             .await
             .contains(&format!("POST /consents/{consent_id}/revoke"))
     );
+    assert_eq!(env.at_finexer(consent_id).await.status, AtFinexer::Canceled);
 
     // Revoking twice is fine and changes nothing more.
     let (status, again) = env.revoke("alice", consent_id).await;
     assert_eq!(status, 200);
-    assert_eq!(again["history"].as_array().unwrap().len(), 5);
+    let again: ConsentView = serde_json::from_value(again).unwrap();
+    assert_eq!(again.history.len(), 5);
 
     // The revoked consent has no accounts to show.
-    let (status, _) = env
-        .consents("alice", &format!("/consents/{consent_id}/accounts"))
-        .await;
-    assert_eq!(status, 409);
+    let problem = env
+        .read::<Accounts>("alice", &accounts_path)
+        .await
+        .problem();
+    assert_eq!(problem.status, 409);
 }
 
 #[tokio::test]
 async fn the_customer_is_created_once_and_reused() {
     let env = TestEnv::start().await;
-    env.link("bob").await;
-    env.link("bob").await;
+    let (first, _) = env.link("bob").await;
+    let (second, _) = env.link("bob").await;
     let calls = env.finexer_calls().await;
     assert_eq!(calls.iter().filter(|c| *c == "POST /customers").count(), 1);
     let customer = env.item("USER#bob", "CUSTOMER").await.unwrap();
-    assert_eq!(customer["customer_id"].as_s().unwrap(), "cus_0");
+    let customer_id = customer["customer_id"].as_s().unwrap();
+    assert!(customer_id.starts_with("cus_"), "{customer_id}");
+    for consent_id in [&first, &second] {
+        assert_eq!(
+            env.at_finexer(consent_id).await.customer.as_ref(),
+            Some(customer_id),
+            "both consents for the one customer"
+        );
+    }
     assert!(!customer.contains_key("lease_until"));
 
     let (_, list) = env.consents("bob", "/consents").await;
@@ -165,7 +195,7 @@ async fn the_customer_is_created_once_and_reused() {
         .iter()
         .map(|c| c["consent_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["bc_2", "bc_1"], "newest first");
+    assert_eq!(ids, [second, first], "newest first");
 }
 
 #[tokio::test]
@@ -189,7 +219,7 @@ async fn concurrent_first_links_create_one_customer() {
 async fn denial_with_state_cancels_and_returns_the_user() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("dave").await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let response = env
         .callback(&format!(
             "fx_consent={consent_id}&state={state}&error=access_denied&error_code=user_denied"
@@ -198,11 +228,9 @@ async fn denial_with_state_cancels_and_returns_the_user() {
     let result = query_of(&location(&response));
     assert_eq!(result["status"], "canceled");
     assert_eq!(result["error"], "access_denied");
-    let (_, record) = env
-        .consents("dave", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "canceled");
-    assert!(record["revoked_at"].is_null());
+    let record = env.view("dave", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert!(record.revoked_at.is_none());
     let state_item = env
         .item(
             &format!("STATE#{}", state_id_of(&env, &consent_id).await),
@@ -222,29 +250,25 @@ async fn denial_without_state_is_confirmed_with_finexer() {
     // Finexer does not (yet) say canceled: nothing changes.
     let first = env.callback(&stateless).await;
     assert_eq!(first.status(), 200);
-    let (_, record) = env
-        .consents("erin", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "pending");
+    let record = env.view("erin", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Pending);
 
     // Finexer says canceled: recorded, and the page is the same one.
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let second = env.callback(&stateless).await;
     assert_eq!(second.status(), 200);
     assert_eq!(second.body(), first.body(), "the page never differs");
     assert!(second.headers().get("location").is_none());
-    let (_, record) = env
-        .consents("erin", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["history"][1]["source"], "callback");
+    let record = env.view("erin", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(record.history[1].source, ChangeSource::Callback);
 }
 
 #[tokio::test]
 async fn an_approval_without_state_is_not_recorded() {
     let env = TestEnv::start().await;
     let (consent_id, _) = env.link("erin2").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     for query in [
         format!("fx_consent={consent_id}"),
         format!("fx_consent={consent_id}&error=access_denied"),
@@ -253,17 +277,19 @@ async fn an_approval_without_state_is_not_recorded() {
         assert_eq!(response.status(), 200, "{query}");
         assert!(response.headers().get("location").is_none());
     }
-    let (_, record) = env
-        .consents("erin2", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "pending", "an approval needs the state");
+    let record = env.view("erin2", &consent_id).await;
+    assert_eq!(
+        record.status,
+        ConsentStatus::Pending,
+        "an approval needs the state"
+    );
 }
 
 #[tokio::test]
 async fn a_reload_of_the_callback_gets_the_same_result() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("frank").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let query = format!("fx_consent={consent_id}&state={state}");
     let first = query_of(&location(&env.callback(&query).await));
     let second = query_of(&location(&env.callback(&query).await));
@@ -275,14 +301,8 @@ async fn a_reload_of_the_callback_gets_the_same_result() {
     for name in ["consent_id", "status"] {
         assert_eq!(first[name], second[name]);
     }
-    let (_, record) = env
-        .consents("frank", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(
-        record["history"].as_array().unwrap().len(),
-        2,
-        "no second change"
-    );
+    let record = env.view("frank", &consent_id).await;
+    assert_eq!(record.history.len(), 2, "no second change");
 }
 
 #[tokio::test]
@@ -294,7 +314,7 @@ async fn return_to_picks_an_allow_listed_frontend() {
     assert_eq!(status, 201);
     let consent_id = link["consent_id"].as_str().unwrap();
     let state = env.state_sent_to_finexer(consent_id).await;
-    env.finexer_state.set(consent_id, "authorized");
+    env.finexer_says(consent_id, AtFinexer::Authorized).await;
     let back = location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
@@ -310,29 +330,28 @@ async fn a_preselected_provider_is_passed_to_finexer() {
         .create_link("hal", json!({"provider": "sandbox-lloyds"}))
         .await;
     assert_eq!(status, 201);
-    let requests = env.finexer.received_requests().await.unwrap();
+    let requests = env.finexer_requests().await;
     let create = requests
         .iter()
-        .find(|r| r.url.path() == "/consents")
+        .find(|r| r.call() == "POST /consents")
         .unwrap();
-    let form = String::from_utf8(create.body.clone()).unwrap();
+    let form = create.body.clone().unwrap();
     assert!(form.contains("provider=sandbox-lloyds"), "{form}");
     assert!(form.contains("scopes%5B%5D=accounts"), "{form}");
-    assert!(form.contains("customer=cus_0"), "{form}");
-    let auth = create
-        .headers
-        .get("authorization")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert!(auth.starts_with("Basic "), "basic auth with the API key");
-    let (_, record) = env
-        .consents(
-            "hal",
-            &format!("/consents/{}", link["consent_id"].as_str().unwrap()),
-        )
-        .await;
-    assert_eq!(record["provider"], "sandbox-lloyds");
+    let customer = env.item("USER#hal", "CUSTOMER").await.unwrap();
+    assert_eq!(
+        create.form_field("customer").as_deref(),
+        Some(customer["customer_id"].as_s().unwrap().as_str()),
+        "{form}"
+    );
+    // The sandbox answers 401 to anything but Basic auth with its API key.
+    assert_eq!(create.status, 200, "basic auth with the API key");
+    let record = env.view("hal", link["consent_id"].as_str().unwrap()).await;
+    assert_eq!(record.provider.as_deref(), Some("sandbox-lloyds"));
+    assert_eq!(
+        env.at_finexer(&record.consent_id).await.provider.as_deref(),
+        Some("sandbox-lloyds")
+    );
 }
 
 #[tokio::test]
@@ -398,7 +417,7 @@ async fn callers_without_claims_are_unauthorized() {
 async fn other_users_consents_are_not_found() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("jack").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
@@ -420,10 +439,8 @@ async fn other_users_consents_are_not_found() {
     let (_, list) = env.consents("mallory", "/consents").await;
     assert_eq!(list["data"], json!([]));
 
-    let (_, record) = env
-        .consents("jack", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(record["status"], "authorized", "untouched");
+    let record = env.view("jack", &consent_id).await;
+    assert_eq!(record.status, ConsentStatus::Authorized, "untouched");
     assert!(
         !env.finexer_calls()
             .await
@@ -441,7 +458,7 @@ async fn account_reads_can_be_switched_off() {
     })
     .await;
     let (consent_id, state) = env.link("kim").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
@@ -591,27 +608,21 @@ async fn consents_are_listed_in_pages() {
     let list = |query: String| {
         let env = &env;
         async move {
-            json_of(
-                shared::handlers::consents(
-                    &env.app,
-                    request("GET", "/consents", &query, None, Some("paula")),
-                )
-                .await,
+            let response = shared::handlers::consents(
+                &env.app,
+                request("GET", "/consents", &query, None, Some("paula")),
             )
+            .await;
+            Reply::<ConsentPage>::of(&response)
         }
     };
     let mut seen = Vec::new();
     let mut query = "limit=2".to_owned();
     loop {
-        let (status, page) = list(query.clone()).await;
-        assert_eq!(status, 200, "{page}");
-        let data = page["data"].as_array().unwrap();
-        assert!(data.len() <= 2);
-        seen.extend(
-            data.iter()
-                .map(|c| c["consent_id"].as_str().unwrap().to_owned()),
-        );
-        match page["next_cursor"].as_str() {
+        let page = list(query.clone()).await.ok();
+        assert!(page.data.len() <= 2);
+        seen.extend(page.data.into_iter().map(|c| c.consent_id));
+        match page.next_cursor {
             Some(cursor) => query = format!("limit=2&cursor={cursor}"),
             None => break,
         }
@@ -627,7 +638,7 @@ async fn consents_are_listed_in_pages() {
         "cursor=%21%21".into(),
         format!("cursor={foreign}"),
     ] {
-        let (status, _) = list(bad.clone()).await;
-        assert_eq!(status, 400, "{bad}");
+        let problem = list(bad.clone()).await.problem();
+        assert_eq!(problem.status, 400, "{bad}");
     }
 }

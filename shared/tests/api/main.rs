@@ -1,5 +1,5 @@
-//! Integration tests of the four handlers against a real DynamoDB and Secrets
-//! Manager API (moto) and a wiremock Finexer. Run with `make test`.
+//! Integration tests of the handlers against a real DynamoDB and Secrets
+//! Manager API (moto) and the in-process Finexer sandbox. Run with `make test`.
 
 mod callback_security;
 mod confirm;

@@ -1,10 +1,10 @@
 //! The reconciler over the real `due` index (moto): what it finds, what it
 //! does, and that two runs at once never handle a record twice.
 
+use finexer_sandbox::FaultRule;
 use shared::consent::ConsentStatus;
 use shared::store::ChangeSource;
 use time::OffsetDateTime;
-use wiremock::ResponseTemplate;
 
 use crate::support::*;
 
@@ -17,7 +17,7 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
     let env = TestEnv::start().await;
     let (consent_id, _state) = env.link("alice").await;
     // Approved at the bank; the browser never came back.
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
 
     let report = env.reconcile_at(None).await;
     assert_eq!(report.processed, 0, "not due while the callback may come");
@@ -57,12 +57,10 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
 async fn a_revoke_finexer_refused_is_finished_by_a_later_run() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_fault(
-        "POST",
-        r"/revoke$",
-        ResponseTemplate::new(503).insert_header("retry-after", "0"),
-        None,
-    )
+    env.finexer_faults(&[FaultRule {
+        retry_after: Some(0),
+        ..failing("POST", &format!("/consents/{consent_id}/revoke"), 503)
+    }])
     .await;
     let (status, _) = env.revoke("alice", &consent_id).await;
     assert_eq!(status, 503);
@@ -104,7 +102,7 @@ async fn two_runs_at_once_handle_each_record_once() {
     let mut ids = Vec::new();
     for _ in 0..30 {
         let (consent_id, _) = env.link("alice").await;
-        env.finexer_state.set(&consent_id, "expired");
+        env.finexer_says(&consent_id, AtFinexer::Expired).await;
         ids.push(consent_id);
     }
     let at = after(env.app.config.state_ttl);
@@ -131,7 +129,7 @@ async fn a_run_out_of_budget_leaves_the_rest_due_and_untouched() {
     let env = TestEnv::start().await;
     for _ in 0..5 {
         let (consent_id, _) = env.link("alice").await;
-        env.finexer_state.set(&consent_id, "failed");
+        env.finexer_says(&consent_id, AtFinexer::Failed).await;
     }
     let run = shared::handlers::reconcile::Run {
         at: Some(shared::app::timestamp(after(env.app.config.state_ttl)).unwrap()),
@@ -181,8 +179,21 @@ async fn reconfirming_records_it_at_finexer_and_here() {
 
     let (status, view) = reconfirm("alice", consent_id.clone()).await;
     assert_eq!(status, 200, "{view}");
-    assert_eq!(view["expires_at"], RENEWED_EXPIRY);
+    let at_finexer = env.at_finexer(&consent_id).await;
+    let renewed_at_finexer = at_finexer.renewed_at.expect("renewed at Finexer");
+    assert_eq!(
+        view["expires_at"],
+        at_finexer.expiry_date.unwrap().to_string(),
+        "Finexer's new expiry"
+    );
     let renewed = view["renewed_at"].as_str().unwrap().to_owned();
+    assert_eq!(
+        shared::app::parse_timestamp(&renewed)
+            .unwrap()
+            .unix_timestamp(),
+        renewed_at_finexer.unix_seconds(),
+        "the renewal time we sent"
+    );
     let reconfirm_by =
         shared::app::parse_timestamp(view["reconfirm_by"].as_str().unwrap()).unwrap();
     assert_eq!(

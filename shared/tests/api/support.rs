@@ -1,6 +1,7 @@
 //! Test harness: a real DynamoDB/Secrets Manager API (moto, started by
 //! `make test` and named by `AWS_ENDPOINT_URL`), a fresh table and secret per
-//! test, and a wiremock Finexer that keeps each consent's status.
+//! test, and the in-process Finexer sandbox as Finexer, driven through its
+//! typed admin client (statuses, faults, the request log).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,17 +9,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::store::memory::MemoryStore;
 use shared::store::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::App;
 use shared::config::Config;
+use shared::error::Problem;
+pub use shared::handlers::{ConsentView, LinkCreated};
 use shared::secrets::SecretsManagerSource;
 use shared::store::dynamo::DynamoStore;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+pub use shared::store::{ChangeSource, ConsentStatus};
+
+use connect_testkit::event::Event;
+use finexer_sandbox::client::Admin;
+pub use finexer_sandbox::model::ConsentStatus as AtFinexer;
+pub use finexer_sandbox::request_log::LoggedRequest;
+use finexer_sandbox::{FaultRule, RunningSandbox, SandboxConfig};
 
 pub const FRONTEND: &str = "http://127.0.0.1:3000/connected";
 pub const OTHER_FRONTEND: &str = "https://app.example.com/return";
@@ -28,30 +38,17 @@ pub const KEY_OLD: &str = "old-signing-key-old-signing-key-0001";
 pub const API_KEY: &str = "sk_test_finexer_key";
 pub const WEBHOOK_SECRET: &str = "whsec_api_tests";
 
-/// Finexer's view of each consent, shared with the mock's responders.
-#[derive(Clone, Default)]
-pub struct FinexerState {
-    statuses: Arc<Mutex<HashMap<String, String>>>,
-    next_id: Arc<AtomicUsize>,
-}
-
-impl FinexerState {
-    pub fn set(&self, consent_id: &str, status: &str) {
-        self.statuses
-            .lock()
-            .unwrap()
-            .insert(consent_id.into(), status.into());
-    }
-
-    fn status(&self, consent_id: &str) -> Option<String> {
-        self.statuses.lock().unwrap().get(consent_id).cloned()
-    }
-}
+/// The bank a consent created without one is authorized at, as if chosen on
+/// Finexer's consent page.
+pub const BANK: &str = "sandbox-barclays";
 
 pub struct TestEnv {
     pub app: App,
-    pub finexer: MockServer,
-    pub finexer_state: FinexerState,
+    /// Finexer: the sandbox, in this process, on its own port (it stops
+    /// when dropped, so the env holds it).
+    _finexer: RunningSandbox,
+    /// Its admin API: statuses, faults, the log of what it was asked.
+    pub admin: Admin,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub table: String,
@@ -89,6 +86,8 @@ pub fn secret_json(keys: &[(&str, &str)]) -> String {
 pub struct Options {
     pub account_data_enabled: bool,
     pub timeout_ms: u64,
+    /// The sandbox's settings; its API key is the one in our secret unless set.
+    pub finexer: SandboxConfig,
 }
 
 impl Default for Options {
@@ -96,6 +95,10 @@ impl Default for Options {
         Options {
             account_data_enabled: true,
             timeout_ms: 1000,
+            finexer: SandboxConfig {
+                api_key: API_KEY.into(),
+                ..SandboxConfig::default()
+            },
         }
     }
 }
@@ -124,16 +127,17 @@ impl TestEnv {
             .await
             .expect("create secret in moto");
 
-        let finexer = MockServer::start().await;
-        let finexer_state = FinexerState::default();
-        mount_finexer(&finexer, &finexer_state).await;
+        let finexer = finexer_sandbox::start(options.finexer)
+            .await
+            .expect("the Finexer sandbox starts");
+        let admin = finexer.admin();
 
         let vars: HashMap<&str, String> = HashMap::from([
             ("CONSENT_TABLE", table.clone()),
             ("CONNECT_SECRET_ID", secret_id.clone()),
             ("CALLBACK_URL", CALLBACK.into()),
             ("FRONTEND_URLS", format!("{FRONTEND},{OTHER_FRONTEND}")),
-            ("FINEXER_BASE_URL", finexer.uri()),
+            ("FINEXER_BASE_URL", finexer.base_url()),
             ("FINEXER_TIMEOUT_MS", options.timeout_ms.to_string()),
             (
                 "ACCOUNT_DATA_ENABLED",
@@ -148,8 +152,8 @@ impl TestEnv {
         app.finexer = app.finexer.clone().with_backoff(Duration::from_millis(10));
         TestEnv {
             app,
-            finexer,
-            finexer_state,
+            _finexer: finexer,
+            admin,
             dynamo,
             secrets,
             table,
@@ -157,38 +161,54 @@ impl TestEnv {
         }
     }
 
-    /// Requests Finexer received, as `METHOD /path`.
+    /// Requests Finexer received, as `METHOD /path`, oldest first.
     pub async fn finexer_calls(&self) -> Vec<String> {
-        self.finexer
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.url.path()))
-            .collect()
+        self.admin.calls().await.expect("the sandbox's request log")
     }
 
-    /// Makes Finexer answer `status` to `method path_regex` `times` times.
-    pub async fn finexer_fault(
-        &self,
-        http_method: &str,
-        path_pattern: &str,
-        response: ResponseTemplate,
-        times: Option<u64>,
-    ) {
-        let mock = Mock::given(method(http_method))
-            .and(path_regex(path_pattern))
-            .respond_with(response)
-            .with_priority(1);
-        match times {
-            Some(n) => mock.up_to_n_times(n).mount(&self.finexer).await,
-            None => mock.mount(&self.finexer).await,
-        }
+    /// Requests Finexer received, whole: query, form body, the status it answered.
+    pub async fn finexer_requests(&self) -> Vec<LoggedRequest> {
+        self.admin
+            .requests()
+            .await
+            .expect("the sandbox's request log")
+    }
+
+    /// The consent as Finexer holds it (read through the admin API, so it
+    /// adds nothing to the request log).
+    pub async fn at_finexer(&self, consent_id: &str) -> finexer_sandbox::model::Consent {
+        self.admin
+            .consent(consent_id)
+            .await
+            .expect("the consent exists at Finexer")
+    }
+
+    /// Finexer now says `status` for the consent, as after the account holder
+    /// acted at the bank; an authorization picks `BANK` if none was chosen.
+    pub async fn finexer_says(&self, consent_id: &str, status: AtFinexer) {
+        let changed = if status == AtFinexer::Authorized
+            && self.at_finexer(consent_id).await.provider.is_none()
+        {
+            self.admin.authorize_with(consent_id, BANK).await
+        } else {
+            self.admin.set_status(consent_id, status).await
+        };
+        assert_eq!(
+            changed.expect("the sandbox takes the status").status,
+            status
+        );
+    }
+
+    /// Replaces Finexer's fault rules: the first matching rule decides an answer.
+    pub async fn finexer_faults(&self, rules: &[FaultRule]) {
+        self.admin
+            .set_faults(rules)
+            .await
+            .expect("the sandbox takes the rules");
     }
 
     pub async fn reset_faults(&self) {
-        self.finexer.reset().await;
-        mount_finexer(&self.finexer, &self.finexer_state).await;
+        self.admin.clear_faults().await.expect("faults cleared");
     }
 
     pub async fn create_link(&self, user: &str, body: Value) -> (u16, Value) {
@@ -198,6 +218,34 @@ impl TestEnv {
         )
         .await;
         json_of(response)
+    }
+
+    /// `POST /links`, typed.
+    pub async fn create_link_reply(&self, user: &str, body: Value) -> Reply<LinkCreated> {
+        let response = shared::handlers::create_link(
+            &self.app,
+            request("POST", "/links", "", Some(&body.to_string()), Some(user)),
+        )
+        .await;
+        Reply::of(&response)
+    }
+
+    /// Any `GET` of the consents function, typed.
+    pub async fn read<T: DeserializeOwned + std::fmt::Debug>(
+        &self,
+        user: &str,
+        path: &str,
+    ) -> Reply<T> {
+        let response =
+            shared::handlers::consents(&self.app, request("GET", path, "", None, Some(user))).await;
+        Reply::of(&response)
+    }
+
+    /// `GET /consents/{id}` of `user`'s, which must be found.
+    pub async fn view(&self, user: &str, consent_id: &str) -> ConsentView {
+        self.read(user, &format!("/consents/{consent_id}"))
+            .await
+            .ok()
     }
 
     pub async fn callback(&self, query: &str) -> Response<Body> {
@@ -230,7 +278,7 @@ impl TestEnv {
     /// Approves `consent_id` at Finexer and comes back through the callback
     /// with `state`; returns the one-time code the redirect carries.
     pub async fn approve(&self, consent_id: &str, state: &str) -> String {
-        self.finexer_state.set(consent_id, "authorized");
+        self.finexer_says(consent_id, AtFinexer::Authorized).await;
         let response = self
             .callback(&format!("fx_consent={consent_id}&state={state}"))
             .await;
@@ -330,19 +378,13 @@ impl TestEnv {
         (consent_id, state)
     }
 
-    /// The `state` in the return_url we gave Finexer for this consent.
+    /// The `state` in the return_url we gave Finexer for this consent (the
+    /// consent keeps it as sent; the request log cannot tell which create made
+    /// which consent).
     pub async fn state_sent_to_finexer(&self, consent_id: &str) -> String {
-        let requests = self.finexer.received_requests().await.unwrap();
-        let number: usize = consent_id.trim_start_matches("bc_").parse().unwrap();
-        let creates: Vec<_> = requests
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/consents")
-            .collect();
-        let body = std::str::from_utf8(&creates[number - 1].body).unwrap();
-        let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect();
-        let return_url = url::Url::parse(&form["return_url"]).unwrap();
+        let consent = self.at_finexer(consent_id).await;
+        let return_url = consent.redirect.return_url.expect("a return_url was sent");
+        let return_url = url::Url::parse(&return_url).unwrap();
         return_url
             .query_pairs()
             .find(|(k, _)| k == "state")
@@ -351,154 +393,24 @@ impl TestEnv {
     }
 }
 
-async fn mount_finexer(server: &MockServer, state: &FinexerState) {
-    let base = server.uri();
-    Mock::given(method("POST"))
-        .and(path("/customers"))
-        .respond_with({
-            let state = state.clone();
-            move |_: &wiremock::Request| {
-                let n = state.next_id.fetch_add(1, Ordering::SeqCst);
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"id": format!("cus_{n}"), "object": "customer"}))
-            }
-        })
-        .mount(server)
-        .await;
-
-    let consents_created = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST"))
-        .and(path("/consents"))
-        .respond_with({
-            let state = state.clone();
-            let base = base.clone();
-            move |request: &wiremock::Request| {
-                let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
-                    .into_owned()
-                    .collect();
-                let n = consents_created.fetch_add(1, Ordering::SeqCst) + 1;
-                let id = format!("bc_{n}");
-                state.set(&id, "pending");
-                ResponseTemplate::new(200).set_body_json(consent_json(
-                    &id,
-                    "pending",
-                    form.get("provider").map(String::as_str),
-                    &base,
-                ))
-            }
-        })
-        .mount(server)
-        .await;
-
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/consents/[^/]+$"))
-        .respond_with({
-            let state = state.clone();
-            let base = base.clone();
-            move |request: &wiremock::Request| {
-                let id = request.url.path().trim_start_matches("/consents/");
-                match state.status(id) {
-                    Some(status) => ResponseTemplate::new(200).set_body_json(consent_json(
-                        id,
-                        &status,
-                        Some("sandbox-barclays"),
-                        &base,
-                    )),
-                    None => not_found(),
-                }
-            }
-        })
-        .mount(server)
-        .await;
-
-    // The consent update, as re-confirmation uses it.
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/consents/[^/]+$"))
-        .respond_with({
-            let state = state.clone();
-            let base = base.clone();
-            move |request: &wiremock::Request| {
-                let id = request.url.path().trim_start_matches("/consents/");
-                let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body)
-                    .into_owned()
-                    .collect();
-                match state.status(id).as_deref() {
-                    Some("authorized") => {
-                        let mut consent =
-                            consent_json(id, "authorized", Some("sandbox-barclays"), &base);
-                        consent["renewed_at"] = form.get("renewed_at").cloned().into();
-                        consent["expiry_date"] = RENEWED_EXPIRY.into();
-                        ResponseTemplate::new(200).set_body_json(consent)
-                    }
-                    Some(_) => ResponseTemplate::new(400).set_body_json(json!({"error": {
-                        "type": "request_error", "code": "consent_not_authorized",
-                        "message": "Only an authorized consent can be renewed"}})),
-                    None => not_found(),
-                }
-            }
-        })
-        .mount(server)
-        .await;
-
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/consents/[^/]+/revoke$"))
-        .respond_with({
-            let state = state.clone();
-            move |request: &wiremock::Request| {
-                let id = request
-                    .url
-                    .path()
-                    .trim_start_matches("/consents/")
-                    .trim_end_matches("/revoke");
-                if state.status(id).is_none() {
-                    return not_found();
-                }
-                state.set(id, "canceled");
-                ResponseTemplate::new(200).set_body_json(consent_json(id, "canceled", None, &base))
-            }
-        })
-        .mount(server)
-        .await;
-
-    Mock::given(method("GET"))
-        .and(path("/bank_accounts"))
-        .respond_with(|request: &wiremock::Request| {
-            let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
-            let Some(customer) = query.get("customer") else {
-                return ResponseTemplate::new(400).set_body_json(json!({"error": {
-                    "type": "request_error", "code": "missing_identity", "message": "customer is required"}}));
-            };
-            let consent = query.get("consent").cloned().unwrap_or_else(|| "bc_1".into());
-            ResponseTemplate::new(200).set_body_json(json!({
-                "data": [{"id": format!("ba_{consent}"), "object": "bank_account",
-                          "customer": customer, "consent": consent, "currency": "GBP"}],
-                "count": 1, "paging": {"total": 1, "next": null, "prev": null}
-            }))
-        })
-        .mount(server)
-        .await;
+/// Finexer answers `status` to every `method` request under `path_prefix`.
+pub fn failing(method: &str, path_prefix: &str, status: u16) -> FaultRule {
+    FaultRule::failing(Some(method), path_prefix, status)
 }
 
-fn not_found() -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_json(json!({"error": {
-        "type": "request_error", "code": "resource_missing", "message": "No such consent"}}))
-}
-
-/// The expiry the mock's consent update answers.
-pub const RENEWED_EXPIRY: &str = "2027-05-01T10:00:00Z";
-
-pub fn consent_json(id: &str, status: &str, provider: Option<&str>, base: &str) -> Value {
-    json!({
-        "id": id, "object": "consent", "status": status, "provider": provider,
-        "customer": "cus_0", "authed_at": if status == "authorized" { json!("2026-11-25T10:00:00Z") } else { Value::Null },
-        "expiry_date": "2027-02-23T10:00:00Z",
-        "redirect": {"return_url": CALLBACK, "consent_url": format!("{base}/connect/{id}")},
-        "metadata": {}
-    })
+/// Finexer answers, but only after 3 s: past the client's timeout (1 s).
+pub fn too_slow(method: &str, path_prefix: &str) -> FaultRule {
+    FaultRule {
+        method: Some(method.into()),
+        path_prefix: path_prefix.into(),
+        latency_ms: 3000,
+        ..FaultRule::default()
+    }
 }
 
 /// An API Gateway HTTP API (v2) event, as the Lambda runtime would hand it
-/// to a function; `user` fills the JWT authorizer's claims.
+/// to a function (the test kit's builder); `user` fills the JWT authorizer's
+/// claims. As JSON, so that tests can make it hostile.
 pub fn event(
     method: &str,
     path: &str,
@@ -506,28 +418,16 @@ pub fn event(
     body: Option<&str>,
     user: Option<&str>,
 ) -> Value {
-    // As API Gateway sends it: the route's key and path parameters.
-    let (route_key, path_parameters) = shared::routes::event_fields(method, path);
-    let mut context = json!({
-        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-        "domainPrefix": "api", "requestId": "req", "routeKey": route_key, "stage": "$default",
-        "time": "25/Nov/2026:10:00:00 +0000", "timeEpoch": 1795600000000i64,
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                 "sourceIp": "192.0.2.1", "userAgent": "test"}
-    });
-    if let Some(user) = user {
-        context["authorizer"] = json!({"jwt": {
-            "claims": {"sub": user, "email": format!("{user}@example.com"), "name": format!("User {user}")},
-            "scopes": null
-        }});
+    let mut event = Event::new(method, path)
+        .query(query)
+        .header("content-type", "application/json");
+    if let Some(body) = body {
+        event = event.text(body);
     }
-    json!({
-        "version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query,
-        "pathParameters": path_parameters,
-        "headers": {"host": "api.example.com", "content-type": "application/json"},
-        "requestContext": context,
-        "body": body, "isBase64Encoded": false
-    })
+    if let Some(user) = user {
+        event = event.user(user);
+    }
+    event.to_json()
 }
 
 pub fn request(
@@ -540,24 +440,115 @@ pub fn request(
     lambda_http::request::from_str(&event(method, path, query, body, user).to_string()).unwrap()
 }
 
+fn text_of(response: &Response<Body>) -> String {
+    match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Status and body as JSON; an error must be a problem (see `problem_of`).
 pub fn json_of(response: Response<Body>) -> (u16, Value) {
     let status = response.status().as_u16();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
     if status >= 400 {
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "errors are problems"
-        );
-        for field in ["type", "title", "status", "detail"] {
-            assert!(body.get(field).is_some(), "problem without {field}: {body}");
+        problem_of(&response);
+    }
+    let text = text_of(&response);
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// An error answer: `application/problem+json` with its four fields, its
+/// `status` the HTTP status.
+pub fn problem_of(response: &Response<Body>) -> Problem {
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "errors are problems"
+    );
+    let text = text_of(response);
+    let problem: Problem = serde_json::from_str(&text)
+        .unwrap_or_else(|why| panic!("a problem (type, title, status, detail): {why}: {text}"));
+    assert_eq!(problem.status, response.status().as_u16(), "{problem:?}");
+    assert!(problem.kind.starts_with("/problems/"), "{problem:?}");
+    assert!(
+        !problem.title.is_empty() && !problem.detail.is_empty(),
+        "{problem:?}"
+    );
+    problem
+}
+
+/// A success answer (2xx) as the API's type for it.
+pub fn answer_of<T: DeserializeOwned>(response: &Response<Body>) -> T {
+    let text = text_of(response);
+    assert!(
+        response.status().is_success(),
+        "expected success, got {}: {text}",
+        response.status()
+    );
+    serde_json::from_str(&text)
+        .unwrap_or_else(|why| panic!("not the expected answer type: {why}: {text}"))
+}
+
+/// Either the typed answer or the problem, for tests that take both.
+#[derive(Debug)]
+pub enum Reply<T> {
+    Ok(T),
+    Problem(Problem),
+}
+
+impl<T: DeserializeOwned + std::fmt::Debug> Reply<T> {
+    pub fn of(response: &Response<Body>) -> Self {
+        if response.status().is_success() {
+            Reply::Ok(answer_of(response))
+        } else {
+            Reply::Problem(problem_of(response))
         }
     }
-    (status, body)
+
+    #[track_caller]
+    pub fn ok(self) -> T {
+        match self {
+            Reply::Ok(answer) => answer,
+            Reply::Problem(problem) => panic!("expected success, got {problem:?}"),
+        }
+    }
+
+    #[track_caller]
+    pub fn problem(self) -> Problem {
+        match self {
+            Reply::Problem(problem) => problem,
+            Reply::Ok(answer) => panic!("expected a problem, got {answer:?}"),
+        }
+    }
+}
+
+/// (from, to, source) of each change, oldest first.
+pub fn history_of(view: &ConsentView) -> Vec<(Option<ConsentStatus>, ConsentStatus, ChangeSource)> {
+    view.history
+        .iter()
+        .map(|entry| (entry.from.clone(), entry.to.clone(), entry.source))
+        .collect()
+}
+
+/// `GET /consents`: a page of the caller's consents.
+#[derive(Debug, Deserialize)]
+pub struct ConsentPage {
+    pub data: Vec<ConsentView>,
+    pub next_cursor: Option<String>,
+}
+
+/// An account as the API passes Finexer's on (only what tests read).
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub consent: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Accounts {
+    pub data: Vec<Account>,
 }
 
 pub fn location(response: &Response<Body>) -> url::Url {

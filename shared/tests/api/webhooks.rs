@@ -1,7 +1,7 @@
 //! The webhook function: what it refuses, and what a genuine event changes.
 
 use finexer_sandbox::forgeries::signed_at;
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::consent::ConsentStatus;
 use shared::store::ChangeSource;
 use time::OffsetDateTime;
@@ -34,7 +34,7 @@ async fn sources(env: &TestEnv, consent_id: &str) -> Vec<ChangeSource> {
 async fn a_cancel_at_the_bank_cancels_the_record() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
 
     let body = event_body("evt_bank_cancel", "consent.canceled", &consent_id);
     let (status, answer) = env.webhook(&body, Some(&signed(&body))).await;
@@ -49,17 +49,15 @@ async fn a_cancel_at_the_bank_cancels_the_record() {
         sources(&env, &consent_id).await.last(),
         Some(&ChangeSource::Webhook)
     );
-    let (_, view) = env
-        .consents("alice", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(view["status"], "canceled");
+    let view = env.view("alice", &consent_id).await;
+    assert_eq!(view.status, ConsentStatus::Canceled);
 }
 
 #[tokio::test]
 async fn every_unverifiable_webhook_is_a_401_that_changes_nothing() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let before = env.record(&consent_id).await;
     let calls_before = env.finexer_calls().await.len();
     let items_before = env.item_count().await;
@@ -89,7 +87,7 @@ async fn every_unverifiable_webhook_is_a_401_that_changes_nothing() {
 async fn twenty_deliveries_at_once_add_one_history_entry() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let entries_before = env.record(&consent_id).await.history.len();
 
     let body = event_body("evt_twenty", "consent.canceled", &consent_id);
@@ -114,13 +112,13 @@ async fn a_late_authorized_event_does_not_undo_an_expiry() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
 
-    env.finexer_state.set(&consent_id, "expired");
+    env.finexer_says(&consent_id, AtFinexer::Expired).await;
     let expired = event_body("evt_expired", "consent.expired", &consent_id);
     assert_eq!(env.webhook(&expired, Some(&signed(&expired))).await.0, 200);
     assert_eq!(env.record(&consent_id).await.status, ConsentStatus::Expired);
 
     // Even if Finexer's answer were stale and said authorized.
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let late = event_body("evt_late", "consent.authorized", &consent_id);
     assert_eq!(env.webhook(&late, Some(&signed(&late))).await.0, 200);
     let record = env.record(&consent_id).await;
@@ -159,7 +157,7 @@ async fn a_base64_body_is_verified_as_the_bytes_it_encodes() {
     use base64::Engine;
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let body = event_body("evt_b64", "consent.canceled", &consent_id);
 
     let mut event = event("POST", "/webhooks/finexer", "", None, None);
@@ -188,27 +186,17 @@ async fn an_expiry_reminder_is_recorded() {
     assert!(record.expiry_reminder_at.is_some());
     assert_eq!(record.status, ConsentStatus::Authorized);
     assert_eq!(record.history.len(), entries_before, "no status change");
-    let (_, view) = env
-        .consents("alice", &format!("/consents/{consent_id}"))
-        .await;
-    assert_eq!(
-        view["expiry_reminder_at"],
-        Value::from(record.expiry_reminder_at)
-    );
+    let view = env.view("alice", &consent_id).await;
+    assert_eq!(view.expiry_reminder_at, record.expiry_reminder_at);
 }
 
 #[tokio::test]
 async fn an_event_that_cannot_be_handled_now_is_handled_when_redelivered() {
     let env = TestEnv::start().await;
     let consent_id = env.confirmed_link("alice").await;
-    env.finexer_state.set(&consent_id, "canceled");
-    env.finexer_fault(
-        "GET",
-        r"^/consents/",
-        wiremock::ResponseTemplate::new(503),
-        None,
-    )
-    .await;
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
+    env.finexer_faults(&[failing("GET", "/consents/", 503)])
+        .await;
     let body = event_body("evt_retry", "consent.canceled", &consent_id);
     let (status, answer) = env.webhook(&body, Some(&signed(&body))).await;
     assert_eq!(status, 503, "{answer}");
@@ -218,7 +206,7 @@ async fn an_event_that_cannot_be_handled_now_is_handled_when_redelivered() {
     );
 
     env.reset_faults().await;
-    env.finexer_state.set(&consent_id, "canceled");
+    env.finexer_says(&consent_id, AtFinexer::Canceled).await;
     let (status, _) = env.webhook(&body, Some(&signed(&body))).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -231,7 +219,7 @@ async fn an_event_that_cannot_be_handled_now_is_handled_when_redelivered() {
 async fn an_approval_is_left_to_the_callback_while_its_state_lives() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("alice").await;
-    env.finexer_state.set(&consent_id, "authorized");
+    env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let body = event_body("evt_early", "consent.authorized", &consent_id);
     assert_eq!(env.webhook(&body, Some(&signed(&body))).await.0, 200);
     assert_eq!(env.record(&consent_id).await.status, ConsentStatus::Pending);

@@ -1,7 +1,7 @@
 # The one entry point. `make dev` runs the whole system locally; `make test`
 # runs every test. Both install what they need.
 
-.PHONY: dev test check bench fuzz zips infra lint fmt clean finexer-check
+.PHONY: dev test check bench fuzz zips infra deny lint fmt clean finexer-check
 
 dev:
 	@scripts/dev.sh
@@ -14,6 +14,9 @@ check:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace --lib --bins
+	@scripts/check-shipped.sh --self-test
+	@scripts/check-shipped.sh
+	@scripts/check-map.sh
 
 # The parts of `make test`, one at a time.
 bench:
@@ -27,6 +30,10 @@ zips:
 
 infra:
 	@scripts/check-infra.sh
+
+# Licences, bans, sources (offline); `make deny ARGS=advisories` needs the network.
+deny:
+	@scripts/deny.sh $(ARGS)
 
 # Before the first deploy: FINEXER_BASE_URL=... FINEXER_API_KEY=... make finexer-check
 # (more options: make finexer-check ARGS="--record recording --wait-for-approval 300")

@@ -73,23 +73,9 @@ for port in "$BENCH_MOTO_PORT" "$SANDBOX_PORT" "$LOCAL_PORT" "$LOCAL_SANDBOX_POR
   port_free "$port" || fail "port $port is taken; stop what uses it or set the BENCH_*_PORT variables"
 done
 
-find_cargo_lambda() {
-  command -v cargo-lambda >/dev/null && return 0
-  local venv
-  for venv in "$ROOT/.venv-infra" "$VENV"; do
-    if [ -x "$venv/bin/cargo-lambda" ]; then
-      export PATH="$venv/bin:$PATH"
-      return 0
-    fi
-  done
-  say "Installing cargo-lambda 1.9.2 (with zig) into .venv"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2' \
-    || fail "pip could not install cargo-lambda"
-  export PATH="$VENV/bin:$PATH"
-}
 
 if [ "$BUILD" = 1 ]; then
-  find_cargo_lambda
+  command -v cargo-lambda >/dev/null || ensure_cargo_lambda
   # One cargo invocation per kind of binary, so that cargo's feature
   # unification cannot leak the harness's dependencies into the functions or
   # into the hello-world: each is built as it would be on its own.

@@ -13,12 +13,11 @@
 # $CARGO_TARGET_DIR/lambda/<function>/bootstrap.zip.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-VENV="$ROOT/.venv-infra"
-CARGO_LAMBDA_VERSION="1.9.2"
-FUNCTIONS=(create-link callback revoke confirm consents webhook reconcile)
+VENV="$INFRA_VENV"
+mapfile -t FUNCTIONS < <(lambda_functions)
 ARCH="${ARCH:-x86_64}"
 COMPILER="${COMPILER:-}"          # empty: cargo-lambda's default (zig, from the ziglang wheel)
 LIMIT_BYTES=$((4 * 1024 * 1024))
@@ -26,10 +25,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}"
 
 # Nothing here talks to AWS, but cargo-lambda loads the SDK configuration for
 # `deploy --dry`: never let it look for the instance metadata service.
-export AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-AKIDEXAMPLE}"
-export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-dummy-secret}"
-export AWS_REGION="${AWS_REGION:-eu-west-2}"
+# `deploy --dry`: lib.sh set dummy credentials and a region, and turned the
+# instance metadata service off.
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -40,18 +37,7 @@ case "$ARCH" in
 esac
 
 step "cargo-lambda $CARGO_LAMBDA_VERSION in $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV"
-  python3 -m venv "$VENV"
-fi
-# `pip show` fails when it is not installed yet: that is the answer, not an error.
-installed="$({ "$VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } | sed -n 's/^Version: //p')"
-if [ "$installed" != "$CARGO_LAMBDA_VERSION" ]; then
-  echo "pip install cargo-lambda==$CARGO_LAMBDA_VERSION (brings zig as the ziglang wheel)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
-# cargo finds `cargo-lambda` (and cargo-lambda finds zig) on PATH.
-export PATH="$VENV/bin:$PATH"
+ensure_cargo_lambda
 cargo lambda --version
 
 compiler_flag=()

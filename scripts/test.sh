@@ -31,6 +31,13 @@ cargo fmt --all -- --check
 say "Linting (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+say "Dependencies: licences, bans and sources (cargo-deny, deny.toml; advisories: scripts/deny.sh advisories)"
+scripts/deny.sh
+
+scripts/check-shipped.sh --self-test
+scripts/check-shipped.sh
+scripts/check-map.sh
+
 trap stop_all EXIT
 start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"

@@ -9,8 +9,8 @@ use std::process::Command;
 use connect_local::finexer_check::replay;
 use finexer_sandbox::config::DEFAULT_API_KEY;
 use finexer_sandbox::model::ConsentStatus;
+use finexer_sandbox::mutations::Mutations;
 use finexer_sandbox::{FaultRule, RunningSandbox, SandboxConfig};
-use serde_json::json;
 
 struct Run {
     code: i32,
@@ -142,17 +142,12 @@ async fn a_renamed_field_and_a_dropped_status_are_named_with_their_paths() {
     let sandbox = finexer_sandbox::start(SandboxConfig::default())
         .await
         .unwrap();
-    let mutations = json!({
-        "rename_fields": {"redirect.consent_url": "redirect.url"},
-        "replace_statuses": {"canceled": "revoked"}
-    });
-    let answer = reqwest::Client::new()
-        .post(format!("{}/_sandbox/mutations", sandbox.base_url()))
-        .json(&mutations)
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success());
+    let mutations = Mutations {
+        rename_fields: [("redirect.consent_url".into(), "redirect.url".into())].into(),
+        replace_statuses: [("canceled".into(), "revoked".into())].into(),
+    };
+    let set = sandbox.admin().set_mutations(&mutations).await.unwrap();
+    assert_eq!(set, mutations);
 
     let dir = temp_dir("mutated");
     let run = check(&against(&sandbox), &["--record", dir.to_str().unwrap()]).await;

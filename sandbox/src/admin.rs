@@ -7,15 +7,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::api::consents::{authorize, not_authorized, revoke_at_bank};
 use crate::api::error::{ApiError, ApiResult};
 use crate::faults::{FaultRule, RuleReport};
 use crate::model::{Consent, ConsentStatus};
 use crate::mutations::Mutations;
+use crate::providers::find_bank;
 use crate::request_log::LoggedRequest;
 use crate::state::SandboxState;
 use crate::webhooks::{DeliveryAttempt, EXPIRY_REMINDER, OutgoingEvent, Webhooks};
@@ -33,6 +33,7 @@ pub fn routes() -> Router<SandboxState> {
             "/_sandbox/requests",
             get(list_requests).delete(clear_requests),
         )
+        .route("/_sandbox/consents/{id}", get(peek_consent))
         .route("/_sandbox/consents/{id}/status", post(force_status))
         .route("/_sandbox/consents/{id}/cancel", post(cancel_at_bank))
         .route("/_sandbox/consents/{id}/remind", post(remind_of_expiry))
@@ -71,31 +72,48 @@ async fn clear_mutations(State(state): State<SandboxState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The answer of `GET /_sandbox/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"`.
+    pub status: String,
 }
 
-#[derive(Deserialize)]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// The body of `POST /_sandbox/faults` (`R` = `FaultRule`) and the answer of
+/// both fault endpoints (`R` = `RuleReport`, the rule with its counters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FaultRules {
-    rules: Vec<FaultRule>,
+pub struct FaultRules<R> {
+    pub rules: Vec<R>,
 }
 
-async fn list_faults(State(state): State<SandboxState>) -> Json<Value> {
-    Json(json!({ "rules": state.faults.report() }))
+async fn list_faults(State(state): State<SandboxState>) -> Json<FaultRules<RuleReport>> {
+    Json(FaultRules {
+        rules: state.faults.report(),
+    })
 }
 
 /// Replaces all rules (and their counters).
-async fn set_faults(State(state): State<SandboxState>, body: Bytes) -> ApiResult<Json<Value>> {
-    let FaultRules { rules } = parse_json(&body)?;
+async fn set_faults(
+    State(state): State<SandboxState>,
+    body: Bytes,
+) -> ApiResult<Json<FaultRules<RuleReport>>> {
+    let FaultRules { rules } = parse_json::<FaultRules<FaultRule>>(&body)?;
     for (index, rule) in rules.iter().enumerate() {
         rule.validate().map_err(|why| {
             ApiError::bad_request("invalid_fault_rule", format!("rules[{index}]: {why}."))
         })?;
     }
     state.faults.replace(rules);
-    let report: Vec<RuleReport> = state.faults.report();
-    Ok(Json(json!({ "rules": report })))
+    Ok(Json(FaultRules {
+        rules: state.faults.report(),
+    }))
 }
 
 async fn clear_faults(State(state): State<SandboxState>) -> StatusCode {
@@ -103,9 +121,24 @@ async fn clear_faults(State(state): State<SandboxState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn list_requests(State(state): State<SandboxState>) -> Json<Value> {
-    let entries: Vec<LoggedRequest> = state.requests.entries();
-    Json(json!({ "count": entries.len(), "data": entries }))
+/// The answer of the admin logs (`requests`, `webhooks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Log<T> {
+    pub count: usize,
+    pub data: Vec<T>,
+}
+
+impl<T> From<Vec<T>> for Log<T> {
+    fn from(data: Vec<T>) -> Self {
+        Self {
+            count: data.len(),
+            data,
+        }
+    }
+}
+
+async fn list_requests(State(state): State<SandboxState>) -> Json<Log<LoggedRequest>> {
+    Json(state.requests.entries().into())
 }
 
 async fn clear_requests(State(state): State<SandboxState>) -> StatusCode {
@@ -113,12 +146,44 @@ async fn clear_requests(State(state): State<SandboxState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /_sandbox/consents/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ForcedStatus {
-    status: String,
-    failure_code: Option<String>,
-    failure_message: Option<String>,
+pub struct ForcedStatus {
+    /// A Finexer consent status (`authorized`, `failed`...).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+    /// The bank the account holder chose, for a consent created without one
+    /// (only with `authorized`, as on the consent page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl ForcedStatus {
+    pub fn new(status: ConsentStatus) -> Self {
+        Self {
+            status: status.as_str().to_owned(),
+            failure_code: None,
+            failure_message: None,
+            provider: None,
+        }
+    }
+}
+
+/// The consent as the sandbox holds it: no request-log entry, no fault, no
+/// mutation, so a test can look without changing what it measures.
+async fn peek_consent(
+    State(state): State<SandboxState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Consent>> {
+    state
+        .store
+        .consent(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("consent", &id))
 }
 
 /// Moves a consent to a status without the consent page, e.g. `failed` or
@@ -132,10 +197,27 @@ async fn force_status(
     let status = ConsentStatus::parse(&forced.status).ok_or_else(|| {
         ApiError::invalid_parameter("status", "expected a Finexer consent status")
     })?;
+    if let Some(provider) = &forced.provider {
+        if status != ConsentStatus::Authorized {
+            return Err(ApiError::invalid_parameter(
+                "provider",
+                "a bank is chosen only with status authorized",
+            ));
+        }
+        if find_bank(provider).is_none() {
+            return Err(ApiError::invalid_parameter(
+                "provider",
+                &format!("unknown provider '{provider}'"),
+            ));
+        }
+    }
     state
         .store
         .update_consent(&id, |consent| {
             if status == ConsentStatus::Authorized {
+                if let Some(provider) = forced.provider {
+                    consent.provider = Some(provider);
+                }
                 authorize(consent);
             } else {
                 consent.status = status;
@@ -175,13 +257,13 @@ async fn remind_of_expiry(
     Ok(Json(webhooks.send(event).await))
 }
 
-async fn list_webhooks(State(state): State<SandboxState>) -> Json<Value> {
+async fn list_webhooks(State(state): State<SandboxState>) -> Json<Log<DeliveryAttempt>> {
     let attempts = state
         .webhooks
         .as_ref()
         .map(|webhooks| webhooks.attempts())
         .unwrap_or_default();
-    Json(json!({ "count": attempts.len(), "data": attempts }))
+    Json(attempts.into())
 }
 
 async fn clear_webhooks(State(state): State<SandboxState>) -> StatusCode {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
@@ -64,6 +64,16 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads what `Serialize` writes (any RFC 3339 time, kept to whole seconds in UTC).
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(Self::from_datetime)
+            .map_err(|why| serde::de::Error::custom(format!("{text:?} is not RFC 3339: {why}")))
+    }
+}
+
 /// `YYYY-MM-DD`, the form Finexer uses for `retro_date`.
 pub fn parse_date(text: &str) -> Option<Date> {
     Date::parse(text, format_description!("[year]-[month]-[day]")).ok()
@@ -97,5 +107,13 @@ mod tests {
             "2026-01-02T02:04:05Z"
         );
         assert!(Timestamp::parse_lenient("yesterday").is_none());
+    }
+
+    #[test]
+    fn timestamps_read_back_what_they_write() {
+        let at = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let text = serde_json::to_string(&at).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), at);
+        assert!(serde_json::from_str::<Timestamp>("\"2026-01-02\"").is_err());
     }
 }

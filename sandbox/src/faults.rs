@@ -132,7 +132,7 @@ fn error_status(number: u64) -> Result<StatusCode, String> {
         .ok_or_else(|| format!("status {number} is not an error status (400-599)"))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleReport {
     #[serde(flatten)]
     pub rule: FaultRule,

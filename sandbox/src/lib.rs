@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod faults;
@@ -143,6 +144,11 @@ impl RunningSandbox {
         self.state.public_base_url.clone()
     }
 
+    /// A typed client of this sandbox's admin API.
+    pub fn admin(&self) -> client::Admin {
+        client::Admin::new(self.base_url())
+    }
+
     /// Direct access to the records, fault rules and request log.
     pub fn state(&self) -> &SandboxState {
         &self.state
@@ -153,13 +159,12 @@ impl RunningSandbox {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(mut server) = self.server.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
                 .await
                 .is_err()
-            {
-                server.abort();
-            }
+        {
+            server.abort();
         }
     }
 }

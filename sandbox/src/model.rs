@@ -1,10 +1,11 @@
 //! The objects the sandbox keeps, serialised exactly as Finexer's API shows them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 
@@ -23,7 +24,7 @@ pub struct Customer {
 }
 
 /// Finexer's consent statuses, with its American spelling of `canceled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsentStatus {
     New,
@@ -71,7 +72,7 @@ impl fmt::Display for ConsentStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Accounts,
@@ -104,16 +105,18 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsentRedirect {
     pub return_url: Option<String>,
     pub consent_url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Deserializable so that clients of the admin API get it typed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Consent {
     pub id: String,
-    pub object: &'static str,
+    /// Always `"consent"`.
+    pub object: Cow<'static, str>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub renewed_at: Option<Timestamp>,

@@ -50,10 +50,10 @@ impl Mutations {
     }
 
     fn apply_to_consent(&self, consent: &mut Map<String, Value>) {
-        if let Some(Value::String(status)) = consent.get_mut("status") {
-            if let Some(instead) = self.replace_statuses.get(status.as_str()) {
-                *status = instead.clone();
-            }
+        if let Some(Value::String(status)) = consent.get_mut("status")
+            && let Some(instead) = self.replace_statuses.get(status.as_str())
+        {
+            *status = instead.clone();
         }
         for (from, to) in &self.rename_fields {
             if let Some(moved) = take_path(consent, from) {

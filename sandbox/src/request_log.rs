@@ -9,7 +9,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::clock::Timestamp;
@@ -22,7 +22,7 @@ const MAX_LOGGED_BODY: usize = 4 * 1024;
 /// Requests larger than this are refused before reaching a handler.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoggedRequest {
     pub method: String,
     pub path: String,
@@ -33,6 +33,27 @@ pub struct LoggedRequest {
     pub timestamp: Timestamp,
     pub status: u16,
     pub duration_ms: u64,
+}
+
+impl LoggedRequest {
+    /// `"POST /consents"`: how tests compare the calls a client made.
+    pub fn call(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// The form fields of the body, in order (empty without a body).
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.body.as_deref().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// The first value of form field `name`.
+    pub fn form_field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .find_map(|(key, value)| (key == name).then_some(value))
+    }
 }
 
 #[derive(Default)]

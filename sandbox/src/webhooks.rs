@@ -3,14 +3,15 @@
 //! no answer) is retried a few times; every attempt is logged for tests
 //! (`/_sandbox/webhooks`), and a sent event can be delivered again.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use hmac::{Hmac, Mac};
-use serde::Serialize;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -101,11 +102,11 @@ impl OutgoingEvent {
 }
 
 /// One delivery attempt, as `GET /_sandbox/webhooks` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryAttempt {
     pub event_id: String,
     #[serde(rename = "type")]
-    pub event_type: &'static str,
+    pub event_type: Cow<'static, str>,
     pub consent_id: String,
     /// 1 for the first attempt of a delivery, counting up through its retries.
     pub attempt: usize,
@@ -273,7 +274,7 @@ impl Webhooks {
         };
         let attempt = DeliveryAttempt {
             event_id: event.id.clone(),
-            event_type: event.event_type,
+            event_type: event.event_type.into(),
             consent_id: event.consent_id.clone(),
             attempt: number,
             redelivery,
@@ -339,16 +340,8 @@ impl WebhookTarget {
     }
 }
 
-/// The workspace's reqwest is built without a TLS crypto provider, and building
-/// a client fails without one even for plain http, so install aws-lc-rs as the
-/// process default first.
 fn delivery_client() -> Result<reqwest::Client, String> {
-    // An error only means a default is installed already, which serves as well.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(ATTEMPT_TIMEOUT)
-        .build()
+    crate::client::http_client(ATTEMPT_TIMEOUT)
         .map_err(|why| format!("cannot build the webhook client: {why}"))
 }
 

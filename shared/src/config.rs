@@ -47,20 +47,25 @@ pub struct Config {
     pub metrics_namespace: String,
 }
 
-/// Every variable, its default (None = required) and meaning; the README's
-/// configuration table is generated from the same facts.
+/// Every variable, its default (None = required) and meaning. The README's
+/// configuration table is rendered from it ([`markdown_table`]); a test keeps
+/// the two equal.
 pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     ("CONSENT_TABLE", None, "DynamoDB table name"),
     (
         "CONNECT_SECRET_ID",
         None,
-        "Secrets Manager secret id or ARN",
+        "Secrets Manager secret (id or ARN) with `{\"finexer_api_key\": \"...\", \"state_keys\": [{\"kid\": \"...\", \"key\": \"<32+ bytes>\"}], \"webhook_secrets\": [\"<Finexer's signing secret>\", ...]}` (`webhook_secrets` optional: without it every webhook delivery is refused)",
     ),
-    ("CALLBACK_URL", None, "public URL of the callback function"),
+    (
+        "CALLBACK_URL",
+        None,
+        "public URL of the callback, as registered at Finexer",
+    ),
     (
         "FRONTEND_URLS",
         None,
-        "comma-separated allowed return targets",
+        "comma-separated frontend URLs the user may be returned to; the first is the default",
     ),
     (
         "FINEXER_BASE_URL",
@@ -70,49 +75,63 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     (
         "FINEXER_CONSENT_HOSTS",
         Some(""),
-        "hosts allowed in Finexer's consent_url (comma separated, `*.` for subdomains); empty: the base URL's host and, for api.<domain>, <domain> and its subdomains",
+        "comma-separated hosts Finexer's `consent_url` may be on (`*.` for subdomains); empty: the base URL's host and, for `api.<domain>`, `<domain>` and its subdomains",
     ),
     (
         "FINEXER_TIMEOUT_MS",
         Some("5000"),
-        "timeout of one Finexer call",
+        "timeout of one Finexer call (reads are retried up to 3 times)",
     ),
     (
         "STORE_TIMEOUT_MS",
         Some("2000"),
-        "timeout of one DynamoDB or Secrets Manager attempt",
+        "timeout of one DynamoDB or Secrets Manager attempt (50 to 20000); the SDK retries up to 3",
     ),
     (
         "SECRETS_CACHE_SECONDS",
         Some("300"),
-        "how long secrets are cached",
+        "how long fetched secrets are reused",
     ),
     (
         "STATE_TTL_SECONDS",
         Some("900"),
-        "lifetime of a state token",
+        "lifetime of a state token (60 to 3600)",
     ),
     (
         "CONFIRM_TTL_SECONDS",
         Some("600"),
-        "how long a consent may wait for its owner's confirmation",
+        "how long the owner has to confirm an authorized consent with the callback's code (60 to 86400); unconfirmed, it is revoked",
     ),
     (
         "ACCOUNT_DATA_ENABLED",
         Some("false"),
-        "serve account data routes",
+        "serve the account routes; `false` answers them 403 (showing account data needs FCA authorisation, or acting as Finexer's agent)",
     ),
     (
         "RECONCILE_PAGE_SIZE",
         Some("100"),
-        "records the reconciler reads per page",
+        "records the reconciler reads per page of the `due` index (1 to 1000)",
     ),
     (
         "METRICS_NAMESPACE",
         Some("FinexerConnect"),
-        "CloudWatch namespace of the functions' metrics",
+        "CloudWatch namespace of the functions' metrics (EMF); letters, digits, spaces and `.-_/#:`, not `AWS/...`",
     ),
 ];
+
+/// The README's configuration table: one row per [`VARIABLES`] entry.
+pub fn markdown_table() -> String {
+    let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for (name, default, meaning) in VARIABLES {
+        let default = match default {
+            None => "required".to_owned(),
+            Some("") => "empty".to_owned(),
+            Some(value) => format!("`{value}`"),
+        };
+        table.push_str(&format!("| `{name}` | {default} | {meaning} |\n"));
+    }
+    table
+}
 
 impl Config {
     pub fn from_env() -> Result<Self> {
@@ -314,6 +333,16 @@ fn is_loopback(url: &Url) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_readme_shows_the_configuration_table_rendered_from_the_code() {
+        let readme = include_str!("../../README.md");
+        let table = super::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's configuration table differs from config::VARIABLES; replace it with:\n{table}"
+        );
+    }
+
     use super::*;
     use std::collections::HashMap;
 

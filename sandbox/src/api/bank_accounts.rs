@@ -69,13 +69,13 @@ pub async fn transactions(
     QueryParams(mut params): QueryParams,
 ) -> ApiResult<Json<ListResponse<Transaction>>> {
     let status = params.optional("status")?;
-    if let Some(text) = &status {
-        if !matches!(text.as_str(), "pending" | "booked") {
-            return Err(ApiError::invalid_parameter(
-                "status",
-                "expected pending or booked",
-            ));
-        }
+    if let Some(text) = &status
+        && !matches!(text.as_str(), "pending" | "booked")
+    {
+        return Err(ApiError::invalid_parameter(
+            "status",
+            "expected pending or booked",
+        ));
     }
     let gte_text = params.optional("timestamp.gte")?;
     let lte_text = params.optional("timestamp.lte")?;

@@ -34,26 +34,26 @@ struct ConsentFields {
 impl ConsentFields {
     fn take_from(params: &mut Params, state: &SandboxState) -> ApiResult<Self> {
         let customer = params.optional("customer")?;
-        if let Some(id) = &customer {
-            if state.store.customer(id).is_none() {
-                return Err(ApiError::bad_request(
-                    "resource_missing",
-                    format!("No such customer: '{id}'."),
-                ));
-            }
+        if let Some(id) = &customer
+            && state.store.customer(id).is_none()
+        {
+            return Err(ApiError::bad_request(
+                "resource_missing",
+                format!("No such customer: '{id}'."),
+            ));
         }
         let return_url = params
             .optional("return_url")?
             .map(check_return_url)
             .transpose()?;
         let provider = params.optional("provider")?;
-        if let Some(id) = &provider {
-            if find_bank(id).is_none() {
-                return Err(ApiError::invalid_parameter(
-                    "provider",
-                    &format!("unknown provider '{id}'"),
-                ));
-            }
+        if let Some(id) = &provider
+            && find_bank(id).is_none()
+        {
+            return Err(ApiError::invalid_parameter(
+                "provider",
+                &format!("unknown provider '{id}'"),
+            ));
         }
         let scopes = params
             .list("scopes")
@@ -153,7 +153,7 @@ pub async fn create(
     };
     let consent = Consent {
         id,
-        object: "consent",
+        object: "consent".into(),
         created_at: now,
         updated_at: now,
         renewed_at: None,

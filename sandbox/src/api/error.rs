@@ -4,24 +4,31 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The `type` member of an error; Finexer groups codes under these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorType {
+    #[serde(rename = "request_error")]
     Request,
+    #[serde(rename = "authentication_error")]
     Authentication,
+    #[serde(rename = "api_error")]
     Api,
 }
 
-impl ErrorType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Request => "request_error",
-            Self::Authentication => "authentication_error",
-            Self::Api => "api_error",
-        }
-    }
+/// An error as it travels: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(rename = "type")]
+    pub error_type: ErrorType,
+    pub code: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone)]
@@ -96,17 +103,33 @@ impl ApiError {
         self.retry_after = seconds;
         self
     }
+
+    /// The error a client read off the wire (add its `Retry-After` with `with_retry_after`).
+    pub fn from_wire(status: StatusCode, body: ErrorBody) -> Self {
+        let ErrorDetail {
+            error_type,
+            code,
+            message,
+        } = body.error;
+        Self {
+            status,
+            error_type,
+            code,
+            message,
+            retry_after: None,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "type": self.error_type.as_str(),
-                "code": self.code,
-                "message": self.message,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                error_type: self.error_type,
+                code: self.code,
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {

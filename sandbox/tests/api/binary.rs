@@ -93,13 +93,11 @@ async fn the_binary_delivers_signed_webhooks() {
         .await
         .unwrap();
     let id = consent["id"].as_str().unwrap();
-    let forced = client
-        .post(format!("{base}/_sandbox/consents/{id}/status"))
-        .json(&serde_json::json!({"status": "failed"}))
-        .send()
+    let forced = finexer_sandbox::client::Admin::new(&base)
+        .set_status(id, finexer_sandbox::model::ConsentStatus::Failed)
         .await
         .unwrap();
-    assert_eq!(forced.status(), reqwest::StatusCode::OK);
+    assert_eq!(forced.id, id);
 
     let event = crate::webhooks::next_event(&mut receiver).await;
     assert_eq!(event["type"], "consent.failed");

@@ -1,5 +1,7 @@
 //! Consents: statuses, fields, update, revoke, unknown ids.
 
+use finexer_sandbox::admin::ForcedStatus;
+use finexer_sandbox::model::ConsentStatus;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -199,17 +201,59 @@ async fn the_admin_shortcut_produces_statuses_a_person_cannot_click() {
     let sandbox = TestSandbox::start().await;
     let consent = sandbox.pending_consent(&[]).await;
     let id = consent["id"].as_str().unwrap();
-    let response = sandbox
-        .client
-        .post(sandbox.url(&format!("/_sandbox/consents/{id}/status")))
-        .json(&serde_json::json!({"status": "failed", "failure_code": "bank_unavailable"}))
-        .send()
+    let forced = sandbox
+        .admin
+        .force_status(
+            id,
+            &ForcedStatus {
+                failure_code: Some("bank_unavailable".into()),
+                ..ForcedStatus::new(ConsentStatus::Failed)
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        (forced.status, forced.failure_code.as_deref()),
+        (ConsentStatus::Failed, Some("bank_unavailable"))
+    );
     let (_, fetched) = sandbox.get_json(&format!("/consents/{id}")).await;
     assert_eq!(fetched["status"], "failed");
     assert_eq!(fetched["failure_code"], "bank_unavailable");
+}
+
+#[tokio::test]
+async fn the_admin_shortcut_can_choose_the_bank_of_an_authorization() {
+    let sandbox = TestSandbox::start().await;
+    let consent = sandbox.pending_consent(&[]).await;
+    let id = consent["id"].as_str().unwrap();
+    assert!(consent["provider"].is_null());
+    let authorized = sandbox
+        .admin
+        .authorize_with(id, "sandbox-barclays")
+        .await
+        .unwrap();
+    assert_eq!(authorized.status, ConsentStatus::Authorized);
+    assert!(authorized.authed_at.is_some());
+    let (_, fetched) = sandbox.get_json(&format!("/consents/{id}")).await;
+    assert_eq!(fetched["provider"], "sandbox-barclays");
+    assert_eq!(fetched["status"], "authorized");
+
+    // A bank only comes with an authorization, and only a known one.
+    let other = sandbox.pending_consent(&[]).await;
+    let other = other["id"].as_str().unwrap();
+    let unknown = sandbox.admin.authorize_with(other, "no-such-bank").await;
+    assert_eq!(unknown.unwrap_err().code(), Some("parameter_invalid"));
+    let with_failure = ForcedStatus {
+        provider: Some("sandbox-barclays".into()),
+        ..ForcedStatus::new(ConsentStatus::Failed)
+    };
+    let refused = sandbox.admin.force_status(other, &with_failure).await;
+    assert_eq!(refused.unwrap_err().status(), Some(400));
+    assert_eq!(
+        sandbox.admin.consent(other).await.unwrap().status,
+        ConsentStatus::Pending,
+        "nothing changed"
+    );
 }
 
 #[tokio::test]

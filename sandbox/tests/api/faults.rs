@@ -2,33 +2,36 @@
 
 use std::time::{Duration, Instant};
 
+use finexer_sandbox::api::error::ErrorType;
 use finexer_sandbox::{FaultRule, SandboxConfig};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{API_KEY, TestSandbox, error_code, json_of};
 
-async fn set_rules(sandbox: &TestSandbox, rules: Value) -> (StatusCode, Value) {
-    let response = sandbox
-        .client
-        .post(sandbox.url("/_sandbox/faults"))
-        .json(&json!({ "rules": rules }))
-        .send()
-        .await
-        .unwrap();
-    json_of(response).await
+async fn set_rules(sandbox: &TestSandbox, rules: &[FaultRule]) {
+    let report = sandbox.admin.set_faults(rules).await.unwrap();
+    let set: Vec<&FaultRule> = report.iter().map(|active| &active.rule).collect();
+    assert_eq!(set, rules.iter().collect::<Vec<_>>(), "the rules as set");
+    assert!(report.iter().all(|active| active.fired == 0));
+}
+
+fn on_providers() -> FaultRule {
+    FaultRule {
+        path_prefix: "/providers".into(),
+        ..FaultRule::default()
+    }
 }
 
 #[tokio::test]
 async fn a_rule_answers_500_in_the_error_shape_until_cleared() {
     let sandbox = TestSandbox::start().await;
-    let (status, _) = set_rules(
+    set_rules(
         &sandbox,
-        json!([{"method": "GET", "path_prefix": "/consents", "status": 500, "rate": 1.0, "latency_ms": 0, "retry_after": null, "count": null}]),
+        &[FaultRule::failing(Some("GET"), "/consents", 500)],
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
 
     let (status, body) = sandbox.get_json("/consents").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -40,24 +43,11 @@ async fn a_rule_answers_500_in_the_error_shape_until_cleared() {
     );
     assert_eq!(sandbox.get("/providers").await.status(), StatusCode::OK);
 
-    let (_, report) = json_of(
-        sandbox
-            .client
-            .get(sandbox.url("/_sandbox/faults"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(report["rules"][0]["fired"], 1);
+    let report = sandbox.admin.faults().await.unwrap();
+    assert_eq!((report[0].matched, report[0].fired), (1, 1));
 
-    let cleared = sandbox
-        .client
-        .delete(sandbox.url("/_sandbox/faults"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+    sandbox.admin.clear_faults().await.unwrap();
+    assert!(sandbox.admin.faults().await.unwrap().is_empty());
     assert_eq!(sandbox.get("/consents").await.status(), StatusCode::OK);
 }
 
@@ -66,7 +56,12 @@ async fn a_429_rule_sends_retry_after_and_count_limits_it() {
     let sandbox = TestSandbox::start().await;
     set_rules(
         &sandbox,
-        json!([{"path_prefix": "/providers", "status": 429, "retry_after": 3, "count": 2}]),
+        &[FaultRule {
+            status: Some(429),
+            retry_after: Some(3),
+            count: Some(2),
+            ..on_providers()
+        }],
     )
     .await;
     for _ in 0..2 {
@@ -88,7 +83,11 @@ async fn rate_affects_that_fraction_of_matching_requests() {
     let sandbox = TestSandbox::start().await;
     set_rules(
         &sandbox,
-        json!([{"path_prefix": "/providers", "status": 503, "rate": 0.5}]),
+        &[FaultRule {
+            status: Some(503),
+            rate: 0.5,
+            ..on_providers()
+        }],
     )
     .await;
     let mut statuses = Vec::new();
@@ -103,7 +102,10 @@ async fn latency_rules_and_the_header_delay_answers() {
     let sandbox = TestSandbox::start().await;
     set_rules(
         &sandbox,
-        json!([{"path_prefix": "/providers", "latency_ms": 300}]),
+        &[FaultRule {
+            latency_ms: 300,
+            ..on_providers()
+        }],
     )
     .await;
     let started = Instant::now();
@@ -160,18 +162,38 @@ async fn start_up_rules_apply_and_admin_endpoints_are_never_faulted() {
         sandbox.get("/providers").await.status(),
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    let health = sandbox
+    assert_eq!(sandbox.admin.health().await.unwrap().status, "ok");
+
+    // The typed client gets the sandbox's 400 as a typed error, and nothing changes.
+    let refused = sandbox
+        .admin
+        .set_faults(&[FaultRule {
+            status: Some(200),
+            ..FaultRule::default()
+        }])
+        .await
+        .unwrap_err();
+    let finexer_sandbox::client::AdminError::Refused(error) = &refused else {
+        panic!("a typed refusal, got {refused}");
+    };
+    assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error.error_type, ErrorType::Request);
+    assert_eq!(error.code, "invalid_fault_rule");
+    assert!(error.message.contains("rules[0]"), "{}", error.message);
+    assert_eq!(
+        sandbox.admin.faults().await.unwrap()[0].rule,
+        FaultRule::failing(None, "/", 500)
+    );
+
+    // A typed client cannot misspell a field: this one posts raw JSON.
+    let misspelt = sandbox
         .client
-        .get(sandbox.url("/_sandbox/health"))
+        .post(sandbox.url("/_sandbox/faults"))
+        .json(&json!({"rules": [{"stauts": 500}]}))
         .send()
         .await
         .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-
-    let (status, body) = set_rules(&sandbox, json!([{"status": 200}])).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body, "request_error"), "invalid_fault_rule");
-    let (status, body) = set_rules(&sandbox, json!([{"stauts": 500}])).await;
+    let (status, body) = json_of(misspelt).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -191,12 +213,7 @@ async fn base_latency_is_added_to_every_api_call() {
     assert_eq!(sandbox.get("/providers").await.status(), StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(150));
     let started = Instant::now();
-    sandbox
-        .client
-        .get(sandbox.url("/_sandbox/health"))
-        .send()
-        .await
-        .unwrap();
+    sandbox.admin.health().await.unwrap();
     assert!(
         started.elapsed() < Duration::from_millis(150),
         "admin calls are not slowed"

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use finexer_sandbox::client::Admin;
 use finexer_sandbox::{RunningSandbox, SandboxConfig, start};
 use reqwest::header::LOCATION;
 use reqwest::{Client, Response, StatusCode};
@@ -13,6 +14,8 @@ pub struct TestSandbox {
     pub sandbox: RunningSandbox,
     /// Never follows redirects, so tests see the consent page's 303s.
     pub client: Client,
+    /// The typed admin API (`/_sandbox/...`).
+    pub admin: Admin,
 }
 
 impl TestSandbox {
@@ -23,6 +26,7 @@ impl TestSandbox {
     pub async fn with(config: SandboxConfig) -> Self {
         let sandbox = start(config).await.expect("sandbox starts");
         Self {
+            admin: sandbox.admin(),
             sandbox,
             client: test_client(),
         }

@@ -1,8 +1,6 @@
 //! `/_sandbox/requests`: what API calls arrived, for counting round trips.
 
-use reqwest::StatusCode;
-
-use crate::helpers::{TestSandbox, json_of};
+use crate::helpers::TestSandbox;
 
 #[tokio::test]
 async fn api_requests_are_logged_with_status_and_body_and_can_be_cleared() {
@@ -12,68 +10,81 @@ async fn api_requests_are_logged_with_status_and_body_and_can_be_cleared() {
     sandbox.get("/consents/bc_missing").await;
     // Pages and admin calls are not API round trips.
     sandbox.page(&sandbox.page_path(&consent)).await;
-    sandbox
-        .client
-        .get(sandbox.url("/_sandbox/health"))
-        .send()
-        .await
-        .unwrap();
+    sandbox.admin.health().await.unwrap();
 
-    let (status, log) = json_of(
-        sandbox
-            .client
-            .get(sandbox.url("/_sandbox/requests"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let entries = log["data"].as_array().unwrap();
-    let summary: Vec<(String, String, u64)> = entries
+    let entries = sandbox.admin.requests().await.unwrap();
+    let summary: Vec<(String, u16)> = entries
         .iter()
-        .map(|e| {
-            (
-                e["method"].as_str().unwrap().to_owned(),
-                e["path"].as_str().unwrap().to_owned(),
-                e["status"].as_u64().unwrap(),
-            )
-        })
+        .map(|entry| (entry.call(), entry.status))
         .collect();
     assert_eq!(
         summary,
         [
-            ("POST".to_owned(), "/customers".to_owned(), 200),
-            ("POST".to_owned(), "/consents".to_owned(), 200),
-            ("GET".to_owned(), "/consents".to_owned(), 200),
-            ("GET".to_owned(), "/consents/bc_missing".to_owned(), 404),
+            ("POST /customers".to_owned(), 200),
+            ("POST /consents".to_owned(), 200),
+            ("GET /consents".to_owned(), 200),
+            ("GET /consents/bc_missing".to_owned(), 404),
         ]
     );
-    assert_eq!(log["count"], 4);
-    assert_eq!(entries[2]["query"], "status=pending");
+    assert_eq!(entries[2].query.as_deref(), Some("status=pending"));
     assert!(
-        entries[1]["body"]
-            .as_str()
+        entries[1]
+            .body
+            .as_deref()
             .unwrap()
             .contains("scopes%5B%5D=balance")
     );
-    assert!(entries[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        entries[1].form_field("scopes[]").as_deref(),
+        Some("balance")
+    );
+    assert_eq!(
+        entries[1].form_field("return_url").as_deref(),
+        Some("https://app.example/callback/sess-1?state=st%2B1&lang=en"),
+        "form fields are decoded"
+    );
+    assert_eq!(entries[0].body.as_deref().map(str::is_empty), Some(false));
+    assert!(entries[0].timestamp.to_string().ends_with('Z'));
+    assert_eq!(sandbox.admin.calls().await.unwrap().len(), 4);
 
-    let cleared = sandbox
-        .client
-        .delete(sandbox.url("/_sandbox/requests"))
-        .send()
+    sandbox.admin.clear_requests().await.unwrap();
+    assert!(sandbox.admin.requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_admin_consent_view_is_not_logged_and_unknown_ids_are_typed_404s() {
+    let sandbox = TestSandbox::start().await;
+    let consent = sandbox.pending_consent(&[]).await;
+    let id = consent["id"].as_str().unwrap();
+    let calls_before = sandbox.admin.calls().await.unwrap();
+
+    let held = sandbox.admin.consent(id).await.unwrap();
+    assert_eq!(held.id, id);
+    assert_eq!(held.object, "consent");
+    assert_eq!(
+        held.redirect.return_url.as_deref(),
+        consent["redirect"]["return_url"].as_str()
+    );
+    assert_eq!(
+        sandbox.admin.calls().await.unwrap(),
+        calls_before,
+        "not logged"
+    );
+
+    let missing = sandbox.admin.consent("bc_missing").await.unwrap_err();
+    assert_eq!(
+        (missing.status(), missing.code()),
+        (Some(404), Some("resource_missing"))
+    );
+    let unreachable = finexer_sandbox::client::Admin::new("http://127.0.0.1:9")
+        .health()
         .await
-        .unwrap();
-    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
-    let (_, log) = json_of(
-        sandbox
-            .client
-            .get(sandbox.url("/_sandbox/requests"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(log["count"], 0);
+        .unwrap_err();
+    assert!(
+        matches!(
+            unreachable,
+            finexer_sandbox::client::AdminError::Unreachable(_)
+        ),
+        "{unreachable}"
+    );
 }

@@ -11,12 +11,17 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use finexer_sandbox::SandboxConfig;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestSandbox, error_code, json_of};
+use finexer_sandbox::api::error::ErrorType;
+use finexer_sandbox::client::AdminError;
+use finexer_sandbox::model::ConsentStatus;
+use finexer_sandbox::webhooks::DeliveryAttempt;
+
+use crate::helpers::TestSandbox;
 
 pub const SECRET: &str = "whsec_test_secret";
 
@@ -165,40 +170,32 @@ async fn with_webhooks(url: String) -> TestSandbox {
 }
 
 impl TestSandbox {
-    async fn admin(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .request(method, self.url(path))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == StatusCode::NO_CONTENT {
-            return (StatusCode::NO_CONTENT, Value::Null);
-        }
-        json_of(response).await
-    }
-
-    async fn delivery_log(&self) -> Vec<Value> {
-        let (status, log) = self.admin(reqwest::Method::GET, "/_sandbox/webhooks").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(log["count"], log["data"].as_array().unwrap().len());
-        log["data"].as_array().unwrap().clone()
+    async fn delivery_log(&self) -> Vec<DeliveryAttempt> {
+        self.admin.webhooks().await.unwrap()
     }
 
     /// A pending consent forced to `failed`: exactly one event, `consent.failed`.
     async fn failed_consent(&self) -> String {
         let consent = self.pending_consent(&[]).await;
         let id = consent["id"].as_str().unwrap().to_owned();
-        let response = self
-            .client
-            .post(self.url(&format!("/_sandbox/consents/{id}/status")))
-            .json(&serde_json::json!({"status": "failed"}))
-            .send()
+        let forced = self
+            .admin
+            .set_status(&id, ConsentStatus::Failed)
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(forced.status, ConsentStatus::Failed);
         id
     }
+}
+
+/// A refusal in Finexer's error shape, as the typed admin client reports it.
+fn assert_refused(error: &AdminError, status: StatusCode, code: &str) {
+    let AdminError::Refused(refusal) = error else {
+        panic!("a refusal, got {error}");
+    };
+    assert_eq!((refusal.status, refusal.code.as_str()), (status, code));
+    assert_eq!(refusal.error_type, ErrorType::Request);
+    assert!(!refusal.message.is_empty());
 }
 
 async fn drain(receiver: &mut mpsc::UnboundedReceiver<Delivery>) {
@@ -208,16 +205,10 @@ async fn drain(receiver: &mut mpsc::UnboundedReceiver<Delivery>) {
 }
 
 /// (attempt, status, has error) of each logged attempt of `event_id`.
-fn attempts_of(log: &[Value], event_id: &Value) -> Vec<(u64, Option<u64>, bool)> {
+fn attempts_of(log: &[DeliveryAttempt], event_id: &str) -> Vec<(usize, Option<u16>, bool)> {
     log.iter()
-        .filter(|entry| &entry["event_id"] == event_id)
-        .map(|entry| {
-            (
-                entry["attempt"].as_u64().unwrap(),
-                entry["status"].as_u64(),
-                entry["error"].is_string(),
-            )
-        })
+        .filter(|entry| entry.event_id == event_id)
+        .map(|entry| (entry.attempt, entry.status, entry.error.is_some()))
         .collect()
 }
 
@@ -238,7 +229,7 @@ async fn a_refused_delivery_is_retried_and_every_attempt_logged() {
     assert_eq!(deliveries[0]["type"], "consent.failed");
     let log = sandbox.delivery_log().await;
     assert_eq!(
-        attempts_of(&log, &deliveries[0]["id"]),
+        attempts_of(&log, deliveries[0]["id"].as_str().unwrap()),
         [
             (1, Some(500), false),
             (2, Some(500), false),
@@ -246,15 +237,12 @@ async fn a_refused_delivery_is_retried_and_every_attempt_logged() {
         ]
     );
     let first = &log[0];
-    assert_eq!(first["type"], "consent.failed");
-    assert_eq!(first["consent_id"], id.as_str());
-    assert_eq!(first["redelivery"], false);
-    assert!(first["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(first.event_type, "consent.failed");
+    assert_eq!(first.consent_id, id);
+    assert!(!first.redelivery);
+    assert!(first.at.to_string().ends_with('Z'));
 
-    let (status, _) = sandbox
-        .admin(reqwest::Method::DELETE, "/_sandbox/webhooks")
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    sandbox.admin.clear_webhooks().await.unwrap();
     assert!(sandbox.delivery_log().await.is_empty());
 }
 
@@ -270,7 +258,7 @@ async fn an_unreachable_receiver_gets_four_attempts_then_none() {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let log = sandbox.delivery_log().await;
     assert_eq!(
-        attempts_of(&log, &log[0]["event_id"]),
+        attempts_of(&log, &log[0].event_id),
         [
             (1, None, true),
             (2, None, true),
@@ -294,20 +282,14 @@ async fn redelivery_sends_the_same_event_freshly_signed() {
     // A new signature needs a new second in its timestamp.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let event_id = event["id"].as_str().unwrap();
-    let (status, attempt) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            &format!("/_sandbox/webhooks/{event_id}/redeliver"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{attempt}");
+    let attempt = sandbox.admin.redeliver(event_id).await.unwrap();
     assert_eq!(
         (
-            &attempt["event_id"],
-            &attempt["redelivery"],
-            &attempt["status"]
+            attempt.event_id.as_str(),
+            attempt.redelivery,
+            attempt.status
         ),
-        (&event["id"], &Value::Bool(true), &Value::from(200))
+        (event_id, true, Some(200))
     );
     let again = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
         .await
@@ -317,14 +299,8 @@ async fn redelivery_sends_the_same_event_freshly_signed() {
     assert_eq!(again.body, original.body);
     assert_ne!(again.signature, original.signature);
 
-    let (status, body) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            "/_sandbox/webhooks/evt_unknown/redeliver",
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&body, "request_error"), "resource_missing");
+    let unknown = sandbox.admin.redeliver("evt_unknown").await.unwrap_err();
+    assert_refused(&unknown, StatusCode::NOT_FOUND, "resource_missing");
 }
 
 #[tokio::test]
@@ -367,14 +343,8 @@ async fn a_revoke_at_the_bank_cancels_and_is_announced_within_two_seconds() {
         .submit(&format!("/bank/consents/{id}/revoke"), &[])
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, body) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            &format!("/_sandbox/consents/{id}/cancel"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(error_code(&body, "request_error"), "consent_not_authorized");
+    let refused = sandbox.admin.cancel_at_bank(id).await.unwrap_err();
+    assert_refused(&refused, StatusCode::CONFLICT, "consent_not_authorized");
 }
 
 #[tokio::test]
@@ -385,41 +355,22 @@ async fn the_admin_cancel_and_the_expiry_reminder_send_their_events() {
     let id = consent["id"].as_str().unwrap();
     drain(&mut receiver).await;
 
-    let (status, attempt) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            &format!("/_sandbox/consents/{id}/remind"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{attempt}");
+    let attempt = sandbox.admin.remind_of_expiry(id).await.unwrap();
+    assert_eq!(attempt.status, Some(200));
     let reminder = next_event(&mut receiver).await;
     assert_eq!(reminder["type"], "reminder.consent_expiry.sent");
-    assert_eq!(reminder["id"], attempt["event_id"]);
+    assert_eq!(reminder["id"], attempt.event_id.as_str());
     assert_eq!(
         reminder["data"]["object"]["expiry_date"],
         consent["expiry_date"]
     );
 
-    let (status, canceled) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            &format!("/_sandbox/consents/{id}/cancel"),
-        )
-        .await;
-    assert_eq!(
-        (status, &canceled["status"]),
-        (StatusCode::OK, &Value::from("canceled"))
-    );
+    let canceled = sandbox.admin.cancel_at_bank(id).await.unwrap();
+    assert_eq!(canceled.status, ConsentStatus::Canceled);
     assert_eq!(next_event(&mut receiver).await["type"], "consent.canceled");
 
-    let (status, body) = sandbox
-        .admin(
-            reqwest::Method::POST,
-            &format!("/_sandbox/consents/{id}/remind"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(error_code(&body, "request_error"), "consent_not_authorized");
+    let refused = sandbox.admin.remind_of_expiry(id).await.unwrap_err();
+    assert_refused(&refused, StatusCode::CONFLICT, "consent_not_authorized");
 }
 
 #[tokio::test]
@@ -427,9 +378,6 @@ async fn without_a_webhook_url_the_log_is_empty_and_redelivery_refused() {
     let sandbox = TestSandbox::start().await;
     sandbox.authorized_consent(&[]).await;
     assert!(sandbox.delivery_log().await.is_empty());
-    let (status, body) = sandbox
-        .admin(reqwest::Method::POST, "/_sandbox/webhooks/evt_1/redeliver")
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(error_code(&body, "request_error"), "webhooks_disabled");
+    let refused = sandbox.admin.redeliver("evt_1").await.unwrap_err();
+    assert_refused(&refused, StatusCode::CONFLICT, "webhooks_disabled");
 }

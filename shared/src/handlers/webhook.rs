@@ -85,7 +85,7 @@ fn event_type_name(kind: &str) -> &'static str {
 }
 
 /// The envelope: `{"id", "type", "data": {"object": {...}}}`, or a flat
-/// `data`, as Finexer's docs show both.
+/// `data`, as Finexer's docs show both (docs/finexer-api.md, Webhooks).
 #[derive(Debug, Deserialize)]
 struct Event {
     id: String,

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use finexer_sandbox::client::Admin;
+use finexer_sandbox::model::ConsentStatus;
 use serde_json::{Value, json};
 
 /// The sandbox's default API key (Basic auth user name, empty password).
@@ -70,39 +72,37 @@ impl Http {
         Ok(all)
     }
 
+    /// The sandbox's typed admin API at `base`, on this client.
+    fn sandbox_admin(&self, base: &str) -> Admin {
+        Admin::with_client(self.client.clone(), base)
+    }
+
     /// Approves a consent as if the user had clicked through the bank.
     pub async fn sandbox_authorize(&self, base: &str, id: &str) -> Result<(), String> {
-        let request = self
-            .client
-            .post(format!("{base}/_sandbox/consents/{id}/status"))
-            .json(&json!({"status": "authorized"}));
-        self.json(request, "sandbox authorize").await.map(|_| ())
+        self.sandbox_admin(base)
+            .set_status(id, ConsentStatus::Authorized)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("sandbox authorize: {e}"))
     }
 
     pub async fn sandbox_clear_log(&self, base: &str) -> Result<(), String> {
-        let request = self.client.delete(format!("{base}/_sandbox/requests"));
-        self.json(request, "sandbox DELETE /_sandbox/requests")
+        self.sandbox_admin(base)
+            .clear_requests()
             .await
-            .map(|_| ())
+            .map_err(|e| format!("sandbox DELETE /_sandbox/requests: {e}"))
     }
 
     /// The sandbox's request log: `(method, path, status, duration_ms)`.
     pub async fn sandbox_log(&self, base: &str) -> Result<Vec<(String, String, u16, u64)>, String> {
-        let request = self.client.get(format!("{base}/_sandbox/requests"));
-        let log = self.json(request, "sandbox GET /_sandbox/requests").await?;
-        Ok(log["data"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| {
-                (
-                    e["method"].as_str().unwrap_or_default().to_owned(),
-                    e["path"].as_str().unwrap_or_default().to_owned(),
-                    e["status"].as_u64().unwrap_or_default() as u16,
-                    e["duration_ms"].as_u64().unwrap_or_default(),
-                )
-            })
+        let log = self
+            .sandbox_admin(base)
+            .requests()
+            .await
+            .map_err(|e| format!("sandbox GET /_sandbox/requests: {e}"))?;
+        Ok(log
+            .into_iter()
+            .map(|e| (e.method, e.path, e.status, e.duration_ms))
             .collect())
     }
 

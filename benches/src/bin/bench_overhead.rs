@@ -183,7 +183,7 @@ impl Fixture {
         let secrets = Arc::new(AppSecrets::parse(SECRET).expect("secret"));
         let store = Arc::new(MemoryStore::new());
         let list_store = Arc::new(MemoryStore::new());
-        let in_process = sandbox.transport();
+        let transport = sandbox.transport();
         let make = |store: Arc<MemoryStore>, in_process: bool| -> &'static App {
             let mut app = App::new(
                 config.clone(),
@@ -192,7 +192,7 @@ impl Fixture {
             )
             .expect("app");
             if in_process {
-                app.finexer = app.finexer.with_transport(in_process.clone());
+                app.finexer = app.finexer.with_transport(transport.clone());
             }
             Box::leak(Box::new(app))
         };

@@ -33,7 +33,10 @@ async fn a_link_completed_in_another_users_browser_is_revoked() {
 
     // Neither of them sees the victim's accounts.
     for token in [&attacker, &victim] {
-        assert_eq!(stack.list::<Value>(token, "/accounts").await, []);
+        assert_eq!(
+            stack.list::<Value>(token, "/accounts").await,
+            Vec::<Value>::new()
+        );
     }
     let path = format!("/consents/{consent_id}/accounts");
     assert_eq!(
@@ -67,7 +70,10 @@ async fn the_link_owner_cannot_confirm_without_the_code() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "confirm first");
-    assert_eq!(stack.list::<Value>(&attacker, "/accounts").await, []);
+    assert_eq!(
+        stack.list::<Value>(&attacker, "/accounts").await,
+        Vec::<Value>::new()
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use connect_local::LOCAL_WEBHOOK_SECRET;
 use finexer_sandbox::forgeries::forgeries;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
 

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
-use serde_json::Value;
 
 use crate::support::*;
 

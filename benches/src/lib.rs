@@ -1,13 +1,14 @@
 //! Benchmark harness (`scripts/bench.sh`, results in `benches/RESULTS.md`).
 //!
 //! The library holds what the binaries share and what is worth a unit test:
-//! API Gateway v2 events, order statistics, the "sequential round trips"
-//! rule, and (feature `emulator`) the Lambda Runtime API emulator, which
-//! `local/tests/hostile_events.rs` also drives the function binaries with. The binaries are `bench-hello` (the reference Lambda), `connect-bench`
+//! order statistics, the "sequential round trips" rule, and (feature
+//! `emulator`) the Lambda Runtime API emulator, which
+//! `local/tests/hostile_events.rs` also drives the function binaries with.
+//! API Gateway events come from the test kit (`connect_testkit::Event`).
+//! The binaries are `bench-hello` (the reference Lambda), `connect-bench`
 //! (Runtime API emulator, counting proxy, every measured part and the report)
 //! and `bench-overhead` (criterion benchmarks of the handlers).
 
-pub mod events;
 pub mod rounds;
 #[cfg(feature = "emulator")]
 pub mod runtime_api;

@@ -1,7 +1,7 @@
-//! What the fuzz targets share: the oracle (`model`, also used by the
-//! property tests) and one fixture per process.
+//! What the fuzz targets share: the oracle (`model`, from the test kit,
+//! which the property tests use too) and one fixture per process.
 
-pub mod model;
+pub use connect_testkit::model;
 
 use std::sync::OnceLock;
 
@@ -36,15 +36,7 @@ pub fn harness() -> &'static Harness {
 /// Any bytes as a query the gateway could pass on: valid UTF-8 characters
 /// are kept when the URI takes them, anything else is percent-encoded.
 pub fn query_from_bytes(data: &[u8]) -> String {
-    let text = String::from_utf8_lossy(data);
-    let mut raw = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii() {
-            raw.push_str(&model::escape_invalid_query_bytes(&[c as u8]));
-        } else {
-            raw.push(c);
-        }
-    }
+    let raw = model::escape_query(&String::from_utf8_lossy(data));
     if model::query_is_valid(&raw) {
         raw
     } else {

@@ -21,40 +21,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use connect_benches::events::User;
 use connect_benches::runtime_api::{FunctionSpec, Session};
 use connect_local::LocalConfig;
+use connect_testkit::Event;
+use connect_testkit::aws::moto_endpoint;
+use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER, USER};
 use serde_json::{Value, json};
 use shared::routes::{self, Function};
-const INIT_TIMEOUT: Duration = Duration::from_secs(30);
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
-const USER: User<'static> = User {
-    sub: "hostile-user",
-    email: "hostile@example.com",
-    name: "Hostile User",
-};
-/// Owns no consents, so that listing them stays quick however many
+
+/// Owns no consents here, so that listing them stays quick however many
 /// create-link made for `USER`.
-const READER: User<'static> = User {
-    sub: "hostile-reader",
-    email: "reader@example.com",
-    name: "Hostile Reader",
-};
+const READER: &str = OTHER_USER;
 /// Stands in for raw bytes in an event's JSON text (see `raw_events`).
 const MARK: &str = "RAW-BYTES-HERE";
-
-fn moto() -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: this test needs the moto emulator; run it with `make test`",
-    );
-    let url = url::Url::parse(&endpoint).unwrap();
-    assert_eq!(
-        url.host_str(),
-        Some("127.0.0.1"),
-        "only 127.0.0.1 is contacted"
-    );
-    endpoint
-}
 
 /// The directory holding the function binaries.
 fn binaries() -> PathBuf {
@@ -221,50 +200,29 @@ fn raw_events(route: &Value) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// An event as API Gateway sends it by the route its path takes: the
-/// route's key and path parameters from the route table.
-fn event(
-    method: &str,
-    path: &str,
-    query: &str,
-    user: Option<&User<'_>>,
-    body: Option<&str>,
-    request_id: &str,
-) -> Value {
-    let event = connect_benches::events::event(method, path, query, user, body, request_id);
-    as_gateway_sends(event)
-}
-
-fn as_gateway_sends(mut event: Value) -> Value {
-    let method = event["requestContext"]["http"]["method"].as_str().unwrap();
-    let path = event["rawPath"].as_str().unwrap();
-    let (route_key, parameters) = routes::event_fields(method, path);
-    event["routeKey"] = route_key.into();
-    event["requestContext"]["routeKey"] = route_key.into();
-    event["pathParameters"] = parameters;
-    event
-}
-
 /// The routes each function serves (the route table's), as API Gateway
 /// sends them.
 fn routes(function: Function) -> Vec<Value> {
     let id = "bc_hostile0000";
     let user = if function == Function::Consents {
-        &READER
+        READER
     } else {
-        &USER
+        USER
     };
     function
         .routes()
         .map(|route| {
-            let body = match *route {
-                routes::CREATE_LINK => Some("{}"),
-                routes::CONFIRM => Some("{\"code\":\"x\"}"),
-                _ => None,
-            };
             let path = route.path().replace("{id}", id);
-            let user = route.is_authorized().then_some(user);
-            event(route.method(), &path, "", user, body, "hostile")
+            let mut event = Event::new(route.method(), &path).request_id("hostile");
+            if route.is_authorized() {
+                event = event.user(user);
+            }
+            match *route {
+                routes::CREATE_LINK => event.json(&json!({})),
+                routes::CONFIRM => event.json(&json!({"code": "x"})),
+                _ => event,
+            }
+            .to_json()
         })
         .collect()
 }
@@ -283,7 +241,7 @@ struct Setup {
 impl Setup {
     async fn start(extra_env: &[(&str, &str)]) -> Setup {
         let started = Instant::now();
-        let aws = moto();
+        let aws = moto_endpoint();
         let bin_dir = binaries();
         println!(
             "binaries ready after {:.1} s",
@@ -477,19 +435,13 @@ mod emf;
 /// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_prints_valid_metric_lines() {
-    use connect_benches::events;
-
     let namespace = "Connect/emulator";
     let setup = Setup::start(&[
         ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
         ("METRICS_NAMESPACE", namespace),
     ])
     .await;
-    let user = User {
-        sub: "metrics-user",
-        email: "metrics@example.com",
-        name: "Metrics User",
-    };
+    let user = "metrics-user";
     let mut secrets = vec![
         connect_local::SANDBOX_API_KEY.to_owned(),
         connect_local::LOCAL_WEBHOOK_SECRET.to_owned(),
@@ -502,14 +454,11 @@ async fn every_function_prints_valid_metric_lines() {
 
     let (mut session, log) = setup.session("create-link").await;
     // A preselected bank: the sandbox's page then needs only the decision.
-    let link = event(
-        "POST",
-        "/links",
-        "",
-        Some(&user),
-        Some(r#"{"provider": "sandbox-barclays"}"#),
-        "m-1",
-    );
+    let link = Event::post("/links")
+        .user(user)
+        .json(&json!({"provider": "sandbox-barclays"}))
+        .request_id("m-1")
+        .to_json();
     let answer = session.invoke(&link, INVOKE_TIMEOUT).await.unwrap();
     let (status, answer) = answer.http().unwrap();
     assert_eq!(status, 201, "{answer}");
@@ -539,7 +488,10 @@ async fn every_function_prints_valid_metric_lines() {
     let (mut session, log) = setup.session("callback").await;
     let answer = session
         .invoke(
-            &events::callback(&consent_id, &state, "m-2"),
+            &Event::get("/callback")
+                .query_pairs(&[("fx_consent", &consent_id), ("state", &state)])
+                .request_id("m-2")
+                .to_json(),
             INVOKE_TIMEOUT,
         )
         .await
@@ -558,28 +510,21 @@ async fn every_function_prints_valid_metric_lines() {
     ran.push(("callback", log, 1, "GET /callback", true));
 
     let (mut session, log) = setup.session("confirm").await;
-    let confirm = event(
-        "POST",
-        &format!("/consents/{consent_id}/confirm"),
-        "",
-        Some(&user),
-        Some(&json!({ "code": code }).to_string()),
-        "m-3",
-    );
+    let confirm = Event::post(&format!("/consents/{consent_id}/confirm"))
+        .user(user)
+        .json(&json!({ "code": code }))
+        .request_id("m-3")
+        .to_json();
     let answer = session.invoke(&confirm, INVOKE_TIMEOUT).await.unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
     session.stop().await;
     ran.push(("confirm", log, 1, "POST /consents/{id}/confirm", true));
 
     let (mut session, log) = setup.session("consents").await;
-    let read = event(
-        "GET",
-        &format!("/consents/{consent_id}"),
-        "",
-        Some(&user),
-        None,
-        "m-4",
-    );
+    let read = Event::get(&format!("/consents/{consent_id}"))
+        .user(user)
+        .request_id("m-4")
+        .to_json();
     let answer = session.invoke(&read, INVOKE_TIMEOUT).await.unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
     session.stop().await;
@@ -594,26 +539,19 @@ async fn every_function_prints_valid_metric_lines() {
         time::OffsetDateTime::now_utc(),
         delivery.as_bytes(),
     );
-    let mut signed = event(
-        "POST",
-        "/webhooks/finexer",
-        "",
-        None,
-        Some(&delivery),
-        "m-5",
-    );
-    signed["headers"]["fx-signature"] = signature.clone().into();
-    let answer = session.invoke(&signed, INVOKE_TIMEOUT).await.unwrap();
+    let unsigned = Event::post("/webhooks/finexer")
+        .header("content-type", "application/json")
+        .text(&delivery);
+    let signed = unsigned.clone().header("fx-signature", &signature);
+    let answer = session
+        .invoke(&signed.request_id("m-5").to_json(), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
-    let unsigned = event(
-        "POST",
-        "/webhooks/finexer",
-        "",
-        None,
-        Some(&delivery),
-        "m-6",
-    );
-    let answer = session.invoke(&unsigned, INVOKE_TIMEOUT).await.unwrap();
+    let answer = session
+        .invoke(&unsigned.request_id("m-6").to_json(), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(answer.http().unwrap().0, 401);
     session.stop().await;
     ran.push(("webhook", log, 2, "POST /webhooks/finexer", false));
@@ -621,7 +559,10 @@ async fn every_function_prints_valid_metric_lines() {
     let (mut session, log) = setup.session("revoke").await;
     let answer = session
         .invoke(
-            &as_gateway_sends(events::revoke(&user, &consent_id, "m-7")),
+            &Event::post(&format!("/consents/{consent_id}/revoke"))
+                .user(user)
+                .request_id("m-7")
+                .to_json(),
             INVOKE_TIMEOUT,
         )
         .await

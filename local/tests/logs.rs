@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use connect_local::LocalConfig;
 use serde_json::{Value, json};
+use shared::handlers::LinkCreated;
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Clone, Default)]
@@ -39,7 +40,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .with_ansi(false)
         .init();
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run with `make test`");
+    let endpoint = connect_testkit::aws::moto_endpoint();
     let suffix = format!("{:016x}", rand::random::<u64>());
     let vars = [
         ("LOCAL_ADDR", "127.0.0.1:0".to_owned()),
@@ -74,7 +75,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .await
         .unwrap();
     let bearer = token["token"].as_str().unwrap().to_owned();
-    let link: Value = http
+    let link: LinkCreated = http
         .post(format!("{base}/links"))
         .bearer_auth(&bearer)
         .json(&json!({"provider": "sandbox-monzo", "skip_info": true}))
@@ -84,7 +85,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .json()
         .await
         .unwrap();
-    let consent_id = link["consent_id"].as_str().unwrap();
+    let consent_id = link.consent_id.as_str();
     let decision = http
         .post(format!("{sandbox}/connect/{consent_id}/decision"))
         .form(&[("decision", "approve"), ("skip_info", "true")])

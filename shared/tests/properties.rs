@@ -6,12 +6,8 @@
 //! No emulator is needed: the app runs over the in-memory store and fixed
 //! secrets, against a Finexer nobody listens on (`127.0.0.1:9`, so anything
 //! that reaches Finexer ends in a fast 503) or a wiremock one on 127.0.0.1.
-//! The oracle (what each handler must answer) is shared with the cargo-fuzz
-//! targets in `fuzz/`.
-
-#[allow(dead_code)]
-#[path = "../../fuzz/src/model.rs"]
-mod model;
+//! The oracle (what each handler must answer, `connect_testkit::model`) is
+//! shared with the cargo-fuzz targets in `fuzz/`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,9 +15,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use connect_testkit::model::{self, FRONTENDS, LinkInput, Outcome};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::{Body, Response};
-use model::{FRONTENDS, LinkInput, Outcome};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
@@ -209,7 +205,7 @@ fn query_value(tokens: Vec<String>) -> impl Strategy<Value = String> {
         5 => state_value(tokens),
         1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| pct_all(&b)),
         1 => prop::sample::select(ODD_VALUES.to_vec()).prop_map(String::from),
-        1 => "\\PC{0,20}".prop_map(|s| escape_query(&s)),
+        1 => "\\PC{0,20}".prop_map(|s| model::escape_query(&s)),
         1 => (100usize..6000).prop_map(|n| "x".repeat(n)),
     ]
 }
@@ -227,20 +223,6 @@ fn query_name() -> impl Strategy<Value = String> {
         .prop_map(String::from),
         1 => "[a-z_]{0,8}",
     ]
-}
-
-/// Valid for a request URI: ASCII that may not stand in a query is escaped,
-/// other characters are kept (the URI takes UTF-8).
-fn escape_query(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                model::escape_invalid_query_bytes(&[c as u8])
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// A query as Finexer sends it back: a seeded consent id, its own state,
@@ -312,7 +294,7 @@ fn query_strategy(tokens: Vec<String>) -> impl Strategy<Value = String> {
         6 => journey_query(tokens.clone()),
         8 => structured,
         2 => "[ -~]{0,200}".prop_map(|s| model::escape_invalid_query_bytes(s.as_bytes())),
-        1 => "\\PC{0,80}".prop_map(|s| escape_query(&s)),
+        1 => "\\PC{0,80}".prop_map(|s| model::escape_query(&s)),
         1 => prop::collection::vec(any::<u8>(), 0..200)
             .prop_map(|b| model::escape_invalid_query_bytes(&b)),
     ]

@@ -4,6 +4,7 @@
 //! - [`event`]: API Gateway HTTP API (v2) events, on `aws_lambda_events`' types.
 //! - [`routes`]: the route an event's method and path reach.
 //! - [`model`]: the oracle of the property tests and fuzz targets.
+//! - [`records`]: consent records to seed a store with.
 //! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
 //! - [`aws`]: the AWS emulator (moto) the suites use.
 //! - [`lambda`]: the Runtime API emulator's time limits and the test users.
@@ -11,6 +12,8 @@
 pub mod aws;
 pub mod event;
 pub mod lambda;
+pub mod model;
+pub mod records;
 pub mod routes;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -4,23 +4,23 @@
 //! JSON parsed into a `LambdaRequest`, `lambda_http`'s adapter turning it into
 //! an `http::Request`, the handler, and the `LambdaResponse` serialised back to
 //! JSON; only the Runtime API's own HTTP exchange is left out. The store is
-//! `MemoryStore`, the secrets `StaticSecrets`, and Finexer an in-process
-//! responder behind `FinexerClient`'s transport: the client still builds each
-//! request (URL, basic auth, form body) and parses each answer, only the
-//! network stack is left out. The goal figure is the CPU time of the benchmark
-//! thread (`CLOCK_THREAD_CPUTIME_ID`); wall time is shown beside it. For
-//! comparison, the Finexer call and the callback also run with the same
-//! canned Finexer over loopback HTTP in another thread (reqwest, the kernel's
-//! TCP), which is what a real network call adds. Logging is on, as in Lambda
-//! (the functions' subscriber, writing to a sink).
+//! `MemoryStore`, the secrets `StaticSecrets`, and Finexer our sandbox on a
+//! thread and runtime of its own (`connect_testkit::sandbox`), reached through
+//! `FinexerClient`'s transport: the client still builds each request (URL,
+//! basic auth, form body) and parses each answer, only the network stack is
+//! left out, and the sandbox's own work is on its thread, not counted. The
+//! goal figure is the CPU time of the benchmark thread
+//! (`CLOCK_THREAD_CPUTIME_ID`); wall time is shown beside it (it includes the
+//! hand-over to the sandbox's thread and back). For comparison, the Finexer
+//! call and the callback also run against the same sandbox over loopback HTTP
+//! (reqwest, the kernel's TCP), which is what a real network call adds.
+//! Logging is on, as in Lambda (the functions' subscriber, writing to a sink).
 //!
 //! Writes `$BENCH_OVERHEAD_JSON` (default `target-release/bench/overhead.json`)
 //! for `connect-bench`'s report; criterion's own files go to `$CRITERION_HOME`.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,23 +33,23 @@ use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Servic
 use serde_json::{Value, json};
 use shared::App;
 use shared::config::Config;
-use shared::finexer::Transport;
+use shared::finexer::{NewConsent, NewCustomer};
 use shared::handlers::{self, CreateLink, LinkCreated};
 use shared::secrets::{AppSecrets, StaticSecrets};
 use shared::state::{self, StateClaims};
 use shared::store::memory::MemoryStore;
-use shared::store::{
-    ChangeSource, ConsentRecord, ConsentStatus, ConsentStore, StateRecord, StatusChange,
-};
+use shared::store::{ConsentStatus, ConsentStore, StateRecord};
 
-use connect_benches::events::{self, User};
+use connect_testkit::Event;
+use connect_testkit::lambda::USER;
+use connect_testkit::records::{self, Seed};
+use connect_testkit::sandbox::SandboxThread;
 
-const USER: User<'static> = User {
-    sub: "bench-user",
-    email: "bench-user@example.com",
-    name: "Bench User",
-};
+const FINEXER_API_KEY: &str = "sk_bench";
 const SECRET: &str = r#"{"finexer_api_key":"sk_bench","state_keys":[{"kid":"bench-1","key":"bench-signing-key-bench-signing-key-0001"}]}"#;
+const CALLBACK_URL: &str = "http://127.0.0.1:3000/callback";
+const FRONTEND_URL: &str = "http://127.0.0.1:3000/connected";
+const PROVIDER: &str = "sandbox-barclays";
 
 // ---------------------------------------------------------------------------
 // CPU time of the calling thread, as a criterion measurement.
@@ -119,130 +119,16 @@ impl ValueFormatter for CpuFormatter {
 }
 
 // ---------------------------------------------------------------------------
-// A canned Finexer on 127.0.0.1, one thread per connection.
-
-fn start_fake_finexer() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake Finexer");
-    let addr = listener.local_addr().expect("address");
-    let counter = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || serve(stream, &counter));
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn serve(stream: TcpStream, counter: &AtomicU64) {
-    let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, answer) = answer(&method, &path, counter);
-        let text = answer.to_string();
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
-            text.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-fn answer(method: &str, path: &str, counter: &AtomicU64) -> (&'static str, Value) {
-    let path = path.split('?').next().unwrap_or_default();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match (method, segments.as_slice()) {
-        ("POST", ["customers"]) => ("200 OK", json!({"id": "cus_bench", "object": "customer"})),
-        ("POST", ["consents"]) => {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            let id = format!("bc_bench_{n}");
-            (
-                "200 OK",
-                json!({
-                    "id": id, "object": "consent", "status": "pending", "customer": "cus_bench",
-                    "provider": null,
-                    "redirect": {"consent_url": format!("http://127.0.0.1:9/connect/{id}"),
-                                 "return_url": "http://127.0.0.1:3000/callback"}
-                }),
-            )
-        }
-        ("GET", ["consents", id]) => (
-            "200 OK",
-            json!({
-                "id": id, "object": "consent", "status": "authorized", "customer": "cus_bench",
-                "provider": "sandbox-barclays", "authed_at": "2026-11-25T10:00:00Z",
-                "expiry_date": "2027-02-23T10:00:00Z"
-            }),
-        ),
-        ("POST", ["consents", id, "revoke"]) => (
-            "200 OK",
-            json!({"id": id, "object": "consent", "status": "canceled", "customer": "cus_bench"}),
-        ),
-        _ => (
-            "404 Not Found",
-            json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "no"}}),
-        ),
-    }
-}
-
-/// The same canned Finexer, answering in-process through the client's transport.
-struct InProcessFinexer {
-    counter: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl Transport for InProcessFinexer {
-    async fn send(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
-        let (status, answer) = answer(
-            request.method().as_str(),
-            request.url().path(),
-            &self.counter,
-        );
-        let code: u16 = status[..3].parse().expect("status code");
-        let response = http::Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(answer.to_string())
-            .expect("response");
-        Ok(reqwest::Response::from(response))
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The system under test.
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
+    /// Finexer: the sandbox, on its own thread.
+    sandbox: SandboxThread,
+    /// Our customer at the sandbox.
+    customer: String,
+    /// A consent the sandbox knows, for the component benchmarks.
+    known_consent: String,
     /// Finexer in-process (the goal's figures).
     app: &'static App,
     /// The same store, Finexer over loopback HTTP (for comparison).
@@ -276,15 +162,18 @@ fn time_now() -> ::time::OffsetDateTime {
 
 impl Fixture {
     fn new() -> Fixture {
-        let finexer = start_fake_finexer();
+        let sandbox = SandboxThread::start(finexer_sandbox::SandboxConfig {
+            api_key: FINEXER_API_KEY.into(),
+            ..Default::default()
+        });
         let config = Config::from_lookup(|name| {
             Some(
                 match name {
                     "CONSENT_TABLE" => "bench",
                     "CONNECT_SECRET_ID" => "bench/secret",
-                    "CALLBACK_URL" => "http://127.0.0.1:3000/callback",
-                    "FRONTEND_URLS" => "http://127.0.0.1:3000/connected",
-                    "FINEXER_BASE_URL" => finexer.as_str(),
+                    "CALLBACK_URL" => CALLBACK_URL,
+                    "FRONTEND_URLS" => FRONTEND_URL,
+                    "FINEXER_BASE_URL" => sandbox.base_url(),
                     _ => return None,
                 }
                 .to_owned(),
@@ -294,95 +183,111 @@ impl Fixture {
         let secrets = Arc::new(AppSecrets::parse(SECRET).expect("secret"));
         let store = Arc::new(MemoryStore::new());
         let list_store = Arc::new(MemoryStore::new());
-        let in_process: Arc<dyn Transport> = Arc::new(InProcessFinexer {
-            counter: AtomicU64::new(0),
-        });
-        let make =
-            |store: Arc<MemoryStore>, transport: Option<Arc<dyn Transport>>| -> &'static App {
-                let mut app = App::new(
-                    config.clone(),
-                    store,
-                    Arc::new(StaticSecrets(secrets.clone())),
-                )
-                .expect("app");
-                if let Some(transport) = transport {
-                    app.finexer = app.finexer.with_transport(transport);
-                }
-                Box::leak(Box::new(app))
-            };
-        let app = make(store.clone(), Some(in_process.clone()));
-        let loopback_app = make(store.clone(), None);
-        let list_app = make(list_store.clone(), Some(in_process));
+        let transport = sandbox.transport();
+        let make = |store: Arc<MemoryStore>, in_process: bool| -> &'static App {
+            let mut app = App::new(
+                config.clone(),
+                store,
+                Arc::new(StaticSecrets(secrets.clone())),
+            )
+            .expect("app");
+            if in_process {
+                app.finexer = app.finexer.with_transport(transport.clone());
+            }
+            Box::leak(Box::new(app))
+        };
+        let app = make(store.clone(), true);
+        let loopback_app = make(store.clone(), false);
+        let list_app = make(list_store.clone(), true);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let fixture = Fixture {
+        let customer = rt
+            .block_on(app.finexer.create_customer(&NewCustomer {
+                name: "Bench User",
+                email: "bench-user@example.com",
+                user_ref: USER,
+            }))
+            .expect("the sandbox creates the customer")
+            .id;
+        let mut fixture = Fixture {
             rt,
+            sandbox,
+            customer,
+            known_consent: String::new(),
             app,
             loopback_app,
             store,
             list_app,
             list_store,
             secrets,
-            create_link_event: serde_json::to_vec(&events::create_link(&USER, "r")).expect("event"),
-            list_event: serde_json::to_vec(&events::list_consents(&USER, "r")).expect("event"),
+            create_link_event: Event::post("/links").user(USER).json(&json!({})).to_bytes(),
+            list_event: Event::get("/consents").user(USER).to_bytes(),
             serial: AtomicU64::new(0),
         };
         fixture.rt.block_on(async {
             fixture
                 .store
-                .save_customer(USER.sub, "cus_bench")
+                .save_customer(USER, &fixture.customer)
                 .await
                 .expect("customer");
         });
         for _ in 0..3 {
-            fixture.insert_consent(&fixture.list_store, ConsentStatus::Authorized);
+            let (id, _) = fixture.insert_consent(&fixture.list_store, ConsentStatus::Authorized);
+            fixture.known_consent = id;
         }
         fixture
     }
 
+    /// A consent at the sandbox, authorized there (as after the bank's
+    /// approval): created through the in-process client, outside any timing.
+    fn sandbox_consent(&self, state_id: &str) -> String {
+        let consent = self
+            .rt
+            .block_on(self.app.finexer.create_consent(&NewConsent {
+                customer: &self.customer,
+                return_url: CALLBACK_URL,
+                provider: Some(PROVIDER),
+                state_id,
+            }))
+            .expect("the sandbox creates the consent");
+        self.sandbox
+            .state()
+            .store
+            .update_consent(&consent.id, |consent| {
+                finexer_sandbox::api::consents::authorize(consent);
+                Ok::<(), Infallible>(())
+            })
+            .expect("infallible")
+            .expect("the sandbox knows the consent it created");
+        consent.id
+    }
+
     /// A consent of ours and its unused state; returns (consent id, token).
+    /// The sandbox knows it as authorized, whatever `status` we record.
     fn insert_consent(&self, store: &MemoryStore, status: ConsentStatus) -> (String, String) {
-        let n = self.serial.fetch_add(1, Ordering::Relaxed);
-        let consent_id = format!("bc_seed_{n}");
-        let claims = StateClaims::new(USER.sub, now(), 900);
+        self.serial.fetch_add(1, Ordering::Relaxed);
+        let claims = StateClaims::new(USER, now(), 900);
+        let consent_id = self.sandbox_consent(&claims.jti);
         let token = state::sign(&claims, &self.secrets).expect("sign");
-        let at = rfc3339_now();
-        let record = ConsentRecord {
-            consent_id: consent_id.clone(),
-            owner: USER.sub.to_owned(),
-            customer_id: "cus_bench".into(),
+        let mut record = records::consent(Seed {
+            consent_id: &consent_id,
+            owner: USER,
+            customer_id: &self.customer,
+            state_id: &claims.jti,
+            return_to: FRONTEND_URL,
             status: status.clone(),
-            provider: Some("sandbox-barclays".into()),
-            return_to: "http://127.0.0.1:3000/connected".into(),
-            state_id: claims.jti.clone(),
-            created_at: at.clone(),
-            updated_at: at.clone(),
-            authorized_at: (status == ConsentStatus::Authorized).then(|| at.clone()),
-            revoke_requested_at: None,
-            revoked_at: None,
-            expires_at: None,
-            confirm_code_hash: None,
-            confirm_by: None,
-            // Seeded as already confirmed: the benchmark measures reads of
-            // consents whose data is served.
-            confirmed_at: (status == ConsentStatus::Authorized).then(|| at.clone()),
-            revoke_reason: None,
-            renewed_at: None,
-            expiry_reminder_at: None,
-            due_at: None,
-            history: vec![StatusChange {
-                at,
-                to: status,
-                source: ChangeSource::Create,
-                reason: None,
-            }],
-        };
+            at: &rfc3339_now(),
+        });
+        record.provider = Some(PROVIDER.into());
+        // Seeded as already confirmed: the benchmark measures reads of
+        // consents whose data is served.
+        record.confirmed_at = record.authorized_at.clone();
         let state_record = StateRecord {
             state_id: claims.jti,
             consent_id: consent_id.clone(),
-            owner: USER.sub.to_owned(),
+            owner: USER.to_owned(),
             expires_at: claims.exp,
         };
         self.rt.block_on(async {
@@ -396,12 +301,16 @@ impl Fixture {
 
     fn callback_event(&self) -> Vec<u8> {
         let (consent, token) = self.insert_consent(&self.store, ConsentStatus::Pending);
-        serde_json::to_vec(&events::callback(&consent, &token, "r")).expect("event")
+        Event::get("/callback")
+            .query_pairs(&[("fx_consent", &consent), ("state", &token)])
+            .to_bytes()
     }
 
     fn revoke_event(&self) -> Vec<u8> {
         let (consent, _) = self.insert_consent(&self.store, ConsentStatus::Authorized);
-        serde_json::to_vec(&events::revoke(&USER, &consent, "r")).expect("event")
+        Event::post(&format!("/consents/{consent}/revoke"))
+            .user(USER)
+            .to_bytes()
     }
 }
 
@@ -511,12 +420,12 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "finexer_get_consent",
-        what: "component: one `FinexerClient::get_consent`, in-process answer (request built, JSON parsed)",
+        what: "component: one `FinexerClient::get_consent`, answered in-process by the sandbox on its own thread (request built, JSON parsed)",
         goal: false,
     },
     Case {
         name: "finexer_get_consent_loopback",
-        what: "component: the same over loopback HTTP to the fake in another thread",
+        what: "component: the same over loopback HTTP to the sandbox in another thread",
         goal: false,
     },
     Case {
@@ -574,11 +483,11 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
     });
     g.bench_function("state_sign", |b| {
         b.iter(|| {
-            let claims = StateClaims::new(USER.sub, now(), 900);
+            let claims = StateClaims::new(USER, now(), 900);
             state::sign(&claims, &f.secrets).expect("sign")
         })
     });
-    let token = state::sign(&StateClaims::new(USER.sub, now(), 900), &f.secrets).expect("sign");
+    let token = state::sign(&StateClaims::new(USER, now(), 900), &f.secrets).expect("sign");
     g.bench_function("state_verify", |b| {
         b.iter(|| state::verify(std::hint::black_box(&token), &f.secrets).expect("verify"))
     });
@@ -586,15 +495,10 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
     g.bench_function("event_parse", |b| {
         b.iter(|| lambda_http::request::from_str(std::hint::black_box(&event_text)).expect("event"))
     });
-    let with_body = events::event(
-        "POST",
-        "/links",
-        "",
-        Some(&USER),
-        Some(r#"{"return_to": "http://127.0.0.1:3000/connected", "skip_info": true}"#),
-        "r",
-    );
-    let request = lambda_http::request::from_str(&with_body.to_string()).expect("event");
+    let request = Event::post("/links")
+        .user(USER)
+        .json(&json!({"return_to": FRONTEND_URL, "skip_info": true}))
+        .request();
     g.bench_function("body_parse", |b| {
         b.iter(|| {
             shared::http::json_body::<CreateLink>(std::hint::black_box(&request)).expect("body")
@@ -611,14 +515,14 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
     });
     g.bench_function("finexer_get_consent", |b| {
         b.iter(|| {
-            f.rt.block_on(f.app.finexer.get_consent("bc_bench_1"))
-                .expect("fake Finexer")
+            f.rt.block_on(f.app.finexer.get_consent(&f.known_consent))
+                .expect("the sandbox answers")
         })
     });
     g.bench_function("finexer_get_consent_loopback", |b| {
         b.iter(|| {
-            f.rt.block_on(f.loopback_app.finexer.get_consent("bc_bench_1"))
-                .expect("fake Finexer")
+            f.rt.block_on(f.loopback_app.finexer.get_consent(&f.known_consent))
+                .expect("the sandbox answers")
         })
     });
     let created = LinkCreated {
@@ -711,11 +615,12 @@ fn main() {
          median per iteration with its 95% confidence interval. Whole invocations run as \
          `lambda_http` runs them (event JSON → `LambdaRequest` → adapter → handler → \
          `LambdaResponse` JSON), with `MemoryStore`, `StaticSecrets`, logging on (the functions' \
-         subscriber writing to a sink) and a canned Finexer answering in-process behind \
-         `FinexerClient`'s transport (each request is still built, authenticated and encoded, \
-         each answer parsed; only the network stack is left out). *CPU time* is the benchmark \
+         subscriber writing to a sink) and the Finexer sandbox on its own thread answering \
+         in-process behind `FinexerClient`'s transport (each request is still built, \
+         authenticated and encoded, each answer parsed; only the network stack is left out, and \
+         the sandbox's work is on its thread). *CPU time* is the benchmark \
          thread's (`CLOCK_THREAD_CPUTIME_ID`); it is the goal's figure. The `_loopback` rows send \
-         the same calls over loopback HTTP to the fake in another thread: their CPU time adds \
+         the same calls over loopback HTTP to the sandbox: their CPU time adds \
          reqwest and the kernel's TCP work, their wall time the round trip. Setup (new consents \
          and states for callback and revoke) is outside the timing."
     );

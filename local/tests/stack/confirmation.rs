@@ -25,14 +25,18 @@ async fn a_link_completed_in_another_users_browser_is_revoked() {
     assert_eq!(status, StatusCode::NOT_FOUND, "as for an unknown consent");
     assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
     let record = stack.consent(&attacker, &consent_id).await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["revoke_reason"], "confirmed_by_another_user");
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(
+        record.revoke_reason.as_deref(),
+        Some("confirmed_by_another_user")
+    );
 
     // Neither of them sees the victim's accounts.
     for token in [&attacker, &victim] {
-        let (status, all) = stack.api(token, "GET", "/accounts").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(all["data"], json!([]));
+        assert_eq!(
+            stack.list::<Value>(token, "/accounts").await,
+            Vec::<Value>::new()
+        );
     }
     let path = format!("/consents/{consent_id}/accounts");
     assert_eq!(
@@ -56,8 +60,8 @@ async fn the_link_owner_cannot_confirm_without_the_code() {
     let (status, _) = stack.confirm(&attacker, &consent_id, &guessed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let record = stack.consent(&attacker, &consent_id).await;
-    assert_eq!(record["status"], "authorized");
-    assert!(record["confirmed_at"].is_null());
+    assert_eq!(record.status, ConsentStatus::Authorized);
+    assert!(record.confirmed_at.is_none());
     let (status, _) = stack
         .api(
             &attacker,
@@ -66,8 +70,10 @@ async fn the_link_owner_cannot_confirm_without_the_code() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "confirm first");
-    let (_, all) = stack.api(&attacker, "GET", "/accounts").await;
-    assert_eq!(all["data"], json!([]));
+    assert_eq!(
+        stack.list::<Value>(&attacker, "/accounts").await,
+        Vec::<Value>::new()
+    );
 }
 
 #[tokio::test]
@@ -78,28 +84,26 @@ async fn fifty_confirms_with_one_code_confirm_once() {
     let code = stack.approve(&consent_id).await["code"].clone();
     let answers = join_all((0..50).map(|_| stack.confirm(&token, &consent_id, &code))).await;
     let mut statuses: HashMap<u16, usize> = HashMap::new();
+    let mut confirmed_at = Vec::new();
     for (status, body) in &answers {
         *statuses.entry(status.as_u16()).or_default() += 1;
         if *status == StatusCode::OK {
-            assert!(body["confirmed_at"].is_string(), "{body}");
+            let view: ConsentView = serde_json::from_value(body.clone()).expect("a ConsentView");
+            assert!(view.confirmed_at.is_some(), "{body}");
+            confirmed_at.push(view.confirmed_at);
         }
     }
     assert!(
         statuses.keys().all(|s| *s == 200 || *s == 409),
         "the same answer or a clear 409: {statuses:?}"
     );
-    let confirmed_at: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::OK)
-        .map(|(_, body)| &body["confirmed_at"])
-        .collect();
     assert!(
         confirmed_at.windows(2).all(|w| w[0] == w[1]),
         "every 200 tells of the one confirmation"
     );
     let record = stack.consent(&token, &consent_id).await;
     assert_eq!(
-        changes_by(&record, "confirm"),
+        changes_by(&record, ChangeSource::Confirm),
         1,
         "exactly one request confirmed it"
     );
@@ -128,16 +132,14 @@ async fn accounts_come_only_from_confirmed_consents_in_our_records() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     stack.clear_faults().await;
     assert_eq!(
-        stack.consent(&token, &pending_revoke).await["status"],
-        "revoke_pending"
+        stack.consent(&token, &pending_revoke).await.status,
+        ConsentStatus::RevokePending
     );
     for id in [&confirmed, &unconfirmed, &pending_revoke] {
         assert_eq!(stack.finexer_status(id).await, "authorized", "{id}");
     }
 
-    let (status, all) = stack.api(&token, "GET", "/accounts").await;
-    assert_eq!(status, StatusCode::OK, "{all}");
-    let accounts = all["data"].as_array().unwrap();
+    let accounts: Vec<Value> = stack.list(&token, "/accounts").await;
     assert!(!accounts.is_empty(), "the confirmed consent has accounts");
     for account in accounts {
         assert_eq!(account["consent"], confirmed.as_str(), "{account}");
@@ -186,14 +188,10 @@ async fn a_callback_without_state_reveals_nothing() {
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(asked.iter().all(|c| c.ends_with(pending.as_str())));
     for (id, status) in [
-        (&pending, "pending"),
-        (&authorized, "authorized"),
-        (&canceled, "canceled"),
+        (&pending, ConsentStatus::Pending),
+        (&authorized, ConsentStatus::Authorized),
+        (&canceled, ConsentStatus::Canceled),
     ] {
-        assert_eq!(
-            stack.consent(&token, id).await["status"],
-            status,
-            "unchanged"
-        );
+        assert_eq!(stack.consent(&token, id).await.status, status, "unchanged");
     }
 }

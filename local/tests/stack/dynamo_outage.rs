@@ -18,9 +18,9 @@ async fn an_outage_gives_clear_errors_and_loses_nothing() {
     let response = stack.create_link(&token, json!({})).await;
     assert!(response.headers().contains_key("retry-after"));
     let body = problem(response, 503).await;
-    assert_eq!(body["type"], "/problems/store-unavailable");
+    assert_eq!(body.kind, "/problems/store-unavailable");
     assert!(
-        !body["detail"].as_str().unwrap().contains(&stack.table),
+        !body.detail.contains(&stack.table),
         "no internals in the answer"
     );
     for path in ["/consents", &format!("/consents/{before_outage}")] {
@@ -65,16 +65,11 @@ async fn an_outage_gives_clear_errors_and_loses_nothing() {
     let response = stack.get(&callback).await;
     assert_eq!(response.status(), 303);
     assert_eq!(
-        stack.consent(&token, &before_outage).await["status"],
-        "authorized"
+        stack.consent(&token, &before_outage).await.status,
+        ConsentStatus::Authorized
     );
     let (after, _) = stack.link(&token).await;
-    let (_, list) = stack.api(&token, "GET", "/consents").await;
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["consent_id"].as_str().unwrap())
-        .collect();
+    let list: Vec<ConsentView> = stack.list(&token, "/consents").await;
+    let ids: Vec<&str> = list.iter().map(|c| c.consent_id.as_str()).collect();
     assert_eq!(ids, [after.as_str(), before_outage.as_str()]);
 }

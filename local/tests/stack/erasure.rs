@@ -105,7 +105,10 @@ async fn erasing_a_user_revokes_at_finexer_then_leaves_nothing_of_them() {
         "{left:#?}"
     );
     // Another user is untouched.
-    assert_eq!(stack.consent(&bob, &bobs).await["status"], "authorized");
+    assert_eq!(
+        stack.consent(&bob, &bobs).await.status,
+        ConsentStatus::Authorized
+    );
     assert_eq!(stack.finexer_status(&bobs).await, "authorized");
 
     // Again: nothing left to do, and it says so.

@@ -8,7 +8,7 @@ use connect_local::LOCAL_WEBHOOK_SECRET;
 use finexer_sandbox::forgeries::forgeries;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -35,17 +35,18 @@ async fn a_cancel_at_the_bank_shows_canceled_within_two_seconds() {
 
     let record = loop {
         let record = stack.consent(&token, &consent_id).await;
-        if record["status"] == "canceled" || clicked.elapsed() > Duration::from_secs(2) {
+        if record.status == ConsentStatus::Canceled || clicked.elapsed() > Duration::from_secs(2) {
             break record;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(record["status"], "canceled", "within 2 s: {record}");
     assert_eq!(
-        record["history"].as_array().unwrap().last().unwrap()["source"],
-        "webhook"
+        record.status,
+        ConsentStatus::Canceled,
+        "within 2 s: {record:?}"
     );
-    assert!(record["revoked_at"].is_string());
+    assert_eq!(record.history.last().unwrap().source, ChangeSource::Webhook);
+    assert!(record.revoked_at.is_some());
 }
 
 #[tokio::test]
@@ -60,7 +61,7 @@ async fn refused_webhooks_change_nothing_and_call_nobody() {
     for (case, header, body) in forgeries(LOCAL_WEBHOOK_SECRET, &body) {
         let response = stack.webhook(&body, header.as_deref()).await;
         let answer = problem(response, 401).await;
-        assert!(!answer.to_string().contains("evt_forged"), "{case}");
+        assert!(!format!("{answer:?}").contains("evt_forged"), "{case}");
     }
     assert_eq!(stack.consent(&token, &consent_id).await, before);
     assert_eq!(stack.finexer_calls().await.len(), calls, "no Finexer call");
@@ -72,10 +73,7 @@ async fn the_same_event_twenty_times_at_once_adds_one_entry() {
     let token = stack.token("alice").await;
     let consent_id = stack.confirmed_link(&token).await;
     stack.bank_sets(&consent_id, "canceled").await;
-    let entries = stack.consent(&token, &consent_id).await["history"]
-        .as_array()
-        .unwrap()
-        .len();
+    let entries = stack.consent(&token, &consent_id).await.history.len();
 
     let body = event("evt_twenty", "consent.canceled", &consent_id);
     let header = signed(&body);
@@ -85,9 +83,9 @@ async fn the_same_event_twenty_times_at_once_adds_one_entry() {
         assert_eq!(answer.status(), StatusCode::OK);
     }
     let record = stack.consent(&token, &consent_id).await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["history"].as_array().unwrap().len(), entries + 1);
-    assert_eq!(changes_by(&record, "webhook"), 1);
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(record.history.len(), entries + 1);
+    assert_eq!(changes_by(&record, ChangeSource::Webhook), 1);
 }
 
 #[tokio::test]
@@ -104,7 +102,7 @@ async fn a_late_authorized_event_leaves_an_expired_consent_expired() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     let record = stack.consent(&token, &consent_id).await;
-    assert_eq!(record["status"], "expired", "{record}");
+    assert_eq!(record.status, ConsentStatus::Expired, "{record:?}");
 }
 
 #[tokio::test]
@@ -117,11 +115,11 @@ async fn a_closed_tab_is_recorded_then_revoked_after_the_window() {
 
     // Past the state's lifetime (900 s): no callback can come any more.
     let report = stack.reconcile(json!({"at": in_seconds(901)})).await;
-    assert_eq!(report["changed"], 1, "{report}");
+    assert_eq!(report.changed, 1, "{report:?}");
     let record = stack.consent(&token, &consent_id).await;
-    assert_eq!(record["status"], "authorized");
-    assert_eq!(record["confirmed_at"], Value::Null);
-    assert_eq!(changes_by(&record, "reconcile"), 1);
+    assert_eq!(record.status, ConsentStatus::Authorized);
+    assert_eq!(record.confirmed_at, None);
+    assert_eq!(changes_by(&record, ChangeSource::Reconcile), 1);
     let (status, _) = stack
         .api(&token, "GET", &format!("/consents/{consent_id}/accounts"))
         .await;
@@ -129,10 +127,10 @@ async fn a_closed_tab_is_recorded_then_revoked_after_the_window() {
 
     // Past the confirmation window (600 s) as well.
     let report = stack.reconcile(json!({"at": in_seconds(901 + 601)})).await;
-    assert_eq!(report["changed"], 1, "{report}");
+    assert_eq!(report.changed, 1, "{report:?}");
     let record = stack.consent(&token, &consent_id).await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(record["revoke_reason"], "unconfirmed");
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(record.revoke_reason.as_deref(), Some("unconfirmed"));
     assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
 }
 
@@ -148,16 +146,16 @@ async fn a_revoke_during_a_finexer_outage_is_finished_by_the_next_run() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        stack.consent(&token, &consent_id).await["status"],
-        "revoke_pending"
+        stack.consent(&token, &consent_id).await.status,
+        ConsentStatus::RevokePending
     );
     stack.finexer.restore();
 
     let report = stack.reconcile(json!({"at": in_seconds(61)})).await;
-    assert_eq!(report["changed"], 1, "{report}");
+    assert_eq!(report.changed, 1, "{report:?}");
     let record = stack.consent(&token, &consent_id).await;
-    assert_eq!(record["status"], "canceled");
-    assert_eq!(changes_by(&record, "reconcile"), 1);
+    assert_eq!(record.status, ConsentStatus::Canceled);
+    assert_eq!(changes_by(&record, ChangeSource::Reconcile), 1);
     assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
 }
 
@@ -200,14 +198,14 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
         per_consent
     };
     let after_two = reads(&stack.finexer_calls().await);
-    let processed = first["processed"].as_u64().unwrap() + second["processed"].as_u64().unwrap();
-    assert_eq!(after_two.len() as u64, processed, "{first} {second}");
+    let processed = first.processed + second.processed;
+    assert_eq!(after_two.len(), processed, "{first:?} {second:?}");
     assert!(after_two.values().all(|&n| n == 1), "none asked twice");
 
     // Later runs take the rest; still nobody is asked twice.
     loop {
         let report = stack.reconcile(json!({"at": at})).await;
-        if report["processed"] == 0 {
+        if report.processed == 0 {
             break;
         }
     }
@@ -217,6 +215,6 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
     for id in ids.iter().step_by(97) {
         // Still pending at Finexer: asked again later, not before.
         let record = stack.consent(&token, id).await;
-        assert_eq!(record["status"], "pending", "{record}");
+        assert_eq!(record.status, ConsentStatus::Pending, "{record:?}");
     }
 }

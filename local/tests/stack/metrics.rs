@@ -134,16 +134,13 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
 
     // Two hours on, the reconciler finishes it: overdue (asked over 1 h ago).
     let report = stack.reconcile(json!({"at": in_seconds(7200)})).await;
-    assert!(report["processed"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report.processed >= 1, "{report:?}");
     let run = expect(&stack, "reconcile", "RevokePendingOverdue", &[]);
     assert_eq!(emf::value(&run, "RevokePendingOverdue"), 1.0, "{run}");
-    assert_eq!(
-        emf::value(&run, "ReconcileDue"),
-        report["due"].as_f64().unwrap()
-    );
+    assert_eq!(emf::value(&run, "ReconcileDue"), report.due as f64);
     assert_eq!(
         emf::value(&run, "ReconcileProcessed"),
-        report["processed"].as_f64().unwrap()
+        report.processed as f64
     );
     assert_eq!(emf::value(&run, "ReconcileFailed"), 0.0);
     for metric in ["ReconcileDue", "ReconcileProcessed", "ReconcileFailed"] {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
-use serde_json::Value;
 
 use crate::support::*;
 
@@ -31,7 +30,7 @@ async fn fifty_callbacks_with_one_state_apply_it_once() {
     );
     let record = stack.consent(&token, &consent_id).await;
     assert_eq!(
-        changes_by(&record, "callback"),
+        changes_by(&record, ChangeSource::Callback),
         1,
         "exactly one callback processed the state"
     );
@@ -65,11 +64,12 @@ async fn two_hundred_journeys_in_parallel() {
     assert_eq!(consent_ids.len(), 200);
 
     for (user, token) in &users {
-        let (_, list) = stack.api(token, "GET", "/consents").await;
-        let consents = list["data"].as_array().unwrap();
+        let consents: Vec<ConsentView> = stack.list(token, "/consents").await;
         assert_eq!(consents.len(), 4, "{user}");
         assert!(
-            consents.iter().all(|c| c["status"] == "authorized"),
+            consents
+                .iter()
+                .all(|c| c.status == ConsentStatus::Authorized),
             "{user}"
         );
     }
@@ -100,15 +100,15 @@ async fn revoke_racing_the_callback_ends_consistent() {
             callback_response.status()
         );
         assert_eq!(revoke_status, 200);
-        let record: Value = stack.consent(&token, &consent_id).await;
-        assert_eq!(record["status"], "canceled");
-        assert!(record["revoked_at"].is_string());
+        let record = stack.consent(&token, &consent_id).await;
+        assert_eq!(record.status, ConsentStatus::Canceled);
+        assert!(record.revoked_at.is_some());
         assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
         // The history is one unbroken chain.
-        let history = record["history"].as_array().unwrap();
+        let history = &record.history;
         for pair in history.windows(2) {
-            assert_eq!(pair[1]["from"], pair[0]["to"]);
+            assert_eq!(pair[1].from.as_ref(), Some(&pair[0].to));
         }
-        assert_eq!(history.last().unwrap()["to"], "canceled");
+        assert_eq!(history.last().unwrap().to, ConsentStatus::Canceled);
     }
 }

@@ -62,8 +62,8 @@ async fn a_stalled_finexer_gives_503s_in_time_and_a_retry_finishes() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < STORE_BOUND, "{:?}", started.elapsed());
     assert_eq!(
-        stack.consent(&token, &consent_id).await["status"],
-        "revoke_pending",
+        stack.consent(&token, &consent_id).await.status,
+        ConsentStatus::RevokePending,
         "the request is recorded"
     );
 
@@ -72,7 +72,8 @@ async fn a_stalled_finexer_gives_503s_in_time_and_a_retry_finishes() {
         .api(&token, "POST", &format!("/consents/{consent_id}/revoke"))
         .await;
     assert_eq!(status, StatusCode::OK, "{record}");
-    assert_eq!(record["status"], "canceled");
+    let record: ConsentView = serde_json::from_value(record).expect("a ConsentView");
+    assert_eq!(record.status, ConsentStatus::Canceled);
     assert_eq!(stack.finexer_status(&consent_id).await, "canceled");
 }
 

@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use connect_local::{LocalConfig, RunningStack};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use shared::error::Problem;
+pub use shared::handlers::ConsentView;
+use shared::handlers::LinkCreated;
+use shared::handlers::reconcile::Report;
+pub use shared::store::{ChangeSource, ConsentStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -138,19 +143,6 @@ pub async fn timed() -> tokio::sync::RwLockReadGuard<'static, ()> {
     MOTO_LOAD.read().await
 }
 
-fn moto() -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: these tests need the moto emulator; run them with `make test`",
-    );
-    let url = url::Url::parse(&endpoint).unwrap();
-    assert_eq!(
-        url.host_str(),
-        Some("127.0.0.1"),
-        "only 127.0.0.1 is contacted"
-    );
-    format!("127.0.0.1:{}", url.port().unwrap())
-}
-
 impl Stack {
     pub async fn start() -> Stack {
         Self::with(&[]).await
@@ -169,7 +161,7 @@ impl Stack {
         .await
         .unwrap();
         let finexer = Proxy::start(sandbox.addr().to_string()).await;
-        let dynamo = Proxy::start(moto()).await;
+        let dynamo = Proxy::start(connect_testkit::aws::moto_address()).await;
         let suffix = format!("{:016x}", rand::random::<u64>());
         let table = format!("stack-{suffix}");
         let mut vars: HashMap<String, String> = HashMap::from([
@@ -223,7 +215,7 @@ impl Stack {
     }
 
     /// `POST /local/reconcile` with `run` (`at`, `budget_ms`): the report.
-    pub async fn reconcile(&self, run: Value) -> Value {
+    pub async fn reconcile(&self, run: Value) -> Report {
         let response = self
             .http
             .post(format!("{}/local/reconcile", self.base))
@@ -308,12 +300,10 @@ impl Stack {
             )
             .await;
         let status = response.status();
-        let body: Value = response.json().await.unwrap();
+        let body = response.text().await.unwrap();
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["consent_id"].as_str().unwrap().to_owned(),
-            body["consent_url"].as_str().unwrap().to_owned(),
-        )
+        let created: LinkCreated = serde_json::from_str(&body).expect("a LinkCreated");
+        (created.consent_id, created.consent_url)
     }
 
     /// Clicks Approve (or Deny) on the sandbox's consent page and returns
@@ -352,10 +342,25 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn consent(&self, token: &str, id: &str) -> Value {
+    /// A list answer (`GET /consents`, `GET /accounts`): 200 and its `data`,
+    /// each entry as the API's type (`ConsentView`; an account is Finexer's
+    /// JSON as it is passed on).
+    pub async fn list<T: serde::de::DeserializeOwned>(&self, token: &str, path: &str) -> Vec<T> {
+        #[derive(serde::Deserialize)]
+        struct Listed<T> {
+            data: Vec<T>,
+        }
+        let (status, body) = self.api(token, "GET", path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_value::<Listed<T>>(body)
+            .expect("a list answer")
+            .data
+    }
+
+    pub async fn consent(&self, token: &str, id: &str) -> ConsentView {
         let (status, body) = self.api(token, "GET", &format!("/consents/{id}")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        serde_json::from_value(body).expect("a ConsentView")
     }
 
     /// Finexer's own view of a consent.
@@ -443,24 +448,22 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
 }
 
 /// How many of a consent view's history entries `source` made.
-pub fn changes_by(record: &Value, source: &str) -> usize {
-    record["history"].as_array().map_or(0, |history| {
-        history.iter().filter(|h| h["source"] == source).count()
-    })
+pub fn changes_by(record: &ConsentView, source: ChangeSource) -> usize {
+    record.history.iter().filter(|h| h.source == source).count()
 }
 
-/// Asserts an API problem response: status, JSON problem shape.
-pub async fn problem(response: Response, status: u16) -> Value {
+/// Asserts an API problem response: status, JSON problem shape (all four
+/// fields, the status repeated).
+pub async fn problem(response: Response, status: u16) -> Problem {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"
     );
-    let body: Value = response.json().await.unwrap();
-    for field in ["type", "title", "status", "detail"] {
-        assert!(body.get(field).is_some(), "{body}");
-    }
-    body
+    let body = response.text().await.unwrap();
+    let problem: Problem = serde_json::from_str(&body).expect("a problem");
+    assert_eq!(problem.status, status, "{body}");
+    problem
 }
 
 /// The owner's confirmation step, as a frontend drives it.

@@ -21,28 +21,39 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use connect_benches::events::{self, User};
 use connect_benches::rounds::{Call, rounds};
 use connect_benches::runtime_api::{FunctionSpec, Outcome, Session};
+use connect_testkit::Event;
+use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER as LIST_USER, USER};
 use serde_json::Value;
 
 use clients::{Http, state_of};
 use proxy::{Proxy, Record};
 
-const INIT_TIMEOUT: Duration = Duration::from_secs(20);
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+// `USER` makes the links the callbacks and revokes use; `LIST_USER` owns a
+// handful of consents, for `GET /consents`.
 
-const BENCH_USER: User<'static> = User {
-    sub: "bench-user",
-    email: "bench-user@example.com",
-    name: "Bench User",
-};
-/// Owns a handful of consents, for `GET /consents`.
-const LIST_USER: User<'static> = User {
-    sub: "bench-lister",
-    email: "bench-lister@example.com",
-    name: "Bench Lister",
-};
+/// `POST /links` with an empty JSON object: the default return target.
+fn create_link(user: &str, request_id: &str) -> Value {
+    Event::post("/links")
+        .user(user)
+        .json(&serde_json::json!({}))
+        .request_id(request_id)
+        .to_json()
+}
+
+/// `GET /consents`: the user's consents.
+fn list_consents(user: &str, request_id: &str) -> Value {
+    Event::get("/consents")
+        .user(user)
+        .request_id(request_id)
+        .to_json()
+}
+
+/// `GET /callback?fx_consent=..&state=..`, as the bank sends the browser back.
+fn callback(consent_id: &str, state: &str) -> Event {
+    Event::get("/callback").query_pairs(&[("fx_consent", consent_id), ("state", state)])
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -234,23 +245,26 @@ pub struct Invocation {
 fn event_for(kind: Kind, pool: &mut Pool, n: usize) -> Result<Value, String> {
     let request_id = format!("bench-{n}");
     Ok(match kind {
-        Kind::Hello => events::list_consents(&BENCH_USER, &request_id),
-        Kind::CreateLink => events::create_link(&BENCH_USER, &request_id),
+        Kind::Hello => list_consents(USER, &request_id),
+        Kind::CreateLink => create_link(USER, &request_id),
         Kind::Callback => {
             let (consent, state) = pool
                 .ready
                 .pop_front()
                 .ok_or("no approved consent left for the callback")?;
-            events::callback(&consent, &state, &request_id)
+            callback(&consent, &state).request_id(&request_id).to_json()
         }
         Kind::Revoke => {
             let consent = pool
                 .authorized
                 .pop_front()
                 .ok_or("no authorized consent left to revoke")?;
-            events::revoke(&BENCH_USER, &consent, &request_id)
+            Event::post(&format!("/consents/{consent}/revoke"))
+                .user(USER)
+                .request_id(&request_id)
+                .to_json()
         }
-        Kind::Consents => events::list_consents(&LIST_USER, &request_id),
+        Kind::Consents => list_consents(LIST_USER, &request_id),
     })
 }
 
@@ -493,9 +507,9 @@ async fn prime(settings: &Settings) -> Result<(), String> {
     let log = settings.work_dir.join("logs").join("prime.log");
     let mut session = Session::start(&spec, &log).await?;
     session.ready(INIT_TIMEOUT).await?;
-    let mut events = vec![events::create_link(&BENCH_USER, "prime-0")];
+    let mut events = vec![create_link(USER, "prime-0")];
     for n in 1..=3 {
-        events.push(events::create_link(&LIST_USER, &format!("prime-{n}")));
+        events.push(create_link(LIST_USER, &format!("prime-{n}")));
     }
     for event in events {
         let outcome = session.invoke(&event, INVOKE_TIMEOUT).await?;
@@ -707,7 +721,7 @@ async fn load_part(
             continue;
         }
         http.sandbox_authorize(&settings.local_sandbox, id).await?;
-        let query = events::callback(id, &state, "x")["rawQueryString"]
+        let query = callback(id, &state).to_json()["rawQueryString"]
             .as_str()
             .unwrap_or_default()
             .to_owned();

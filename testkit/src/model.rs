@@ -1,6 +1,6 @@
 //! What the handlers may answer to a given input: the oracle shared by the
-//! property tests (`shared/tests/properties.rs` includes this file by path)
-//! and the cargo-fuzz targets (through this crate's library).
+//! property tests (`shared/tests/properties.rs`) and the cargo-fuzz targets
+//! (`fuzz/`).
 //!
 //! The fixture is an [`App`] over a [`MemoryStore`], fixed secrets and a
 //! Finexer nobody listens on (`127.0.0.1:9`), so every input that gets as far
@@ -27,7 +27,10 @@ use shared::http::{MAX_BODY_BYTES, ReturnTarget};
 use shared::secrets::{AppSecrets, StaticSecrets};
 use shared::state::{self, StateClaims};
 use shared::store::memory::MemoryStore;
-use shared::store::{ChangeSource, ConsentRecord, StateRecord, StatusChange};
+use shared::store::{ConsentRecord, StateRecord};
+
+use crate::event::Event;
+use crate::records::{self, Seed};
 
 pub const FRONTENDS: [&str; 2] = [
     "http://127.0.0.1:3000/connected",
@@ -162,35 +165,19 @@ pub fn record(
     return_to: &str,
     revoked: bool,
 ) -> ConsentRecord {
-    let at = "2026-11-25T10:00:00Z".to_owned();
-    ConsentRecord {
-        consent_id: id.to_owned(),
-        owner: USER.to_owned(),
-        customer_id: "cus_props".to_owned(),
-        status: status.clone(),
-        provider: None,
-        return_to: return_to.to_owned(),
-        state_id: jti.to_owned(),
-        created_at: at.clone(),
-        updated_at: at.clone(),
-        authorized_at: (status == ConsentStatus::Authorized).then(|| at.clone()),
-        revoke_requested_at: revoked.then(|| at.clone()),
-        revoked_at: revoked.then(|| at.clone()),
-        expires_at: None,
-        confirm_code_hash: None,
-        confirm_by: None,
-        confirmed_at: None,
-        revoke_reason: None,
-        renewed_at: None,
-        expiry_reminder_at: None,
-        due_at: None,
-        history: vec![StatusChange {
-            at,
-            to: status,
-            source: ChangeSource::Create,
-            reason: None,
-        }],
-    }
+    let at = "2026-11-25T10:00:00Z";
+    let mut record = records::consent(Seed {
+        consent_id: id,
+        owner: USER,
+        customer_id: "cus_props",
+        state_id: jti,
+        return_to,
+        status,
+        at,
+    });
+    record.revoke_requested_at = revoked.then(|| at.to_owned());
+    record.revoked_at = revoked.then(|| at.to_owned());
+    record
 }
 
 pub fn state_record(id: &str, jti: &str) -> StateRecord {
@@ -425,29 +412,6 @@ impl Fixture {
     }
 }
 
-/// An API Gateway HTTP API (v2) event, as the runtime hands it over.
-pub fn event(method: &str, path: &str, query: &str, user: bool) -> Value {
-    let mut context = json!({
-        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-        "domainPrefix": "api", "requestId": "req", "routeKey": "$default", "stage": "$default",
-        "time": "25/Nov/2026:10:00:00 +0000", "timeEpoch": 1795600000000i64,
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                 "sourceIp": "192.0.2.1", "userAgent": "props"}
-    });
-    if user {
-        context["authorizer"] = json!({"jwt": {
-            "claims": {"sub": USER, "email": "props@example.com", "name": "Prop User"},
-            "scopes": null
-        }});
-    }
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"host": "api.example.com"},
-        "requestContext": context,
-        "body": null, "isBase64Encoded": false
-    })
-}
-
 /// Whether API Gateway could hand us this query at all: `lambda_http` panics
 /// while building the request when the URI is invalid (see the report), so
 /// such queries never reach a handler.
@@ -467,8 +431,7 @@ pub fn callback_request_with_cookie(query: &str, cookie: Option<&str>) -> Option
     if !query_is_valid(query) {
         return None;
     }
-    let event = event("GET", "/callback", query, false).to_string();
-    let mut request = lambda_http::request::from_str(&event).expect("a valid callback event");
+    let mut request = Event::get("/callback").query(query).request();
     if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
         request.headers_mut().insert("cookie", value);
     }
@@ -484,6 +447,20 @@ pub fn binding_cookie(header: Option<&str>) -> Option<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == BINDING_COOKIE)
         .map(|(_, value)| value)
+}
+
+/// Valid for a request URI: ASCII that may not stand in a query is escaped,
+/// other characters are kept (the URI takes UTF-8).
+pub fn escape_query(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                escape_invalid_query_bytes(&[c as u8])
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Percent-encodes what cannot stand in a request URI's query (and nothing
@@ -513,8 +490,9 @@ pub struct LinkInput {
 }
 
 pub fn create_link_request(input: &LinkInput) -> Request {
-    let event = event("POST", "/links", "", input.user).to_string();
-    let mut request = lambda_http::request::from_str(&event).expect("a valid create-link event");
+    let event = Event::post("/links");
+    let event = if input.user { event.user(USER) } else { event };
+    let mut request = event.request();
     if let Some(kind) = input
         .content_type
         .as_deref()

@@ -8,10 +8,9 @@ use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use connect_testkit::Event;
 use lambda_http::Body;
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::routes::Route;
 
 use crate::LocalState;
@@ -112,55 +111,38 @@ pub async fn invoke(
         );
     };
 
-    let mut headers = serde_json::Map::new();
-    let mut cookies = Vec::new();
+    // One builder for every API Gateway event in the project (the test kit's):
+    // route key and path parameters from the route table, the raw query,
+    // cookies apart, a binary body base64.
+    let mut builder = Event::new(parts.method.as_str(), parts.uri.path())
+        .query(parts.uri.query().unwrap_or(""))
+        .request_id(&format!("local-{}", rand::random::<u64>()))
+        .body(&body);
+    let mut joined: Vec<(&str, String)> = Vec::new();
     for (name, value) in &parts.headers {
         let Ok(value) = value.to_str() else { continue };
         if name == "cookie" {
-            cookies.extend(value.split("; ").map(str::to_owned));
+            for cookie in value.split("; ") {
+                builder = builder.cookie(cookie);
+            }
             continue;
         }
-        let joined = match headers.get(name.as_str()) {
-            Some(Value::String(before)) => format!("{before},{value}"),
-            _ => value.to_owned(),
-        };
-        headers.insert(name.as_str().to_owned(), Value::String(joined));
+        match joined.iter_mut().find(|(n, _)| *n == name.as_str()) {
+            Some((_, before)) => *before = format!("{before},{value}"),
+            None => joined.push((name.as_str(), value.to_owned())),
+        }
     }
-    let (body, encoded) = match std::str::from_utf8(&body) {
-        _ if body.is_empty() => (Value::Null, false),
-        Ok(text) => (Value::String(text.to_owned()), false),
-        Err(_) => (Value::String(STANDARD.encode(&body)), true),
-    };
-    let path = parts.uri.path();
-    // Matched by the router from this same table: the parameters are there.
-    let parameters = match Route::find(route.method(), path) {
-        Some((_, parameters)) if !parameters.is_empty() => Value::Object(
-            parameters
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.into()))
-                .collect(),
-        ),
-        _ => Value::Null,
-    };
-    let route_key = route.key;
-    let mut context = json!({
-        "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1",
-        "domainPrefix": "local", "requestId": format!("local-{}", rand::random::<u64>()),
-        "routeKey": route_key, "stage": "$default",
-        "time": "", "timeEpoch": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-        "http": {"method": parts.method.as_str(), "path": path, "protocol": "HTTP/1.1",
-                 "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null)}
-    });
+    for (name, value) in &joined {
+        builder = builder.header(name, value);
+    }
     if let Some(claims) = claims {
-        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+        builder = builder.claims(claims);
     }
-    let event = json!({
-        "version": "2.0", "routeKey": route_key, "rawPath": path,
-        "rawQueryString": parts.uri.query().unwrap_or(""), "pathParameters": parameters,
-        "cookies": if cookies.is_empty() { Value::Null } else { json!(cookies) },
-        "headers": headers, "requestContext": context,
-        "body": body, "isBase64Encoded": encoded,
-    });
+    let mut event = builder.build();
+    event.request_context.domain_name = Some("127.0.0.1".into());
+    event.request_context.time_epoch = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    event.request_context.http.source_ip = Some("127.0.0.1".into());
+    let event = connect_testkit::event::to_json(&event);
     let lambda_request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(request) => request,
         Err(_) => {

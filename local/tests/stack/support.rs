@@ -243,27 +243,13 @@ impl Stack {
     /// Sets a consent's status at the sandbox as the bank would (its
     /// webhook follows).
     pub async fn bank_sets(&self, consent_id: &str, status: &str) {
-        self.sandbox_control(
-            &format!("/_sandbox/consents/{consent_id}/status"),
-            json!({ "status": status }),
-        )
-        .await;
-    }
-
-    /// POSTs `body` to one of the sandbox's test controls; it must succeed.
-    async fn sandbox_control(&self, path: &str, body: Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.sandbox.base_url()))
-            .json(&body)
-            .send()
+        let status: finexer_sandbox::model::ConsentStatus =
+            serde_json::from_value(json!(status)).expect("a sandbox status");
+        self.sandbox
+            .admin()
+            .set_status(consent_id, status)
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{:?}",
-            response.text().await
-        );
+            .expect("the sandbox sets the status");
     }
 
     pub async fn token(&self, user: &str) -> String {
@@ -379,41 +365,29 @@ impl Stack {
     }
 
     pub async fn fault(&self, rule: Value) {
-        self.sandbox_control("/_sandbox/faults", json!({ "rules": [rule] }))
-            .await;
+        let rule: finexer_sandbox::FaultRule = serde_json::from_value(rule).expect("a fault rule");
+        self.sandbox
+            .admin()
+            .set_faults(&[rule])
+            .await
+            .expect("the sandbox takes the fault rule");
     }
 
     pub async fn clear_faults(&self) {
-        self.http
-            .delete(format!("{}/_sandbox/faults", self.sandbox.base_url()))
-            .send()
+        self.sandbox
+            .admin()
+            .clear_faults()
             .await
-            .unwrap();
+            .expect("the sandbox clears its faults");
     }
 
     /// Finexer API calls the sandbox received, as `METHOD /path`.
     pub async fn finexer_calls(&self) -> Vec<String> {
-        let log: Value = self
-            .http
-            .get(format!("{}/_sandbox/requests", self.sandbox.base_url()))
-            .send()
+        self.sandbox
+            .admin()
+            .calls()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        log["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r["method"].as_str().unwrap(),
-                    r["path"].as_str().unwrap()
-                )
-            })
-            .collect()
+            .expect("the sandbox's request log")
     }
 }
 

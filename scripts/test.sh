@@ -42,7 +42,7 @@ trap stop_all EXIT
 start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"
 
-say "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via wiremock and the sandbox)"
+say "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
 cargo test --workspace
 
 TEST_API_URL="http://$TEST_ADDR"

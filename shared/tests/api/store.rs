@@ -5,6 +5,8 @@ use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
 use shared::store::*;
 
+use connect_testkit::records::{self, Seed};
+
 use crate::support::aws_config;
 
 async fn dynamo_store() -> DynamoStore {
@@ -16,34 +18,16 @@ async fn dynamo_store() -> DynamoStore {
 }
 
 fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecord) {
-    let consent = ConsentRecord {
-        consent_id: id.into(),
-        owner: owner.into(),
-        customer_id: "cus_1".into(),
+    let state_id = format!("state-{id}");
+    let consent = records::consent(Seed {
+        consent_id: id,
+        owner,
+        customer_id: "cus_1",
+        state_id: &state_id,
+        return_to: "https://app.example.com/",
         status: ConsentStatus::Pending,
-        provider: None,
-        return_to: "https://app.example.com/".into(),
-        state_id: format!("state-{id}"),
-        created_at: created_at.into(),
-        updated_at: created_at.into(),
-        authorized_at: None,
-        revoke_requested_at: None,
-        revoked_at: None,
-        expires_at: None,
-        confirm_code_hash: None,
-        confirm_by: None,
-        confirmed_at: None,
-        revoke_reason: None,
-        renewed_at: None,
-        expiry_reminder_at: None,
-        due_at: None,
-        history: vec![StatusChange {
-            at: created_at.into(),
-            to: ConsentStatus::Pending,
-            source: ChangeSource::Create,
-            reason: None,
-        }],
-    };
+        at: created_at,
+    });
     let state = StateRecord {
         state_id: format!("state-{id}"),
         consent_id: id.into(),

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::finexer::{Consent, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
-use crate::store::{ChangeSource, ConsentRecord, CustomerClaim, StateRecord, StatusChange};
+use crate::store::{ConsentRecord, CustomerClaim, NewRecord, StateRecord};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -213,39 +213,22 @@ fn new_records(
         issued,
     } = created;
     let created_at = timestamp(*issued)?;
-    let record = ConsentRecord {
-        consent_id: consent.id.clone(),
-        owner: caller.user_id.clone(),
-        customer_id,
+    let mut record = ConsentRecord::created(NewRecord {
+        consent_id: &consent.id,
+        owner: &caller.user_id,
+        customer_id: &customer_id,
+        state_id: &claims.jti,
+        return_to: link.return_to.as_str(),
         status: consent.status.clone(),
-        provider: consent
-            .provider
-            .clone()
-            .or(link.provider().map(str::to_owned)),
-        return_to: link.return_to.as_str().to_owned(),
-        state_id: claims.jti.clone(),
-        created_at: created_at.clone(),
-        updated_at: created_at.clone(),
-        authorized_at: None,
-        revoke_requested_at: None,
-        revoked_at: None,
-        expires_at: None,
-        confirm_code_hash: None,
-        confirm_by: None,
-        confirmed_at: None,
-        revoke_reason: None,
-        renewed_at: None,
-        expiry_reminder_at: None,
-        // Once the state has lapsed no callback can finish the journey: the
-        // reconciler then asks Finexer how it ended.
-        due_at: Some(timestamp(*issued + app.config.state_ttl)?),
-        history: vec![StatusChange {
-            at: created_at,
-            to: consent.status.clone(),
-            source: ChangeSource::Create,
-            reason: None,
-        }],
-    };
+        at: &created_at,
+    });
+    record.provider = consent
+        .provider
+        .clone()
+        .or(link.provider().map(str::to_owned));
+    // Once the state has lapsed no callback can finish the journey: the
+    // reconciler then asks Finexer how it ended.
+    record.due_at = Some(timestamp(*issued + app.config.state_ttl)?);
     let state_record = StateRecord {
         state_id: claims.jti.clone(),
         consent_id: consent.id.clone(),

@@ -95,7 +95,52 @@ pub struct ConsentRecord {
     pub history: Vec<StatusChange>,
 }
 
+/// Who and what a consent is when its record is first written.
+pub struct NewRecord<'a> {
+    pub consent_id: &'a str,
+    pub owner: &'a str,
+    pub customer_id: &'a str,
+    pub state_id: &'a str,
+    pub return_to: &'a str,
+    pub status: ConsentStatus,
+    /// Created and updated at this time.
+    pub at: &'a str,
+}
+
 impl ConsentRecord {
+    /// A record as create-link first writes it: one history entry (source
+    /// `create`), nothing else set. Callers set what they know beyond it.
+    pub fn created(new: NewRecord<'_>) -> ConsentRecord {
+        ConsentRecord {
+            consent_id: new.consent_id.to_owned(),
+            owner: new.owner.to_owned(),
+            customer_id: new.customer_id.to_owned(),
+            status: new.status.clone(),
+            provider: None,
+            return_to: new.return_to.to_owned(),
+            state_id: new.state_id.to_owned(),
+            created_at: new.at.to_owned(),
+            updated_at: new.at.to_owned(),
+            authorized_at: None,
+            revoke_requested_at: None,
+            revoked_at: None,
+            expires_at: None,
+            confirm_code_hash: None,
+            confirm_by: None,
+            confirmed_at: None,
+            revoke_reason: None,
+            renewed_at: None,
+            expiry_reminder_at: None,
+            due_at: None,
+            history: vec![StatusChange {
+                at: new.at.to_owned(),
+                to: new.status,
+                source: ChangeSource::Create,
+                reason: None,
+            }],
+        }
+    }
+
     /// Authorized and confirmed by its owner: its data may be served.
     pub fn is_confirmed(&self) -> bool {
         self.status == ConsentStatus::Authorized && self.confirmed_at.is_some()

@@ -21,9 +21,13 @@ need_python() {
   command -v python3 >/dev/null || fail "python3 is required (for the moto DynamoDB/Secrets Manager emulator); install it, e.g. apt-get install python3 python3-venv"
 }
 
-ensure_venv() {
+ensure_venv() { # [dir], default $VENV
+  local dir=${1:-$VENV}
   need_python
-  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || fail "could not create $VENV (apt-get install python3-venv?)"
+  if [ ! -x "$dir/bin/pip" ]; then
+    say "Creating $dir ($(python3 --version))"
+    python3 -m venv "$dir" || fail "could not create $dir (apt-get install python3-venv?)"
+  fi
 }
 
 ensure_moto() {
@@ -86,17 +90,10 @@ stop_moto() {
 INFRA_VENV="$ROOT/.venv-infra"
 CARGO_LAMBDA_VERSION=1.9.2
 
-ensure_infra_venv() {
-  need_python
-  if [ ! -x "$INFRA_VENV/bin/python" ]; then
-    say "Creating $INFRA_VENV for the deploy tools ($(python3 --version))"
-    python3 -m venv "$INFRA_VENV" || fail "could not create $INFRA_VENV (apt-get install python3-venv?)"
-  fi
-}
 
 # cfn-lint and sam at the pinned versions; pip is quick when they are there.
 ensure_infra_tools() {
-  ensure_infra_venv
+  ensure_venv "$INFRA_VENV"
   "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/infra/requirements.txt" \
     || fail "pip could not install infra/requirements.txt"
   "$INFRA_VENV/bin/pip" check >/dev/null || { "$INFRA_VENV/bin/pip" check; fail "pip check failed in $INFRA_VENV"; }
@@ -104,7 +101,7 @@ ensure_infra_tools() {
 
 # cargo-lambda (and zig, as the ziglang wheel) on PATH, for the release zips.
 ensure_cargo_lambda() {
-  ensure_infra_venv
+  ensure_venv "$INFRA_VENV"
   # `pip show` fails when it is not installed yet: that is the answer, not an error.
   local installed
   installed="$({ "$INFRA_VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } | sed -n 's/^Version: //p')"

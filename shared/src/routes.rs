@@ -241,24 +241,6 @@ pub fn path_parameter(request: &Request, name: &str) -> Result<String> {
     }
 }
 
-/// An event's `routeKey` and `pathParameters` for a request to `method`
-/// and `path`, as API Gateway sends them: the route's key (`$default` when
-/// no route matches) and its parameters (null when it has none). For the
-/// tools and tests that build events.
-pub fn event_fields(method: &str, path: &str) -> (&'static str, Value) {
-    match Route::find(method, path) {
-        Some((route, parameters)) if parameters.is_empty() => (route.key, Value::Null),
-        Some((route, parameters)) => {
-            let parameters = parameters
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), Value::String(value)))
-                .collect();
-            (route.key, Value::Object(parameters))
-        }
-        None => ("$default", Value::Null),
-    }
-}
-
 /// The table as the tools outside Rust read it (the infra check).
 pub fn as_json() -> Value {
     let functions: Vec<Value> = Function::ALL
@@ -348,16 +330,6 @@ mod tests {
         assert!(Route::find("DELETE", "/consents/bc_1").is_none());
         assert!(Route::find("GET", "/local/reconcile").is_none());
         assert!(Route::find("GET", "").is_none());
-    }
-
-    #[test]
-    fn events_get_the_route_key_and_parameters_api_gateway_gives() {
-        assert_eq!(
-            event_fields("POST", "/consents/bc_1/confirm"),
-            ("POST /consents/{id}/confirm", json!({"id": "bc_1"}))
-        );
-        assert_eq!(event_fields("GET", "/links"), ("$default", Value::Null));
-        assert_eq!(event_fields("POST", "/links"), ("POST /links", Value::Null));
     }
 
     fn event(route_key: &str, parameters: Value) -> Request {

@@ -42,6 +42,12 @@ mod tests {
         assert_eq!(revoke.key, "POST /consents/{id}/revoke");
         assert_eq!(revoke.path_parameters["id"], "bc_1");
         assert!(revoke.authorized);
+        let confirm = lookup("POST", "/consents/bc_1/confirm").unwrap();
+        assert_eq!(confirm.key, "POST /consents/{id}/confirm");
+        assert_eq!(confirm.path_parameters["id"], "bc_1");
+        let links = lookup("POST", "/links").unwrap();
+        assert_eq!(links.key, "POST /links");
+        assert!(links.path_parameters.is_empty());
         let callback = lookup("GET", "/callback").unwrap();
         assert!(callback.path_parameters.is_empty());
         assert!(!callback.authorized);

@@ -664,3 +664,67 @@ async fn every_function_prints_valid_metric_lines() {
     let work = setup.stop().await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A cold start whose start-up prefetch fails (moto, so Secrets Manager and
+/// DynamoDB, refused: the proxy in front of it is cut) still initialises and
+/// waits for events; once moto is back, its first request fetches the secret
+/// itself and succeeds. The failure is logged without a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_startup_prefetch_leaves_the_work_to_the_first_request() {
+    let moto = connect_testkit::proxy::Proxy::start(connect_testkit::aws::moto_address()).await;
+    moto.cut().await;
+    let setup = Setup::start(&[
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+    ])
+    .await;
+    let (mut session, log) = setup.session("create-link").await;
+
+    // The prefetch runs after init; wait (bounded) until each part has failed.
+    let waited = Instant::now();
+    let logged = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let failed: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("start-up prefetch failed"))
+            .collect();
+        if ["\"secret\"", "\"dynamodb\""]
+            .iter()
+            .all(|part| failed.iter().any(|line| line.contains(part)))
+        {
+            break text;
+        }
+        assert!(
+            waited.elapsed() < INIT_TIMEOUT,
+            "no prefetch failure logged for the secret and DynamoDB: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        !logged.contains("invocation finished"),
+        "the prefetch failed before any request: {logged}"
+    );
+    session.alive().unwrap();
+    assert_eq!(session.init_error(), None);
+
+    moto.restore();
+    let link = Event::post("/links")
+        .user(USER)
+        .json(&json!({"provider": "sandbox-barclays"}))
+        .request_id("after-outage")
+        .to_json();
+    let answer = session.invoke(&link, INVOKE_TIMEOUT).await.unwrap();
+    let (status, answer) = answer.http().unwrap();
+    assert_eq!(status, 201, "{answer}");
+    session.stop().await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [
+        connect_local::SANDBOX_API_KEY,
+        connect_local::LOCAL_WEBHOOK_SECRET,
+    ] {
+        assert!(!text.contains(secret), "the log shows a secret: {text}");
+    }
+    let work = setup.stop().await;
+    let _ = std::fs::remove_dir_all(work);
+}

@@ -76,7 +76,8 @@ impl App {
     /// Production wiring: configuration from the environment, DynamoDB and
     /// Secrets Manager through the AWS SDK's standard configuration (so
     /// `AWS_ENDPOINT_URL` points both at an emulator). Makes no network call:
-    /// secrets are fetched on first use.
+    /// secrets are fetched on first use, or by the start-up prefetch
+    /// ([`crate::prefetch`]) in the background.
     pub async fn from_env() -> Result<App> {
         let config = Config::from_env()?;
         let aws = crate::net::aws_config_loader(config.store_timeout)?

@@ -25,6 +25,9 @@ pub struct Config {
     pub secret_id: String,
     /// How long fetched secrets are reused (`SECRETS_CACHE_SECONDS`).
     pub secrets_cache_ttl: Duration,
+    /// Whether a cold start opens its connections and fetches its secret in
+    /// the background while it waits for the first event (`STARTUP_PREFETCH`).
+    pub startup_prefetch: bool,
     /// DynamoDB table of consents, customers and states (`CONSENT_TABLE`).
     pub table_name: String,
     /// Our public callback URL, registered at Finexer (`CALLBACK_URL`).
@@ -73,6 +76,16 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "Finexer API base URL",
     ),
     (
+        "FINEXER_CA_BUNDLE",
+        Some(""),
+        "PEM file of CA certificates the Finexer client trusts besides Mozilla's roots (compiled in); read at start-up only when set (a local TLS terminator)",
+    ),
+    (
+        "AWS_CA_BUNDLE",
+        Some(""),
+        "the same for the DynamoDB and Secrets Manager clients, as the AWS SDKs and CLI define it",
+    ),
+    (
         "FINEXER_CONSENT_HOSTS",
         Some(""),
         "comma-separated hosts Finexer's `consent_url` may be on (`*.` for subdomains); empty: the base URL's host and, for `api.<domain>`, `<domain>` and its subdomains",
@@ -91,6 +104,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "SECRETS_CACHE_SECONDS",
         Some("300"),
         "how long fetched secrets are reused",
+    ),
+    (
+        "STARTUP_PREFETCH",
+        Some("true"),
+        "on a cold start, fetch the secret and open the DynamoDB and Finexer connections in the background while waiting for the first event (`false`: the first request does it)",
     ),
     (
         "STATE_TTL_SECONDS",
@@ -152,6 +170,7 @@ impl Config {
         let store_timeout = reader.millis("STORE_TIMEOUT_MS", 50, 20_000);
         let secret_id = reader.string("CONNECT_SECRET_ID");
         let secrets_cache_ttl = reader.seconds("SECRETS_CACHE_SECONDS", 0, 86_400);
+        let startup_prefetch = reader.boolean("STARTUP_PREFETCH");
         let table_name = reader.string("CONSENT_TABLE");
         let callback_url = reader.url("CALLBACK_URL");
         let frontend_urls = reader.url_list("FRONTEND_URLS");
@@ -171,6 +190,7 @@ impl Config {
             store_timeout: store_timeout.expect("checked"),
             secret_id: secret_id.expect("checked"),
             secrets_cache_ttl: secrets_cache_ttl.expect("checked"),
+            startup_prefetch: startup_prefetch.expect("checked"),
             table_name: table_name.expect("checked"),
             callback_url: callback_url.expect("checked"),
             frontend_urls: frontend_urls.expect("checked"),
@@ -380,6 +400,24 @@ mod tests {
         );
         assert_eq!(config.confirm_ttl, Duration::from_secs(600));
         assert_eq!(config.metrics_namespace, "FinexerConnect");
+        assert!(
+            config.startup_prefetch,
+            "the prefetch is on unless switched off"
+        );
+    }
+
+    #[test]
+    fn the_startup_prefetch_can_be_switched_off() {
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("STARTUP_PREFETCH", "false"));
+        assert!(!with(&vars).unwrap().startup_prefetch);
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("STARTUP_PREFETCH", "later"));
+        let err = with(&vars).unwrap_err().to_string();
+        assert!(
+            err.contains("STARTUP_PREFETCH must be true or false"),
+            "{err}"
+        );
     }
 
     #[test]

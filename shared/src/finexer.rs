@@ -152,7 +152,7 @@ pub struct FinexerClient {
 
 impl FinexerClient {
     pub fn new(base: Url, timeout: Duration, secrets: Arc<dyn SecretSource>) -> Result<Self> {
-        let http = crate::net::http_client_builder()
+        let http = crate::net::http_client_builder_trusting(crate::net::FINEXER_CA_BUNDLE)?
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .user_agent(concat!("finexer-connect/", env!("CARGO_PKG_VERSION")))
@@ -185,6 +185,18 @@ impl FinexerClient {
             return transport.send(request).await;
         }
         self.http.execute(request).await
+    }
+
+    /// Opens a connection to Finexer through the client's pool, ahead of
+    /// the first request (the start-up prefetch, [`crate::prefetch`]): a
+    /// `HEAD` of the base URL, without the API key. Any HTTP answer will do.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.http
+            .head(self.base.clone())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(format!("HEAD {} (warm-up): {e}", self.base), None))
     }
 
     /// Shorter backoff between retries, for tests.

@@ -13,6 +13,9 @@
 //! answered 500 for that request only (the release profile unwinds; see
 //! `benches/RESULTS.md` for what that costs).
 //!
+//! Before the runtime asks for the first event, [`crate::prefetch`] starts
+//! the first request's network work in the background.
+//!
 //! Each invocation runs in [`observed`]: its metrics name the function
 //! ([`crate::metrics`]), and it ends with one log line (request id,
 //! function, route template, status, consent id when known, duration).
@@ -120,6 +123,7 @@ where
     // The process lives as long as the container; leaking gives handlers a
     // plain `&App` without reference counting on every request.
     let app: &'static App = Box::leak(Box::new(app));
+    crate::prefetch::start(app, function);
     let observed_handler = move |app: &'static App, request: Request| {
         observed(app, function, request, move |request| handler(app, request))
     };
@@ -150,6 +154,7 @@ where
         e
     })?;
     let app: &'static App = Box::leak(Box::new(app));
+    crate::prefetch::start(app, function);
     let handler = &*Box::leak(Box::new(handler));
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Whatever the schedule sends, an unreadable input means "defaults".

@@ -14,6 +14,7 @@ pub mod http;
 pub mod lambda;
 pub mod metrics;
 pub mod net;
+pub mod prefetch;
 pub mod routes;
 pub mod secrets;
 pub mod state;

@@ -5,7 +5,10 @@
 //! system's certificate store when they are built, which was 16 of a
 //! function's 19 ms of init (benches/RESULTS.md). Mozilla's root store,
 //! compiled in (`webpki-roots`), costs nothing to load and is what both would
-//! find on Lambda's own images anyway.
+//! find on Lambda's own images anyway. An endpoint behind another CA (a
+//! local TLS terminator, a private endpoint) is trusted through a PEM file
+//! named by `AWS_CA_BUNDLE` (the AWS clients) or `FINEXER_CA_BUNDLE` (the
+//! Finexer client), read at start-up only when set.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -24,25 +27,73 @@ use crate::error::{Error, Result};
 /// settings and this client agree.
 pub const AWS_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
-static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
-    let roots = rustls::RootCertStore {
+/// The variable naming extra CAs (a PEM file) the AWS clients trust, as the
+/// AWS SDKs and CLI define it (for an endpoint behind a private CA, such as
+/// a local TLS terminator).
+pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
+/// The same for the Finexer client.
+pub const FINEXER_CA_BUNDLE: &str = "FINEXER_CA_BUNDLE";
+
+static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| tls_config(mozilla_roots()));
+
+fn mozilla_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    }
+}
+
+fn tls_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("aws-lc-rs supports the default TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
-});
+}
+
+/// Mozilla's roots plus the CA certificates in the PEM file `variable`
+/// names, when it is set; the file is read only then, so an unset variable
+/// costs nothing at start-up.
+fn tls_trusting(variable: &str, path: Option<std::ffi::OsString>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let Some(path) = path.filter(|path| !path.is_empty()) else {
+        return Ok(TLS.clone());
+    };
+    let path = std::path::PathBuf::from(path);
+    let unusable = |why: String| Error::Config(format!("{variable} ({}): {why}", path.display()));
+    let certificates = CertificateDer::pem_file_iter(&path)
+        .and_then(|certificates| certificates.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| unusable(e.to_string()))?;
+    let mut roots = mozilla_roots();
+    let (added, _) = roots.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(unusable("holds no usable CA certificate".into()));
+    }
+    Ok(tls_config(roots))
+}
 
 /// A reqwest builder with what every outbound client shares: the TLS
 /// configuration (TLS 1.2 and 1.3, Mozilla's roots, aws-lc-rs), and idle
 /// connections dropped after 50 s, before the servers' own idle limits close
 /// them under a request.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
+    with_tls(TLS.clone())
+}
+
+/// [`http_client_builder`], whose client also trusts the CAs in the PEM file
+/// the variable `ca_bundle` names ([`AWS_CA_BUNDLE`], [`FINEXER_CA_BUNDLE`]).
+pub fn http_client_builder_trusting(ca_bundle: &str) -> Result<reqwest::ClientBuilder> {
+    Ok(with_tls(tls_trusting(
+        ca_bundle,
+        std::env::var_os(ca_bundle),
+    )?))
+}
+
+fn with_tls(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .tls_backend_preconfigured(TLS.clone())
+        .tls_backend_preconfigured(tls)
         .pool_idle_timeout(Duration::from_secs(50))
 }
 
@@ -84,7 +135,7 @@ pub struct AwsHttpClient {
 
 impl AwsHttpClient {
     pub fn new() -> Result<Self> {
-        let http = http_client_builder()
+        let http = http_client_builder_trusting(AWS_CA_BUNDLE)?
             .connect_timeout(AWS_CONNECT_TIMEOUT)
             // AWS endpoints answer, they do not redirect; following one
             // would send a signed request somewhere it was not signed for.
@@ -214,6 +265,36 @@ mod tests {
             http: AwsHttpClient::new().unwrap().http,
             read_timeout,
         }
+    }
+
+    #[test]
+    fn an_extra_ca_bundle_is_read_only_when_set_and_must_hold_a_certificate() {
+        let unset = tls_trusting(FINEXER_CA_BUNDLE, None).unwrap();
+        let empty = tls_trusting(FINEXER_CA_BUNDLE, Some("".into())).unwrap();
+        for config in [unset, empty] {
+            assert!(config.alpn_protocols.is_empty());
+        }
+        let missing = tls_trusting(AWS_CA_BUNDLE, Some("/nonexistent/ca.pem".into()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            missing.contains("AWS_CA_BUNDLE (/nonexistent/ca.pem)"),
+            "{missing}"
+        );
+        let dir = std::env::temp_dir().join(format!("ca-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "no certificate here\n").unwrap();
+        let refused = tls_trusting(FINEXER_CA_BUNDLE, Some(not_pem.into()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refused.contains("FINEXER_CA_BUNDLE") && refused.contains("no usable CA"),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

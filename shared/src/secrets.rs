@@ -160,7 +160,8 @@ pub struct SecretsManagerSource {
     secret_id: String,
     ttl: Duration,
     // A mutex rather than a read-write lock: concurrent first requests wait for
-    // one fetch instead of all fetching.
+    // one fetch instead of all fetching. Held for the whole fetch, so the first
+    // request joins the start-up prefetch's fetch (crate::prefetch).
     cached: Mutex<Cache>,
 }
 

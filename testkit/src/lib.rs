@@ -7,12 +7,15 @@
 //! - [`records`]: consent records to seed a store with.
 //! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
 //! - [`aws`]: the AWS emulator (moto) the suites use.
+//! - `proxy` (feature `proxy`): a TCP proxy a test can cut off and restore.
 //! - [`lambda`]: the Runtime API emulator's time limits and the test users.
 
 pub mod aws;
 pub mod event;
 pub mod lambda;
 pub mod model;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod records;
 pub mod routes;
 #[cfg(feature = "sandbox")]

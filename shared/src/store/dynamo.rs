@@ -304,6 +304,25 @@ fn consent_item(record: &ConsentRecord) -> Result<Item> {
 
 #[async_trait]
 impl ConsentStore for DynamoStore {
+    /// A read of a key no record has: `GetItem` is an action every
+    /// function's role already has, it costs half a read unit, and it leaves
+    /// a TLS connection in the client's pool (and the SDK's signing and
+    /// endpoint resolution done once).
+    async fn warm_up(&self) -> Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(HashMap::from([
+                ("pk".into(), s("WARM-UP")),
+                ("sk".into(), s("WARM-UP")),
+            ])))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (warm-up)", e))?;
+        Ok(())
+    }
+
     async fn customer(&self, owner: &str) -> Result<Option<String>> {
         let item = self.get(customer_key(owner)).await?;
         Ok(item.and_then(|item| match item.get("customer_id") {

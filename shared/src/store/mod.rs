@@ -410,6 +410,12 @@ pub enum ConsumeOutcome {
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
+    /// Opens the store's connection ahead of the first request (the start-up
+    /// prefetch, [`crate::prefetch`]); nothing to do for an in-memory store.
+    async fn warm_up(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The user's Finexer customer id, if one was saved.
     async fn customer(&self, owner: &str) -> Result<Option<String>>;
 

@@ -8,23 +8,30 @@
 #   scripts/bench.sh --quick    smoke run, fewer samples; writes
 #                               target-release/bench/RESULTS-quick.md instead
 #   scripts/bench.sh --no-build reuse the binaries already built
+#   scripts/bench.sh --cold     only the cold-request part (the cold request
+#                               over TLS, init against both hello-worlds,
+#                               moto's share), building only what it needs;
+#                               writes target-release/bench/RESULTS-cold.md
 #
 # Builds go to CARGO_TARGET_DIR=target-release (see the build step below).
 #
 # Only 127.0.0.1 is contacted. Ports (override with the variables):
 # BENCH_MOTO_PORT=4577 (and the next port), BENCH_SANDBOX_PORT=3101, BENCH_LOCAL_PORT=3100,
 # BENCH_LOCAL_SANDBOX_PORT=3102, BENCH_LOCAL_DEMO_PORT=3103 (the local stack's
-# demo frontend, whose sign-in mints tokens). Every loop is bounded: fixed counts of
+# demo frontend, whose sign-in mints tokens), BENCH_TLS_PORT=0 (the cold-request
+# part's TLS endpoints: this port and the next three; 0: any free ones). Every loop is bounded: fixed counts of
 # starts and invocations, time limits on wrk and on every wait.
 set -euo pipefail
 
 QUICK=0
 BUILD=1
+COLD=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --cold) COLD=1 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +58,9 @@ export CARGO_TARGET_DIR="$ROOT/target-release"
 TARGET=x86_64-unknown-linux-gnu
 TOOL_FLAGS=(--target "$TARGET" --config 'build.rustflags=["-C", "target-cpu=haswell"]' --release)
 BIN="$CARGO_TARGET_DIR/$TARGET/release"
-TOOLS="$BIN"
+# BENCH_TOOLS_DIR: the harness, sandbox and local stack from another build
+# (with --no-build; e.g. target/debug, when a release build of them is too dear).
+TOOLS="${BENCH_TOOLS_DIR:-$BIN}"
 WORK="$CARGO_TARGET_DIR/bench"
 SIZE="$WORK/size"
 OUT="$ROOT/benches/RESULTS.md"
@@ -60,10 +69,18 @@ if [ "$QUICK" = 1 ]; then
   export BENCH_STARTS=${BENCH_STARTS:-5} BENCH_WARM=${BENCH_WARM:-50}
   export BENCH_LOAD_SECONDS=${BENCH_LOAD_SECONDS:-3} BENCH_OVERHEAD_SECONDS=${BENCH_OVERHEAD_SECONDS:-1}
   export BENCH_WEBHOOKS=${BENCH_WEBHOOKS:-50} BENCH_RECONCILE_RECORDS=${BENCH_RECONCILE_RECORDS:-200}
+  export BENCH_INIT_RUNS=${BENCH_INIT_RUNS:-2} BENCH_INIT_STARTS=${BENCH_INIT_STARTS:-5}
+fi
+FUNCTIONS=(create-link callback revoke consents)
+if [ "$COLD" = 1 ]; then
+  OUT="$WORK/RESULTS-cold.md"
+  FUNCTIONS=(create-link callback consents)
+  export BENCH_SKIP=memory,init,roundtrips,webhooks,reconcile,load
 fi
 
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
-command -v wrk >/dev/null || fail "wrk is required for the throughput part: apt-get install wrk"
+command -v wrk >/dev/null || apt_install wrk
+command -v wrk >/dev/null || fail "wrk is required for the throughput part and could not be installed"
 command -v strip >/dev/null || fail "strip is required (apt-get install binutils)"
 command -v curl >/dev/null || fail "curl is required (apt-get install curl)"
 need_python
@@ -79,30 +96,46 @@ if [ "$BUILD" = 1 ]; then
   # One cargo invocation per kind of binary, so that cargo's feature
   # unification cannot leak the harness's dependencies into the functions or
   # into the hello-world: each is built as it would be on its own.
-  say "Building the four functions (cargo lambda build --release --output-format zip)"
-  cargo lambda build --release --output-format zip -p create-link -p callback -p revoke -p consents
-  say "Building the hello-world reference the same way (lambda_runtime only)"
-  cargo lambda build --release --output-format zip -p connect-benches --features hello --bin bench-hello
+  say "Building the functions: ${FUNCTIONS[*]} (cargo lambda build --release --output-format zip)"
+  PACKAGES=()
+  for f in "${FUNCTIONS[@]}"; do PACKAGES+=(-p "$f"); done
+  cargo lambda build --release --output-format zip "${PACKAGES[@]}"
+  say "Building the hello-world references the same way (lambda_runtime only; multi-thread and current_thread)"
+  cargo lambda build --release --output-format zip -p connect-benches --features hello \
+    --bin bench-hello --bin bench-hello-current-thread
   say "Building the harness, the overhead benchmark, the sandbox and the local stack (cargo build, same flags)"
   export CARGO_TARGET_APPLIES_TO_HOST=false # as cargo-lambda sets it
   cargo build "${TOOL_FLAGS[@]}" --quiet -p connect-benches --features harness --bin connect-bench
-  cargo build "${TOOL_FLAGS[@]}" --quiet -p connect-benches --features overhead --bin bench-overhead
+  [ "$COLD" = 1 ] || cargo build "${TOOL_FLAGS[@]}" --quiet -p connect-benches --features overhead --bin bench-overhead
   cargo build "${TOOL_FLAGS[@]}" --quiet -p finexer-sandbox -p connect-local
+  if [ "${BENCH_NO_PIE:-0}" = 1 ]; then
+    say "Building create-link once more without PIE (-C relocation-model=static; measured, never shipped)"
+    CARGO_TARGET_DIR="$ROOT/target-nopie" cargo build --target "$TARGET" --release --quiet \
+      --config 'build.rustflags=["-C", "target-cpu=haswell", "-C", "relocation-model=static"]' -p create-link
+  fi
 fi
-for b in create-link callback revoke consents bench-hello; do
+# BENCH_NO_PIE=1: the init part also starts that build (cargo build, not cargo lambda: the linker differs).
+if [ "${BENCH_NO_PIE:-0}" = 1 ]; then
+  export BENCH_NO_PIE_DIR="$ROOT/target-nopie/$TARGET/release"
+  [ -x "$BENCH_NO_PIE_DIR/create-link" ] || fail "$BENCH_NO_PIE_DIR/create-link is missing; run without --no-build"
+fi
+for b in "${FUNCTIONS[@]}" bench-hello bench-hello-current-thread; do
   [ -x "$BIN/$b" ] || fail "$BIN/$b is missing; run without --no-build"
 done
-for b in finexer-sandbox connect-local connect-bench bench-overhead; do
+TOOL_BINS=(finexer-sandbox connect-local connect-bench)
+[ "$COLD" = 1 ] || TOOL_BINS+=(bench-overhead)
+for b in "${TOOL_BINS[@]}"; do
   [ -x "$TOOLS/$b" ] || fail "$TOOLS/$b is missing; run without --no-build"
 done
 
 mkdir -p "$WORK"
-rm -rf "$SIZE"
-mkdir -p "$SIZE"
-say "Package size: stripping and zipping each function as bootstrap"
-for b in bench-hello create-link callback revoke consents; do
-  strip --strip-all -o "$SIZE/$b" "$BIN/$b"
-  python3 - "$SIZE/$b" "$SIZE/$b.zip" <<'PY'
+if [ "$COLD" = 0 ]; then
+  rm -rf "$SIZE"
+  mkdir -p "$SIZE"
+  say "Package size: stripping and zipping each function as bootstrap"
+  for b in bench-hello create-link callback revoke consents; do
+    strip --strip-all -o "$SIZE/$b" "$BIN/$b"
+    python3 - "$SIZE/$b" "$SIZE/$b.zip" <<'PY'
 import sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
 info = zipfile.ZipInfo("bootstrap", date_time=(2026, 1, 1, 0, 0, 0))
@@ -111,12 +144,13 @@ info.compress_type = zipfile.ZIP_DEFLATED
 with open(src, "rb") as f, zipfile.ZipFile(dst, "w") as z:
     z.writestr(info, f.read(), compresslevel=9)
 PY
-done
+  done
 
-say "Request overhead: criterion benchmarks of every handler (bench-overhead)"
-CRITERION_HOME="$WORK/criterion" BENCH_OVERHEAD_JSON="$WORK/overhead.json" \
-  "$TOOLS/bench-overhead" >"$WORK/overhead.log" 2>&1 \
-  || { tail -n 30 "$WORK/overhead.log" >&2; fail "bench-overhead failed (log: $WORK/overhead.log)"; }
+  say "Request overhead: criterion benchmarks of every handler (bench-overhead)"
+  CRITERION_HOME="$WORK/criterion" BENCH_OVERHEAD_JSON="$WORK/overhead.json" \
+    "$TOOLS/bench-overhead" >"$WORK/overhead.log" 2>&1 \
+    || { tail -n 30 "$WORK/overhead.log" >&2; fail "bench-overhead failed (log: $WORK/overhead.log)"; }
+fi
 
 PIDS=()
 # Stops what this script started, by pid: SIGTERM, up to 5 s, then SIGKILL.
@@ -207,7 +241,7 @@ fi
 say "Init time, memory, round trips, throughput, webhooks and the reconciler (connect-bench)"
 BENCH_BIN_DIR="$BIN" BENCH_SIZE_DIR="$SIZE" BENCH_WORK_DIR="$WORK" BENCH_OUT="$OUT" \
   BENCH_OVERHEAD_JSON="$WORK/overhead.json" BENCH_LAMBDA_DIR="$CARGO_TARGET_DIR/lambda" \
-  BENCH_MOTO_URL="http://127.0.0.1:$BENCH_MOTO_PORT" \
+  BENCH_MOTO_URL="http://127.0.0.1:$BENCH_MOTO_PORT" BENCH_TLS_PORT="${BENCH_TLS_PORT:-0}" \
   BENCH_SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT" \
   BENCH_LOCAL_URL="http://127.0.0.1:$LOCAL_PORT" \
   BENCH_LOCAL_SANDBOX_URL="http://127.0.0.1:$LOCAL_SANDBOX_PORT" \

@@ -22,16 +22,6 @@ export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 WAIT_SECONDS=${E2E_WAIT_SECONDS:-60}
 E2E_DIR="$ROOT/e2e"
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null; then
-    sudo "$@"
-  else
-    fail "need root to run: $* (run as root or install sudo)"
-  fi
-}
-
 # --- Browser: Debian's chromium --------------------------------------------
 if [ ! -x "$E2E_CHROMIUM" ]; then
   say "Installing Chromium from Debian (apt-get install chromium chromium-driver)"

@@ -17,6 +17,24 @@ export AWS_DEFAULT_REGION=$AWS_REGION
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 
+# Runs a command as root (sudo when not root): installing Debian packages.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    fail "need root to run: $* (run as root or install sudo)"
+  fi
+}
+
+# Installs Debian packages that are missing, saying so.
+apt_install() { # package...
+  say "Installing $* from Debian (apt-get install $*)"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
 need_python() {
   command -v python3 >/dev/null || fail "python3 is required (for the moto DynamoDB/Secrets Manager emulator); install it, e.g. apt-get install python3 python3-venv"
 }

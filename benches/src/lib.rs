@@ -5,10 +5,13 @@
 //! `emulator`) the Lambda Runtime API emulator, which
 //! `local/tests/hostile_events.rs` also drives the function binaries with.
 //! API Gateway events come from the test kit (`connect_testkit::Event`).
-//! The binaries are `bench-hello` (the reference Lambda), `connect-bench`
+//! The binaries are `bench-hello` and `bench-hello-current-thread` (the
+//! reference Lambdas, feature `hello`: [`hello`]), `connect-bench`
 //! (Runtime API emulator, counting proxy, every measured part and the report)
 //! and `bench-overhead` (criterion benchmarks of the handlers).
 
+#[cfg(feature = "hello")]
+pub mod hello;
 pub mod rounds;
 #[cfg(feature = "emulator")]
 pub mod runtime_api;

@@ -212,6 +212,11 @@ impl Session {
         }
     }
 
+    /// When the process was spawned (the init clock's start).
+    pub fn spawned_at(&self) -> Instant {
+        self.spawned
+    }
+
     /// The process's id: the same process for the whole session (the
     /// emulator never restarts it).
     pub fn pid(&self) -> u32 {
@@ -233,6 +238,27 @@ impl Session {
             Phase::InitError(e) => Some(e.clone()),
             _ => None,
         }
+    }
+
+    /// CPU time the process has used so far, every thread's user and
+    /// system time (`/proc/<pid>/task/*/schedstat`, in nanoseconds, rather
+    /// than `/proc/<pid>/stat`'s 10 ms ticks).
+    pub fn cpu_time(&self) -> Result<Duration, String> {
+        let tasks = format!("/proc/{}/task", self.pid);
+        let mut total = 0u64;
+        for task in std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e}"))? {
+            let path = task.map_err(|e| e.to_string())?.path().join("schedstat");
+            // A thread may end between the listing and the read.
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .ok_or_else(|| format!("{}: unreadable", path.display()))?;
+        }
+        Ok(Duration::from_nanos(total))
     }
 
     /// Peak resident set size so far (`VmHWM`), in KiB.

@@ -8,13 +8,16 @@
 //! and the hello-world); round trips (each outbound call logged by a counting
 //! proxy that holds it for a fixed delay); throughput (wrk against the local
 //! stack); webhook acknowledgement and reconciler throughput (the local
-//! stack, `webhooks.rs`). The request-overhead part is `bench-overhead`; its
-//! JSON is read here.
+//! stack, `webhooks.rs`); the cold request over TLS, init against both
+//! hello-worlds, and moto's own cost (`cold.rs`, `tls.rs`). The
+//! request-overhead part is `bench-overhead`; its JSON is read here.
 
 mod clients;
+mod cold;
 mod load;
 mod proxy;
 mod report;
+mod tls;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -480,6 +483,7 @@ pub struct Results {
     pub round_trips: Vec<RoundTrip>,
     pub load: Vec<LoadResult>,
     pub webhooks: Option<webhooks::WebhookResults>,
+    pub cold: Option<cold::ColdResults>,
     pub notes: Vec<String>,
 }
 
@@ -772,6 +776,11 @@ async fn run(settings: &Settings) -> Result<Results, String> {
     wait_for_local_stack(settings, &http).await?;
     eprintln!("priming: customers for the bench users");
     prime(settings).await?;
+    // First, while the functions' table is small (moto's Query time grows
+    // with it: this part measures how much).
+    if !settings.skips("cold") {
+        results.cold = Some(cold::run(settings, &http, &proxies).await?);
+    }
     if !settings.skips("memory") {
         memory_part(settings, &http, &proxies, &mut results).await?;
     }

@@ -519,6 +519,21 @@ pub fn render(settings: &Settings, r: &Results, load_before: &str, elapsed: Dura
     for note in &r.notes {
         let _ = writeln!(out, "\n> {note}");
     }
+    if let Some(cold) = &r.cold {
+        let (section, cold_goals) = crate::cold::section(cold);
+        body.push('\n');
+        body.push_str(&section);
+        goals.extend(
+            cold_goals
+                .into_iter()
+                .map(|(goal, target, measured, met)| Goal {
+                    goal,
+                    target,
+                    measured,
+                    met,
+                }),
+        );
+    }
     let _ = writeln!(out, "\n## Goals\n");
     let _ = writeln!(out, "| Goal | Target | Measured | Verdict |");
     let _ = writeln!(out, "|---|---|---|---|");

@@ -56,10 +56,13 @@ for template in "${templates[@]}"; do
 done
 
 step "template against the code: tests/infra/check_consistency.py"
-if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml; then
+routes="$(mktemp)"
+"$(local_bin routes)" >"$routes" || fail "the route table (connect-local's routes binary) could not be printed"
+if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml --routes "$routes"; then
   failed+=("consistency")
 fi
 
+rm -f "$routes"
 echo
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "check-infra: FAILED: ${failed[*]}"

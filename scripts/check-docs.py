@@ -6,6 +6,7 @@
   inside the repository, and its #anchor, if the target is Markdown, at a
   heading it has (GitHub's slugs) or an explicit `<a id=...>`/`name=`.
   Links inside code (fenced blocks, `spans`) are text, not links.
+- Every file in docs/ is linked from README.md.
 - Panic strategy: each `panic = "..."` the reference docs state (README.md,
   docs/, infra/README.md) is Cargo.toml's `[profile.release]` value, and
   they state it at least once.
@@ -127,6 +128,20 @@ def check_links(root, files):
     return problems
 
 
+def check_docs_linked(root, files):
+    """Each Markdown file in docs/ that README.md does not link to."""
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as handle:
+        linked = {
+            os.path.normpath(target.strip("<>").partition("#")[0])
+            for _, target in links(handle.read())
+        }
+    return [
+        f"README.md links to no {name}: every file in docs/ is linked from the README"
+        for name in files
+        if re.match(r"^docs/[^/]+\.md$", name) and name not in linked
+    ]
+
+
 def release_panic(cargo_toml):
     """[profile.release] panic in a Cargo.toml; Cargo's default is unwind."""
     section = None
@@ -174,7 +189,7 @@ def markdown_files(root):
 
 def check(root):
     files = markdown_files(root)
-    problems = check_links(root, files)
+    problems = check_links(root, files) + check_docs_linked(root, files)
     strategy, statements, panic_problems = check_panic(root, files)
     for problem in problems + panic_problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -209,6 +224,7 @@ A claim that builds `panic = "unwind"`.
 ```
 and `[in a span](docs/not-checked-either.md)`.
 """,
+    "docs/orphan.md": "# Linked from nowhere\n",
     "docs/guide.md": """# Guide
 
 ## The state token (`jti`)
@@ -236,7 +252,7 @@ EXPECTED_BROKEN = {
 
 
 def self_test():
-    print("\033[1m==> Docs check, self-test: broken links and a wrong panic statement must be caught\033[0m", flush=True)
+    print("\033[1m==> Docs check, self-test: broken links, an unlinked doc and a wrong panic statement must be caught\033[0m", flush=True)
     failures = []
     with tempfile.TemporaryDirectory() as root:
         for name, text in FIXTURE.items():
@@ -253,6 +269,9 @@ def self_test():
         _, _, silent = check_panic(root, ["docs/guide.md"])
         if len(silent) != 1 or "states the release panic strategy" not in silent[0]:
             failures.append(f"panic: docs that never state the strategy must fail, got {silent}")
+        orphans = check_docs_linked(root, ["README.md", "docs/guide.md", "docs/orphan.md"])
+        if len(orphans) != 1 or "docs/orphan.md" not in orphans[0]:
+            failures.append(f"docs/orphan.md is linked from no README: expected one complaint, got {orphans}")
     cases = {
         "Panic strategy: `abort` or `unwind` (issue 11)": "panic-strategy-abort-or-unwind-issue-11",
         "The reconciler's dead-letter queue": "the-reconcilers-dead-letter-queue",

@@ -112,11 +112,11 @@ SECRETS_CALLS = {"get_secret_value": ["secretsmanager:GetSecretValue"]}
 INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 API_GATEWAY_MAX_SECONDS = 30
 LAMBDA_MAX_SECONDS = 900
-# GenerateSecretString as the stacks were first deployed with it. Any change
-# makes CloudFormation generate a new secret value, wiping finexer_api_key and
-# webhook_secrets, which ops put in by hand (infra/README.md).
+# The state keys secret's GenerateSecretString as the stacks were first
+# deployed with it. Any change makes CloudFormation generate a new secret
+# value, wiping the state_keys ops put in by hand (infra/README.md).
 DEPLOYED_GENERATE_SECRET = {
-    "SecretStringTemplate": '{"finexer_api_key": "", "state_key_id": "initial"}',
+    "SecretStringTemplate": '{"state_key_id": "initial"}',
     "GenerateStringKey": "state_key",
     "PasswordLength": 64,
     "ExcludePunctuation": True,
@@ -165,7 +165,8 @@ def load_template(path: Path) -> dict:
 # `${Identifier}` and `&{Identifier}` (the item without its non-alphanumeric
 # characters) replaced in keys and strings and `!Ref Identifier` replaced by
 # the item. The collection is a list or `!FindInMap` of one; loops nest.
-# Then every `!FindInMap` whose keys are all literal is resolved, and a
+# Then every `!FindInMap` whose keys are all literal is resolved (to its
+# DefaultValue when the map has no such entry), and a
 # `!Sub [string, {name: literal}]` has its literals written into the string.
 
 
@@ -187,10 +188,13 @@ def _replace(value, ident: str, item: str):
 
 def _find_in_map(value, mappings: dict):
     args = value.get("Fn::FindInMap") if isinstance(value, dict) and len(value) == 1 else None
-    if isinstance(args, list) and len(args) == 3 and all(isinstance(a, str) for a in args):
+    default = args[3] if isinstance(args, list) and len(args) == 4 and isinstance(args[3], dict) else {}
+    if isinstance(args, list) and len(args) in (3, 4) and all(isinstance(a, str) for a in args[:3]):
         try:
             return mappings[args[0]][args[1]][args[2]]
         except KeyError:
+            if "DefaultValue" in default:
+                return default["DefaultValue"]
             raise ExpansionError(f"Fn::FindInMap {args}: no such entry in Mappings") from None
     return None
 
@@ -407,6 +411,42 @@ def dynamo_operations(src: Source) -> dict[str, tuple[set[tuple[str, str | None]
     return {name: resolve(name, set()) for name in direct}
 
 
+def secret_parts(src: Source) -> dict[str, dict]:
+    """The secrets the code reads, from shared/src/secrets.rs: for each
+    `impl SecretPart for T` (one secret), its variable (`const VARIABLE`),
+    the `SecretSource` methods that return it, and its JSON keys (all and
+    required, from the serde struct T reads)."""
+    text = strip_comments(strip_tests(src.read("shared/src/secrets.rs")))
+    parts = {
+        m.group(1): {"variable": m.group(2), "methods": set()}
+        for m in re.finditer(r'impl\s+SecretPart\s+for\s+(\w+)\s*\{\s*const\s+VARIABLE\s*:\s*&\s*(?:\'static\s+)?str\s*=\s*"(\w+)"', text)
+    }
+    trait = re.search(r"pub\s+trait\s+SecretSource\b[^{]*\{(.*?)\n\}", text, re.S)
+    for method, part in re.findall(r"async\s+fn\s+(\w+)\s*\(\s*&self\s*\)\s*->\s*Result<\s*(?:Option<\s*)?Arc<(\w+)>",
+                                   trait.group(1) if trait else ""):
+        if part in parts:
+            parts[part]["methods"].add(method)
+    for part, facts in parts.items():
+        facts["fields"], facts["required"] = secret_fields(src, part)
+    return parts
+
+
+def secrets_used(src: Source, texts: list[str]) -> set[str]:
+    """The secrets (SecretPart types) code reads: through `.secrets.<method>()`,
+    or through the Finexer client (`.finexer.`), which reads those its own
+    `self.secrets.<method>()` calls name."""
+    parts = secret_parts(src)
+    method_part = {m: part for part, facts in parts.items() for m in facts["methods"]}
+    finexer = strip_comments(strip_tests(src.read("shared/src/finexer.rs")))
+    via_finexer = {method_part[m] for m in re.findall(r"self\s*\.\s*secrets\s*\.\s*(\w+)\s*\(", finexer) if m in method_part}
+    used: set[str] = set()
+    for text in texts:
+        used |= {method_part[m] for m in re.findall(r"\.secrets\s*\.\s*(\w+)\s*\(", text) if m in method_part}
+        if re.search(r"\.finexer\s*\.", text):
+            used |= via_finexer
+    return used
+
+
 def secrets_operations(src: Source, problems: list[str]) -> set[str]:
     text = strip_comments(strip_tests(src.read("shared/src/secrets.rs")))
     actions: set[str] = set()
@@ -513,12 +553,14 @@ def handler_needs(src: Source, handler_file: str, problems: list[str]) -> dict:
         for action, index in actions:
             needs.add((action, f"index/{index}" if index else "table"))
     # Finexer calls need the API key, state tokens the signing keys, webhooks
-    # the webhook secrets: all come from the secret.
-    if any(re.search(r"\.(finexer|secrets)\s*\.", t) for t in texts):
+    # the webhook secrets: each from its own secret.
+    secrets = secrets_used(src, texts)
+    for part in secrets:
         for action in secrets_operations(src, problems):
-            needs.add((action, "secret"))
+            needs.add((action, f"secret/{part}"))
     calls_finexer = any(re.search(r"\.finexer\s*\.", t) for t in texts)
-    return {"store_methods": called, "needs": needs, "text": text, "calls_finexer": calls_finexer}
+    return {"store_methods": called, "needs": needs, "text": text, "calls_finexer": calls_finexer,
+            "secrets": secrets}
 
 
 PROJECTIONS = {"All": "ALL", "KeysOnly": "KEYS_ONLY", "Include": "INCLUDE"}
@@ -557,9 +599,9 @@ def table_schema(src: Source) -> dict:
     }
 
 
-def secret_fields(src: Source) -> tuple[set[str], set[str]]:
-    """(all, required) top-level JSON keys the secret may/must have, from the
-    serde struct `AppSecrets` deserializes from (following `#[serde(from =
+def secret_fields(src: Source, name: str) -> tuple[set[str], set[str]]:
+    """(all, required) top-level JSON keys a secret may/must have, from the
+    serde struct `name` deserializes from (following `#[serde(from =
     "X")]` / `try_from`)."""
     text = strip_comments(strip_tests(src.read("shared/src/secrets.rs")))
     structs = {
@@ -571,7 +613,6 @@ def secret_fields(src: Source) -> tuple[set[str], set[str]]:
         for m in re.finditer(r"((?:#\[[^\]]*\]\s*)*)struct\s+(\w+)\s*\{(.*?)\n\}", text, re.S)
         if m.group(2) not in structs
     })
-    name = "AppSecrets"
     attrs, body = structs[name]
     via = re.search(r'#\[serde\([^\]]*\b(?:try_)?from\s*=\s*"(\w+)"', attrs)
     if via and via.group(1) in structs:
@@ -1089,6 +1130,11 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
     permissions = [r for r in resources.values() if r.get("Type") == "AWS::Lambda::Permission"]
     attempts, inline_wait_ms = finexer_budget(src)
     seen_routes: set[str] = set()
+    parts = secret_parts(src)
+    if not parts:
+        problems.append("shared/src/secrets.rs: no `impl SecretPart for T { const VARIABLE ... }` found")
+    # secret resource -> the parts (SecretPart types) functions read from it
+    secret_users: dict[str, set[str]] = {}
 
     for crate in crates:
         if crate not in by_crate:
@@ -1125,11 +1171,8 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         for var in sorted(env.keys() - variables.keys()):
             problems.append(f"{where}: environment sets {var}, which shared/src/config.rs does not read")
         table_ref = ref_name(env.get("CONSENT_TABLE"))
-        secret_ref = ref_name(env.get("CONNECT_SECRET_ID"))
         if table_ref not in tables:
             problems.append(f"{where}: CONSENT_TABLE is not !Ref of the template's table")
-        if secret_ref not in secrets:
-            problems.append(f"{where}: CONNECT_SECRET_ID is not !Ref of the template's secret")
 
         # -- IAM: exactly what the code calls
         handler, handler_file = handler_of(src, crate)
@@ -1138,9 +1181,25 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
             problems.append(f"{where}: main.rs runs shared::handlers::{handler}, but the route table "
                             f"gives it {listed['handler']}")
         facts = handler_needs(src, handler_file, problems)
-        resource_of = {"table": f"{table_ref}.Arn", "secret": secret_ref}
+        # -- secrets: configured with exactly those it reads, each the !Ref of a secret
+        resource_of = {"table": f"{table_ref}.Arn"}
+        for part, facts_of in sorted(parts.items()):
+            var = facts_of["variable"]
+            ref = ref_name(env.get(var))
+            if part in facts["secrets"]:
+                if var not in env:
+                    problems.append(f"{where}: environment lacks {var}, but {handler} reads that secret ({part})")
+                elif ref not in secrets:
+                    problems.append(f"{where}: {var} is not !Ref of one of the template's secrets")
+                else:
+                    resource_of[f"secret/{part}"] = ref
+                    secret_users.setdefault(ref, set()).add(part)
+            elif var in env:
+                problems.append(f"{where}: environment sets {var}, but {handler} never reads that secret ({part}): "
+                                "its role would be given a secret it does not use")
         needed = {
-            (action, resource_of.get(kind) or f"{table_ref}.Arn/{kind}") for action, kind in facts["needs"]
+            (action, resource_of.get(kind) or (f"<{kind}>" if kind.startswith("secret/") else f"{table_ref}.Arn/{kind}"))
+            for action, kind in facts["needs"]
         }
         granted, policy_problems = policy_grants(res)
         problems += [f"{where}: {p}" for p in policy_problems]
@@ -1331,37 +1390,52 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
         if tprops.get("SSESpecification", {}).get("SSEEnabled") is not True:
             problems.append(f"{tname}: SSE must be enabled")
 
-    # -- secret shape against secrets.rs
-    all_fields, required_fields = secret_fields(src)
-    for sname in secrets:
-        generate = resources[sname]["Properties"].get("GenerateSecretString")
-        if not generate or "SecretString" in resources[sname]["Properties"]:
+    # -- each secret's shape against the part of secrets.rs read from it
+    docs = src.read("README.md") + src.read("infra/README.md")
+    for sname in sorted(secrets):
+        users = secret_users.get(sname, set())
+        if len(users) != 1:
+            problems.append(f"{sname}: read as {sorted(users) or 'nothing'} by the functions; each secret "
+                            "holds one of " + ", ".join(sorted(parts)))
+            continue
+        part, = users
+        all_fields, required_fields = parts[part]["fields"], parts[part]["required"]
+        sprops = resources[sname]["Properties"]
+        generate = sprops.get("GenerateSecretString")
+        signing = part in {p for p, f in parts.items() if "state_key" in f["fields"]}
+        if signing and (not generate or "SecretString" in sprops):
             problems.append(f"{sname}: the signing key must be generated (GenerateSecretString), never written in the template")
             continue
-        changed = {
-            k: generate.get(k) for k, v in DEPLOYED_GENERATE_SECRET.items() if generate.get(k) != v
-        } | {k: v for k, v in generate.items() if k not in DEPLOYED_GENERATE_SECRET}
-        if changed:
-            problems.append(
-                f"{sname}: GenerateSecretString differs from the deployed one ({changed}): CloudFormation "
-                "would generate a new secret value, wiping the keys ops put in by hand; put new keys in "
-                "by hand too (infra/README.md)"
-            )
-        keys = set(json.loads(generate["SecretStringTemplate"])) | {generate["GenerateStringKey"]}
-        if generate.get("PasswordLength", 32) < 32:
-            problems.append(f"{sname}: PasswordLength must give at least 32 bytes (secrets.rs MIN_KEY_BYTES)")
+        if generate:
+            changed = {
+                k: generate.get(k) for k, v in DEPLOYED_GENERATE_SECRET.items() if generate.get(k) != v
+            } | {k: v for k, v in generate.items() if k not in DEPLOYED_GENERATE_SECRET}
+            if changed:
+                problems.append(
+                    f"{sname}: GenerateSecretString differs from the deployed one ({changed}): CloudFormation "
+                    "would generate a new secret value, wiping the keys ops put in by hand; put new keys in "
+                    "by hand too (infra/README.md)"
+                )
+            keys = set(json.loads(generate["SecretStringTemplate"])) | {generate["GenerateStringKey"]}
+            if generate.get("PasswordLength", 32) < 32:
+                problems.append(f"{sname}: PasswordLength must give at least 32 bytes (secrets.rs MIN_KEY_BYTES)")
+        else:
+            try:
+                keys = set(json.loads(sprops.get("SecretString", "")))
+            except (TypeError, json.JSONDecodeError):
+                problems.append(f"{sname}: SecretString must be the JSON shape of {part} (its keys, empty values)")
+                continue
         for key in sorted(required_fields - keys):
             problems.append(
-                f"{sname}: generated secret lacks {key!r}, which shared/src/secrets.rs AppSecrets requires; "
-                "GenerateSecretString can only add a top-level string, so secrets.rs must accept the generated shape"
+                f"{sname}: its value lacks {key!r}, which shared/src/secrets.rs {part} requires"
+                + ("; GenerateSecretString can only add a top-level string, so secrets.rs must accept the generated shape" if generate else "")
             )
         for key in sorted(keys - all_fields):
-            problems.append(f"{sname}: generated secret key {key!r} is ignored by shared/src/secrets.rs AppSecrets")
-        docs = src.read("README.md") + src.read("infra/README.md")
-        for key in sorted(all_fields - keys):
+            problems.append(f"{sname}: key {key!r} is ignored by shared/src/secrets.rs {part}")
+        for key in sorted(all_fields):
             if f"`{key}`" not in docs and f".{key}" not in docs:
-                problems.append(f"{sname}: key {key!r} (shared/src/secrets.rs), which ops put in by hand, "
-                                "is documented neither in README.md nor in infra/README.md")
+                problems.append(f"{sname}: key {key!r} (shared/src/secrets.rs {part}) is documented neither in "
+                                "README.md nor in infra/README.md")
 
     problems += operations_problems(template, by_crate, src)
     return list(dict.fromkeys(problems))
@@ -1487,8 +1561,8 @@ def negative_cases(template_path: Path, root: Path):
     case("consents policy without UpdateItem (a lapsed consent is revoked through revocation.rs)",
          "ConsentsFunction (consents): policy lacks dynamodb:UpdateItem",
          template=mutated(template_path, drop_action("ConsentsFunction", "dynamodb:UpdateItem")))
-    case("confirm policy without the secret (it revokes at Finexer through revocation.rs)",
-         "ConfirmFunction (confirm): policy lacks secretsmanager:GetSecretValue",
+    case("confirm policy without the API key's secret (it revokes at Finexer through revocation.rs)",
+         "ConfirmFunction (confirm): policy lacks secretsmanager:GetSecretValue on FinexerApiKeySecret",
          template=mutated(template_path, drop_action("ConfirmFunction", "secretsmanager:GetSecretValue")))
     case("revoke policy with an extra dynamodb:Scan",
          "RevokeFunction (revoke): policy grants dynamodb:Scan",
@@ -1603,8 +1677,8 @@ def negative_cases(template_path: Path, root: Path):
     case("webhook policy without DeleteItem (releasing the dedup marker when processing fails)",
          "WebhookFunction (webhook): policy lacks dynamodb:DeleteItem",
          template=mutated(template_path, drop_action("WebhookFunction", "dynamodb:DeleteItem")))
-    case("webhook policy without the secret (webhook_secrets verify fx-signature)",
-         "WebhookFunction (webhook): policy lacks secretsmanager:GetSecretValue",
+    case("webhook policy without its secrets (webhook_secrets verify fx-signature)",
+         "WebhookFunction (webhook): policy lacks secretsmanager:GetSecretValue on WebhookSecrets",
          template=mutated(template_path, drop_action("WebhookFunction", "secretsmanager:GetSecretValue")))
 
     def short_webhook(t):
@@ -1767,22 +1841,67 @@ def negative_cases(template_path: Path, root: Path):
              overrides={"shared/src/store/dynamo.rs": re.sub(
                  rf'(\bconst\s+{due_consts[0]}\s*:\s*&str\s*=\s*)"due"', r'\1"due_at_v2"', dynamo, count=1)})
 
-    # -- the secret
-    def generated_webhook_secrets(t):
-        generate = t["Resources"]["ConnectSecret"]["Properties"]["GenerateSecretString"]
-        generate["SecretStringTemplate"] = '{"finexer_api_key": "", "state_key_id": "initial", "webhook_secrets": []}'
-    case("webhook_secrets added to GenerateSecretString (regenerates the secret on deployed stacks)",
-         "ConnectSecret: GenerateSecretString differs from the deployed one",
-         template=mutated(template_path, generated_webhook_secrets))
+    # -- the secrets: one per part, each role reading only those its code reads
+    def generated_state_keys_changed(t):
+        generate = t["Resources"]["StateKeysSecret"]["Properties"]["GenerateSecretString"]
+        generate["SecretStringTemplate"] = '{"state_key_id": "initial", "state_keys": []}'
+    case("state_keys added to GenerateSecretString (regenerates the secret on deployed stacks)",
+         "StateKeysSecret: GenerateSecretString differs from the deployed one",
+         template=mutated(template_path, generated_state_keys_changed))
+
+    def written_state_key(t):
+        props = t["Resources"]["StateKeysSecret"]["Properties"]
+        del props["GenerateSecretString"]
+        props["SecretString"] = '{"state_keys": [{"kid": "a", "key": "written-in-the-template-0123456789"}]}'
+    case("a state-signing key written in the template",
+         "StateKeysSecret: the signing key must be generated", template=mutated(template_path, written_state_key))
 
     secrets_rs = (root / "shared/src/secrets.rs").read_text()
-    stored = "struct StoredSecret {"
+    stored = "struct StoredStateKeys {"
     if stored not in secrets_rs:
-        raise SystemExit("negative check: secrets.rs has no `struct StoredSecret {`; update the marker")
+        raise SystemExit("negative check: secrets.rs has no `struct StoredStateKeys {`; update the marker")
     case("a new secret key ops must put in by hand, documented nowhere",
-         "ConnectSecret: key 'undocumented_key' (shared/src/secrets.rs), which ops put in by hand, is documented",
+         "StateKeysSecret: key 'undocumented_key' (shared/src/secrets.rs StateKeys) is documented neither",
          overrides={"shared/src/secrets.rs": secrets_rs.replace(
              stored, stored + "\n    #[serde(default)]\n    undocumented_key: Option<SecretString>,", 1)})
+
+    def revoke_reads_state_keys(t):
+        for stmt in statements(t, "RevokeFunction"):
+            if stmt.get("Sid") == "Secrets":
+                stmt["Resource"] = [{"Ref": "FinexerApiKeySecret"}, {"Ref": "StateKeysSecret"}]
+    case("a role that reads a secret its function does not use (revoke and the state keys)",
+         "RevokeFunction (revoke): policy grants secretsmanager:GetSecretValue on StateKeysSecret, which the code of revoke does not need",
+         template=mutated(template_path, revoke_reads_state_keys))
+
+    def webhook_given_state_keys(t):
+        t["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]["STATE_KEYS_SECRET_ID"] = {"Ref": "StateKeysSecret"}
+    case("a function configured with a secret it does not use (webhook and the state keys)",
+         "WebhookFunction (webhook): environment sets STATE_KEYS_SECRET_ID, but webhook never reads that secret",
+         template=mutated(template_path, webhook_given_state_keys))
+
+    def callback_without_state_keys(t):
+        del t["Resources"]["CallbackFunction"]["Properties"]["Environment"]
+        for stmt in statements(t, "CallbackFunction"):
+            if stmt.get("Sid") == "Secrets":
+                stmt["Resource"] = {"Ref": "FinexerApiKeySecret"}
+    case("a function missing a secret it needs (the callback without the state keys)",
+         "CallbackFunction (callback): environment lacks STATE_KEYS_SECRET_ID, but callback reads that secret (StateKeys)",
+         template=mutated(template_path, callback_without_state_keys))
+
+    def webhook_secrets_to_api_key(t):
+        t["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]["WEBHOOK_SECRETS_SECRET_ID"] = {"Ref": "FinexerApiKeySecret"}
+    case("a secret variable naming another part's secret (webhook secrets -> the API key's)",
+         "FinexerApiKeySecret: read as ['FinexerApiKey', 'WebhookSecrets'] by the functions",
+         template=mutated(template_path, webhook_secrets_to_api_key))
+
+    confirm_rs = (root / "shared/src/handlers/confirm.rs").read_text()
+    marker = "async fn handle(app: &App, request: Request)"
+    if marker not in confirm_rs:
+        raise SystemExit(f"negative check: handlers/confirm.rs has no `{marker}`; update the marker")
+    case("confirm's code starts reading the state keys (app.secrets.state_keys())",
+         "ConfirmFunction (confirm): environment lacks STATE_KEYS_SECRET_ID",
+         overrides={"shared/src/handlers/confirm.rs": re.sub(
+             r"(async fn handle\(app: &App, request: Request\)[^{]*\{)", r"\1\n    let _keys = app.secrets.state_keys().await?;", confirm_rs, count=1)})
 
     # -- operations: our metrics, alarms, the alias and canary deploys
     metrics_text = (root / METRICS_RS).read_text()

@@ -4,8 +4,10 @@
 #   2. `sam validate --lint` on each,
 #   3. tests/infra/check_consistency.py: environment, IAM actions, routes
 #      (the route table, printed by `cargo run -q -p connect-local --bin
-#      routes`), table and secret against the Rust code, the functions' Cargo.toml
-#      deploy metadata against the template, and the alarms, dashboard and
+#      routes`), table and secrets against the Rust code (each function's
+#      role and configuration reading only the secrets its code reads), the
+#      Cargo.toml deploy settings (workspace's, then each function's) against
+#      the template (Fn::ForEach expanded), and the alarms, dashboard and
 #      canary deploys (metric names against shared/src/metrics.rs) (with
 #      negative checks).
 # Exits non-zero on any failure. Needs cargo, python3 (3.11) and the PyPI registry

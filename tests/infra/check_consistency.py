@@ -11,9 +11,12 @@ follows the code when it changes:
   shared/src/handlers (the helpers of mod.rs, `revocation::finish()` and
   whatever those call in turn), the SDK
   operations those methods make in shared/src/store/dynamo.rs, and the Secrets
-  Manager call in shared/src/secrets.rs; the policy must grant exactly those
-  actions on exactly the table, the indexes it queries (each on the index's
-  own ARN) and the one secret;
+  Manager call in shared/src/secrets.rs for each secret the handler reads
+  (the `SecretSource` methods it calls, and those the Finexer client calls
+  when it calls Finexer); the policy must grant exactly those actions on
+  exactly the table, the indexes it queries (each on the index's own ARN) and
+  those secrets, and the function is configured with exactly those secrets'
+  variables (`const VARIABLE` of each `impl SecretPart`);
 * routes: the route table (shared/src/routes.rs, read as the JSON that
   `cargo run -q -p connect-local --bin routes` prints, or `--routes FILE`):
   its functions are the crates under functions/, each main.rs runs the
@@ -29,10 +32,12 @@ follows the code when it changes:
   `EventInvokeConfig` that sends failed runs somewhere;
 * table: keys, every GSI (name, keys, projection) and the TTL attribute as
   dynamo.rs's create_table() and constants define them;
-* secret: the JSON keys CloudFormation generates against the fields that
-  `AppSecrets` deserializes; `GenerateSecretString` as deployed (a change
-  would regenerate the secret and wipe what ops put in); every key ops put in
-  by hand documented in README.md or infra/README.md;
+* secrets: each secret is read as one part (`SecretPart` type); the JSON
+  keys its template value has (or CloudFormation generates) against the
+  fields that part deserializes; the signing keys generated, never written,
+  with `GenerateSecretString` as deployed (a change would regenerate the
+  secret and wipe what ops put in); every key documented in README.md or
+  infra/README.md;
 * timeout: a handler that calls Finexer outlasts one Finexer call with its
   retries, or, for a signed delivery that is redelivered when it fails (a
   webhook: the handler calls `verify_signature`), one Finexer attempt after

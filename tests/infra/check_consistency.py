@@ -76,9 +76,11 @@ Needs PyYAML (installed with cfn-lint in .venv-infra).
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -1449,8 +1451,13 @@ def check(template_path: Path, src: Source, cargo_overrides: dict[str, dict] | N
 # ------------------------------------------------------------------ negative checks
 
 
-def dump(template: dict, directory: Path) -> Path:
-    path = directory / "template.yaml"
+# The mutated copies, in one directory removed when the check ends.
+MUTANTS = Path(tempfile.mkdtemp(prefix="infra-mutants-"))
+atexit.register(shutil.rmtree, MUTANTS, ignore_errors=True)
+
+
+def dump(template: dict) -> Path:
+    path = MUTANTS / f"template-{len(list(MUTANTS.iterdir()))}.yaml"
     path.write_text(yaml.safe_dump(template, sort_keys=False))
     return path
 
@@ -1459,16 +1466,14 @@ def mutated(template_path: Path, mutate) -> Path:
     """A copy of the expanded template, changed."""
     template = load_template(template_path)
     mutate(template)
-    directory = Path(tempfile.mkdtemp(prefix="infra-mutant-"))
-    return dump(template, directory)
+    return dump(template)
 
 
 def mutated_raw(template_path: Path, mutate) -> Path:
     """A copy of the template as written (Fn::ForEach and Mappings), changed."""
     template = load_raw(template_path)
     mutate(template)
-    directory = Path(tempfile.mkdtemp(prefix="infra-mutant-"))
-    return dump(template, directory)
+    return dump(template)
 
 
 def expansion_cases() -> list[tuple[str, str | None]]:
@@ -1515,6 +1520,31 @@ def expansion_cases() -> list[tuple[str, str | None]]:
     return results
 
 
+_DELETE = object()
+API = ("Resources", "HttpApi", "Properties")
+PATHS = API + ("DefinitionBody", "paths")
+
+
+def res(logical: str, *keys: str) -> tuple:
+    """The path of a resource's property."""
+    return ("Resources", logical, "Properties", *keys)
+
+
+def change(path: tuple, value=_DELETE):
+    """A mutation setting (or, with no value, deleting) one place of the
+    template, named by its keys."""
+    def mutate(t):
+        *parents, last = path
+        node = t
+        for key in parents:
+            node = node[key]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return mutate
+
+
 def statements(template: dict, logical: str) -> list[dict]:
     return template["Resources"][logical]["Properties"]["Policies"][0]["Statement"]
 
@@ -1546,6 +1576,9 @@ def webhook_manifest(root: Path, timeout: int) -> dict:
 def negative_cases(template_path: Path, root: Path):
     """(description, problems found, substring that must be among them)."""
     cases = []
+
+    def changed(path: tuple, value=_DELETE) -> Path:
+        return mutated(template_path, change(path, value))
 
     def case(description, expect, template=None, overrides=None, cargo=None, routes=None):
         path = template or template_path
@@ -1581,27 +1614,19 @@ def negative_cases(template_path: Path, root: Path):
          "policy lacks dynamodb:Query on ConsentTable.Arn/index/by_owner",
          template=mutated(template_path, query_on_table))
 
-    def drop_env(t):
-        del t["Globals"]["Function"]["Environment"]["Variables"]["CONSENT_TABLE"]
     case("CONSENT_TABLE missing from the environment",
-         "environment lacks required CONSENT_TABLE", template=mutated(template_path, drop_env))
+         "environment lacks required CONSENT_TABLE", template=changed(("Globals", "Function", "Environment", "Variables", "CONSENT_TABLE")))
 
-    def open_links(t):
-        del t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]["/links"]["post"]["security"]
     case("POST /links without the JWT authorizer",
-         "route POST /links has no JWT authorizer", template=mutated(template_path, open_links))
+         "route POST /links has no JWT authorizer", template=changed(PATHS + ("/links", "post", "security")))
 
     def wide_cors(t):
         t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] = ["*"]
-    def open_confirm(t):
-        del t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]["/consents/{id}/confirm"]["post"]["security"]
     case("POST /consents/{id}/confirm without the JWT authorizer",
-         "route POST /consents/{id}/confirm has no JWT authorizer", template=mutated(template_path, open_confirm))
+         "route POST /consents/{id}/confirm has no JWT authorizer", template=changed(PATHS + ("/consents/{id}/confirm", "post", "security")))
 
-    def drop_confirm(t):
-        del t["Resources"]["ConfirmFunction"]
     case("the confirm function missing from the template",
-         "functions/confirm has no AWS::Serverless::Function", template=mutated(template_path, drop_confirm))
+         "functions/confirm has no AWS::Serverless::Function", template=changed(("Resources", "ConfirmFunction")))
 
     case("CORS open to every origin", "CORS AllowOrigins must be", template=mutated(template_path, wide_cors))
 
@@ -1660,25 +1685,19 @@ def negative_cases(template_path: Path, root: Path):
          "functions/callback/Cargo.toml deploy settings (with the workspace's): missing",
          cargo={"": workspace})
 
-    def long_timeout(t):
-        t["Globals"]["Function"]["Timeout"] = 10
     case("timeout shorter than a Finexer call with retries",
-         "must exceed one Finexer call with retries", template=mutated(template_path, long_timeout))
+         "must exceed one Finexer call with retries", template=changed(("Globals", "Function", "Timeout"), 10))
 
     # -- the webhook: public, throttled on its own, deduplicating with PutItem/DeleteItem
     paths = lambda t: t["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]
 
-    def webhook_authorizer(t):
-        paths(t)["/webhooks/finexer"]["post"]["security"] = [{"JwtAuthorizer": []}]
     case("POST /webhooks/finexer given the JWT authorizer (Finexer sends no user token)",
          "route POST /webhooks/finexer has an authorizer, but the route table makes it public",
-         template=mutated(template_path, webhook_authorizer))
+         template=changed(PATHS + ("/webhooks/finexer", "post", "security"), [{"JwtAuthorizer": []}]))
 
-    def webhook_unthrottled(t):
-        del t["Resources"]["HttpApi"]["Properties"]["RouteSettings"]["POST /webhooks/finexer"]
     case("POST /webhooks/finexer without its own throttle",
          "public route POST /webhooks/finexer has no RouteSettings throttle",
-         template=mutated(template_path, webhook_unthrottled))
+         template=changed(API + ("RouteSettings", "POST /webhooks/finexer")))
     case("webhook policy without DeleteItem (releasing the dedup marker when processing fails)",
          "WebhookFunction (webhook): policy lacks dynamodb:DeleteItem",
          template=mutated(template_path, drop_action("WebhookFunction", "dynamodb:DeleteItem")))
@@ -1686,18 +1705,14 @@ def negative_cases(template_path: Path, root: Path):
          "WebhookFunction (webhook): policy lacks secretsmanager:GetSecretValue on WebhookSecrets",
          template=mutated(template_path, drop_action("WebhookFunction", "secretsmanager:GetSecretValue")))
 
-    def short_webhook(t):
-        t["Resources"]["WebhookFunction"]["Properties"]["Timeout"] = 5
     case("a webhook timeout too short for one Finexer attempt",
          "WebhookFunction (webhook): Timeout 5s leaves less than one Finexer attempt",
-         template=mutated(template_path, short_webhook), cargo={"webhook": webhook_manifest(root, 5)})
+         template=changed(res("WebhookFunction", "Timeout"), 5), cargo={"webhook": webhook_manifest(root, 5)})
 
     # -- reconfirm: served by the confirm function (confirm.rs hands it to reconfirm::handle)
-    def drop_reconfirm(t):
-        del paths(t)["/consents/{id}/reconfirm"]
     case("POST /consents/{id}/reconfirm missing from the API",
          "ConfirmFunction (confirm): route POST /consents/{id}/reconfirm (route table) is not in the API",
-         template=mutated(template_path, drop_reconfirm))
+         template=changed(PATHS + ("/consents/{id}/reconfirm",)))
 
     # -- the route table against the template
     def table_without_reconfirm(functions):
@@ -1733,10 +1748,8 @@ def negative_cases(template_path: Path, root: Path):
          "functions/consents is not a function of the route table",
          routes=table_with(table_without_function))
 
-    def open_reconfirm(t):
-        del paths(t)["/consents/{id}/reconfirm"]["post"]["security"]
     case("POST /consents/{id}/reconfirm without the JWT authorizer",
-         "route POST /consents/{id}/reconfirm has no JWT authorizer", template=mutated(template_path, open_reconfirm))
+         "route POST /consents/{id}/reconfirm has no JWT authorizer", template=changed(PATHS + ("/consents/{id}/reconfirm", "post", "security")))
 
     # -- what Fn::ForEach makes, changed where the template says it
     def no_reconfirm_permission(t):
@@ -1790,27 +1803,19 @@ def negative_cases(template_path: Path, root: Path):
     case("the schedule sends something else than events/reconcile/scheduled.json",
          "is not events/reconcile/scheduled.json", template=mutated(template_path, other_input))
 
-    def no_schedule(t):
-        del t["Resources"]["ReconcileFunction"]["Properties"]["Events"]
     case("the reconciler without a schedule",
          "main.rs runs it on a schedule (run_scheduled), but it has 0 ScheduleV2 events",
-         template=mutated(template_path, no_schedule))
+         template=changed(res("ReconcileFunction", "Events")))
 
-    def unencrypted_queue(t):
-        del t["Resources"]["ReconcileDeadLetters"]["Properties"]["SqsManagedSseEnabled"]
     case("the dead-letter queue unencrypted", "dead-letter queue ReconcileDeadLetters must be encrypted",
-         template=mutated(template_path, unencrypted_queue))
+         template=changed(res("ReconcileDeadLetters", "SqsManagedSseEnabled")))
 
-    def no_invoke_config(t):
-        del t["Resources"]["ReconcileFunction"]["Properties"]["EventInvokeConfig"]
     case("failed reconciler runs sent nowhere (no EventInvokeConfig)",
          "EventInvokeConfig must send failed runs to the dead-letter queue",
-         template=mutated(template_path, no_invoke_config))
+         template=changed(res("ReconcileFunction", "EventInvokeConfig")))
 
-    def slow_reconcile(t):
-        t["Resources"]["ReconcileFunction"]["Properties"]["Timeout"] = 900
     case("the reconciler's timeout as long as its interval",
-         "runs would overlap", template=mutated(template_path, slow_reconcile))
+         "runs would overlap", template=changed(res("ReconcileFunction", "Timeout"), 900))
 
     def reconcile_routed(t):
         webhook = paths(t)["/webhooks/finexer"]["post"]["x-amazon-apigateway-integration"]
@@ -1878,11 +1883,9 @@ def negative_cases(template_path: Path, root: Path):
          "RevokeFunction (revoke): policy grants secretsmanager:GetSecretValue on StateKeysSecret, which the code of revoke does not need",
          template=mutated(template_path, revoke_reads_state_keys))
 
-    def webhook_given_state_keys(t):
-        t["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]["STATE_KEYS_SECRET_ID"] = {"Ref": "StateKeysSecret"}
     case("a function configured with a secret it does not use (webhook and the state keys)",
          "WebhookFunction (webhook): environment sets STATE_KEYS_SECRET_ID, but webhook never reads that secret",
-         template=mutated(template_path, webhook_given_state_keys))
+         template=changed(res("WebhookFunction", "Environment", "Variables", "STATE_KEYS_SECRET_ID"), {"Ref": "StateKeysSecret"}))
 
     def callback_without_state_keys(t):
         del t["Resources"]["CallbackFunction"]["Properties"]["Environment"]
@@ -1893,11 +1896,9 @@ def negative_cases(template_path: Path, root: Path):
          "CallbackFunction (callback): environment lacks STATE_KEYS_SECRET_ID, but callback reads that secret (StateKeys)",
          template=mutated(template_path, callback_without_state_keys))
 
-    def webhook_secrets_to_api_key(t):
-        t["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]["WEBHOOK_SECRETS_SECRET_ID"] = {"Ref": "FinexerApiKeySecret"}
     case("a secret variable naming another part's secret (webhook secrets -> the API key's)",
          "FinexerApiKeySecret: read as ['FinexerApiKey', 'WebhookSecrets'] by the functions",
-         template=mutated(template_path, webhook_secrets_to_api_key))
+         template=changed(res("WebhookFunction", "Environment", "Variables", "WEBHOOK_SECRETS_SECRET_ID"), {"Ref": "FinexerApiKeySecret"}))
 
     confirm_rs = (root / "shared/src/handlers/confirm.rs").read_text()
     marker = "async fn handle(app: &App, request: Request)"
@@ -1919,11 +1920,9 @@ def negative_cases(template_path: Path, root: Path):
          "Dashboard widget",
          overrides={METRICS_RS: re.sub(r'[^\n]*"ColdStart"[^\n]*', "", metrics_text)})
 
-    def alarm_watches_unknown(t):
-        t["Resources"]["WebhookRefusedAlarm"]["Properties"]["MetricName"] = "WebhookRejected"
     case("an alarm watching a metric the code does not emit (WebhookRejected)",
          "WebhookRefusedAlarm: watches metric 'WebhookRejected'",
-         template=mutated(template_path, alarm_watches_unknown))
+         template=changed(res("WebhookRefusedAlarm", "MetricName"), "WebhookRejected"))
 
     def dashboard_unknown(t):
         body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
@@ -1932,17 +1931,13 @@ def negative_cases(template_path: Path, root: Path):
          "watches metric 'LinksCreated' in MetricsNamespace",
          template=mutated(template_path, dashboard_unknown))
 
-    def literal_namespace(t):
-        t["Resources"]["RevokePendingOverdueAlarm"]["Properties"]["Namespace"] = "FinexerConnect"
     case("an alarm with the namespace written out (not the stack's parameter)",
          "RevokePendingOverdueAlarm: namespace 'FinexerConnect' of RevokePendingOverdue is neither",
-         template=mutated(template_path, literal_namespace))
+         template=changed(res("RevokePendingOverdueAlarm", "Namespace"), "FinexerConnect"))
 
-    def no_namespace_env(t):
-        t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"] = "Other"
     case("a function emitting into another namespace than the alarms watch",
          "ReconcileFunction (reconcile): METRICS_NAMESPACE must be !Ref MetricsNamespace",
-         template=mutated(template_path, no_namespace_env))
+         template=changed(res("ReconcileFunction", "Environment", "Variables", "METRICS_NAMESPACE"), "Other"))
 
     def wrong_function_dimension(t):
         for query in t["Resources"]["CallbackFailureRateAlarm"]["Properties"]["Metrics"]:
@@ -1953,10 +1948,8 @@ def negative_cases(template_path: Path, root: Path):
          "CallbackFailureRateAlarm: Callback dimension Function={'Fn::Sub': '${AWS::StackName}-callback'} is none of the functions",
          template=mutated(template_path, wrong_function_dimension))
 
-    def alarm_silent(t):
-        del t["Resources"]["CallbackFailureRateAlarm"]["Properties"]["AlarmActions"]
     case("an alarm that notifies nobody", "CallbackFailureRateAlarm: AlarmActions must include !Ref of the alarm topic",
-         template=mutated(template_path, alarm_silent))
+         template=changed(res("CallbackFailureRateAlarm", "AlarmActions")))
 
     def no_throttle_alarm(t):
         del t["Resources"]["ConsentsThrottlesAlarm"]
@@ -1966,23 +1959,17 @@ def negative_cases(template_path: Path, root: Path):
          "ConsentsFunction (consents): no alarm on AWS/Lambda Throttles",
          template=mutated(template_path, no_throttle_alarm))
 
-    def long_duration_threshold(t):
-        t["Resources"]["WebhookDurationAlarm"]["Properties"]["Threshold"] = 10000
     case("a p99 duration alarm at the timeout (never fires before requests time out)",
          "WebhookDurationAlarm: Threshold 10000 ms must be under webhook's timeout",
-         template=mutated(template_path, long_duration_threshold))
+         template=changed(res("WebhookDurationAlarm", "Threshold"), 10000))
 
-    def no_preference(t):
-        del t["Globals"]["Function"]["DeploymentPreference"]
     case("functions deployed without a DeploymentPreference Type (Globals)",
          "RevokeFunction (revoke): no DeploymentPreference with a Type",
-         template=mutated(template_path, no_preference))
+         template=changed(("Globals", "Function", "DeploymentPreference")))
 
-    def no_rollback_alarms(t):
-        del t["Resources"]["RevokeFunction"]["Properties"]["DeploymentPreference"]
     case("a function whose canary no alarm rolls back",
          "RevokeFunction (revoke): DeploymentPreference has no Alarms",
-         template=mutated(template_path, no_rollback_alarms))
+         template=changed(res("RevokeFunction", "DeploymentPreference")))
 
     def preference_without_own_errors(t):
         alarms = t["Resources"]["CallbackFunction"]["Properties"]["DeploymentPreference"]["Alarms"]
@@ -1991,11 +1978,9 @@ def negative_cases(template_path: Path, root: Path):
          "CallbackFunction (callback): DeploymentPreference Alarms lack its own errors alarm",
          template=mutated(template_path, preference_without_own_errors))
 
-    def no_alias(t):
-        del t["Globals"]["Function"]["AutoPublishAlias"]
     case("functions without AutoPublishAlias",
          "CreateLinkFunction (create-link): no AutoPublishAlias",
-         template=mutated(template_path, no_alias))
+         template=changed(("Globals", "Function", "AutoPublishAlias")))
 
     def route_to_latest(t):
         integration = paths(t)["/links"]["post"]["x-amazon-apigateway-integration"]
@@ -2004,11 +1989,9 @@ def negative_cases(template_path: Path, root: Path):
          "CreateLinkFunction (create-link): route POST /links integrates the function unqualified, not its alias 'live'",
          template=mutated(template_path, route_to_latest))
 
-    def permission_on_function(t):
-        t["Resources"]["WebhookInvokeWebhook"]["Properties"]["FunctionName"] = {"Ref": "WebhookFunction"}
     case("an invoke permission on the function, not on the alias the route calls",
          "WebhookFunction (webhook): no AWS::Lambda::Permission lets the API invoke it for POST /webhooks/finexer (FunctionName !Ref WebhookFunction.Alias",
-         template=mutated(template_path, permission_on_function))
+         template=changed(res("WebhookInvokeWebhook", "FunctionName"), {"Ref": "WebhookFunction"}))
 
     def description_without_section(t):
         props = t["Resources"]["DynamoSystemErrorsAlarm"]["Properties"]

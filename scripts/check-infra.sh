@@ -57,6 +57,26 @@ for template in "${templates[@]}"; do
   rm -rf "$sam_home"
 done
 
+step "sam build's reading of $template (language extensions on, as infra/README.md deploys)"
+# What `sam build` lists before it builds: every function, its crate and
+# build method, with the Fn::ForEach loops expanded. Offline.
+if ! HOME="$(mktemp -d)" "$VENV/bin/python" - infra/template.yaml "$(lambda_functions | wc -l)" <<'PY'
+import sys
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], language_extensions_enabled=True)
+functions = list(SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get_all())
+for f in functions:
+    print(f"{f.name}: {f.codeuri} ({(f.metadata or {}).get('BuildMethod')})")
+loops = [k for k in stacks[0].resources if k.startswith("Fn::")]
+if loops or len(functions) != int(sys.argv[2]) or any((f.metadata or {}).get("BuildMethod") != "rust-cargolambda" for f in functions):
+    sys.exit(f"FAIL: {len(functions)} functions, loops left {loops}")
+PY
+then
+  failed+=("sam build's reading")
+fi
+
 step "template against the code: tests/infra/check_consistency.py"
 if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml; then
   failed+=("consistency")

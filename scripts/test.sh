@@ -86,8 +86,9 @@ for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR" "$TEST_DEMO_ADDR"; do
   port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR / TEST_DEMO_ADDR"
 done
 LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR DEMO_ADDR=$TEST_DEMO_ADDR \
-  CONSENT_TABLE=connect-test CONNECT_SECRET_ID=connect-test/secret \
-  "$(local_bin connect-local)" >"$ROOT/.local/stack.log" 2>&1 &
+  CONSENT_TABLE=connect-test FINEXER_API_KEY_SECRET_ID=connect-test/finexer-api-key \
+  STATE_KEYS_SECRET_ID=connect-test/state-keys WEBHOOK_SECRETS_SECRET_ID=connect-test/webhook-secrets \
+  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
 STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
 wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"

@@ -28,7 +28,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}"
 # `deploy --dry`: lib.sh set dummy credentials and a region, and turned the
 # instance metadata service off.
 
-step() { printf '\n== %s\n' "$*"; }
 
 case "$ARCH" in
   x86_64) arch_flag=() ;;

@@ -25,7 +25,6 @@ REQUIREMENTS="$ROOT/infra/requirements.txt"
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export SAM_CLI_TELEMETRY=0
 
-step() { printf '\n== %s\n' "$*"; }
 failed=()
 
 step "tools: $VENV from $REQUIREMENTS"

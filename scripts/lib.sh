@@ -4,25 +4,25 @@
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# A timed phase of a long script: `phase "what"` says it and starts its clock;
-# `phase_summary` prints how long each phase took (the next one's start ends it).
-PHASE_NAMES=()
-PHASE_STARTS=()
-phase() {
+# A step of a longer script: its heading, and its start, so that
+# step_report (at the end, or on exit) prints how long each step took (until
+# the next step began).
+STEP_NAMES=()
+STEP_STARTS=()
+step() {
+  printf '\n'
   say "$*"
-  PHASE_NAMES+=("$*")
-  PHASE_STARTS+=("$(date +%s)")
+  STEP_NAMES+=("$*")
+  STEP_STARTS+=("$SECONDS")
 }
-phase_summary() {
-  local now i end n=${#PHASE_NAMES[@]}
+step_report() {
+  local i end n=${#STEP_NAMES[@]}
   [ "$n" -gt 0 ] || return 0
-  now=$(date +%s)
-  printf '\n%7s  %s\n' seconds phase
+  printf '\n%s\n' "Time per step (${SECONDS} s in all):"
   for ((i = 0; i < n; i++)); do
-    end=${PHASE_STARTS[i + 1]:-$now}
-    printf '%7s  %.90s\n' "$((end - PHASE_STARTS[i]))" "${PHASE_NAMES[i]}"
+    end=${STEP_STARTS[i + 1]:-$SECONDS}
+    printf '%6s s  %s\n' "$((end - STEP_STARTS[i]))" "${STEP_NAMES[i]}"
   done
-  printf '%7s  total\n' "$((now - PHASE_STARTS[0]))"
 }
 
 # Background jobs for what the compiler does not need (tool installs, the

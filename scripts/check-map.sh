@@ -29,4 +29,4 @@ stale=$(comm -23 <(echo "$mapped") <(echo "$tracked"))
 [ -z "$stale" ] || fail "README.md's map names what the repository does not have: $(echo $stale)"
 say "README map: $(echo "$tracked" | wc -l) top-level entries, all named"
 
-python3 scripts/check-docs.py || fail "the docs have a broken link, an unlinked doc or a wrong panic statement (above)"
+python3 scripts/check-docs.py || fail "the docs fail the checks above: fix them, or see scripts/check-docs.py"

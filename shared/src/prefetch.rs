@@ -29,13 +29,21 @@ pub fn start(app: &'static App, function: Function) {
     }
     // Each function is configured with the secrets it reads, and only those.
     let ids = &app.config.secret_ids;
-    spawn(function, "dynamodb", async move { app.store.warm_up().await });
+    spawn(
+        function,
+        "dynamodb",
+        async move { app.store.warm_up().await },
+    );
     if ids.finexer_api_key.is_some() {
         spawn(function, "finexer_api_key", async move {
             app.secrets.finexer_api_key().await.map(drop)
         });
         // Every Finexer call needs the API key: without it, no connection.
-        spawn(function, "finexer", async move { app.finexer.warm_up().await });
+        spawn(
+            function,
+            "finexer",
+            async move { app.finexer.warm_up().await },
+        );
     }
     if ids.state_keys.is_some() {
         spawn(function, "state_keys", async move {

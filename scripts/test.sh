@@ -38,6 +38,9 @@ scripts/check-shipped.sh --self-test
 scripts/check-shipped.sh
 scripts/check-map.sh
 
+# Before the stack starts: the demo frontend serves the kit's build.
+scripts/web.sh test
+
 trap stop_all EXIT
 start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"

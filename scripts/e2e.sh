@@ -11,7 +11,8 @@
 #
 # Environment: E2E_BASE_URL (the demo), E2E_API_URL (the API), E2E_WAIT_SECONDS
 # (how long to wait for the stack, default 60), E2E_CHROMIUM (default
-# /usr/bin/chromium).
+# /usr/bin/chromium), E2E_DEMO_LOG (the stack's log, whose demo access log
+# must hold no code; that check is skipped without it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

@@ -62,8 +62,8 @@ STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
 wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"
 
-say "Browser test: the journey in headless Chromium, from the demo's site to the API"
-E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
+say "Browser test: the journeys in headless Chromium, from the demo's site (on the web kit) to the API"
+E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL E2E_DEMO_LOG="$ROOT/.local/stack.log" scripts/e2e.sh
 
 say "Finexer contract check: our client against a fresh sandbox, which must show no difference"
 scripts/finexer-check.sh --sandbox --webhook-secret --strict

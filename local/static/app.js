@@ -153,7 +153,7 @@
 
   /**
    * The outcome of a bank journey, from /connected?consent_id=…&status=… and
-   * either &code=… (approved: to be confirmed) or &error=…. The one-time code
+   * either #code=… (approved: to be confirmed) or &error=…. The one-time code
    * leaves the address bar at once (history, reloads, screenshots).
    */
   function readResult() {
@@ -163,10 +163,9 @@
       status: query.get('status'),
       error: query.get('error'),
       consentId: query.get('consent_id'),
-      code: query.get('code'),
+      code: new URLSearchParams(location.hash.slice(1)).get('code'),
     };
     if (result.code !== null) {
-      query.delete('code');
       history.replaceState(null, '', `/connected?${query}`);
     }
     return result.status || result.error ? result : null;

@@ -191,7 +191,7 @@ async fn handle(app: &App, request: Request) -> Result<(&'static str, Response<B
     }
     // Comparing hashes, not codes: a timing difference tells nothing about
     // the code, whose hash nobody outside can invert.
-    let hash = code_hash(&code);
+    let hash = code_hash(code);
     let record = app
         .store
         .consent(&consent_id)

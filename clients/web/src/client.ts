@@ -231,14 +231,13 @@ export function createConnectClient(options: ConnectClientOptions): ConnectClien
     const again = () => settleApproval(consentId, code);
     if (!(await options.getAccessToken())) return { kind: 'not_signed_in', consentId, resume: again };
     const verifier = tabStorage()?.getItem(verifierKey(consentId));
-    if (verifier) return confirmWith(consentId, { code, code_verifier: verifier } as ConfirmConsent);
+    if (verifier) return confirmWith(consentId, { code, code_verifier: verifier });
     // Not the tab that started the link: the person must see the bank and say yes.
     try {
       const consent = await get(consentId);
       if (consent.confirmed_at && consent.status === 'authorized') return settled({ kind: 'connected', consentId, consent });
       waiting.set(consentId, code);
-      const name = (consent as { bank_name?: string | null }).bank_name || null;
-      return { kind: 'needs_confirmation', consentId, consent, bank: { id: consent.provider, name } };
+      return { kind: 'needs_confirmation', consentId, consent, bank: { id: consent.provider, name: consent.bank_name || null } };
     } catch (error) {
       return settled(await failure(consentId, error, again));
     }
@@ -263,7 +262,7 @@ export function createConnectClient(options: ConnectClientOptions): ConnectClien
   return {
     async start({ provider, returnUrl, template, onLink } = {}) {
       const verifier = newVerifier();
-      const body = { code_challenge: await challengeOf(verifier), code_challenge_method: 'S256' } as CreateLink;
+      const body: CreateLink = { code_challenge: await challengeOf(verifier), code_challenge_method: 'S256' };
       if (provider) body.provider = provider;
       if (returnUrl) body.return_to = returnUrl;
       if (template) body.template = template;
@@ -314,7 +313,7 @@ export function createConnectClient(options: ConnectClientOptions): ConnectClien
       }
       let outcome = confirmations.get(code);
       if (!outcome) {
-        outcome = confirmWith(consentId, { code, confirmed_by_user: true } as ConfirmConsent);
+        outcome = confirmWith(consentId, { code, confirmed_by_user: true });
         confirmations.set(code, outcome);
       }
       return outcome;

@@ -22,7 +22,11 @@ export interface paths {
          *     The body is optional: no body, an empty body or `{}` use the defaults.
          *     Unknown fields are refused (400). `provider` must be a provider id
          *     Finexer knows (else 400 `rejected-by-provider`); `return_to` must be
-         *     exactly one of the deployment's frontend URLs (else 400). 502
+         *     exactly one of the deployment's frontend URLs (else 400).
+         *     `code_challenge` (RFC 7636, S256 only) binds the confirmation to the
+         *     tab that holds its verifier; a challenge that is not 43 base64url
+         *     characters, or a `code_challenge_method` other than `S256`, is a 400.
+         *     The record keeps only the challenge. 502
          *     `upstream-error` when Finexer's `consent_url` is not https on one of
          *     Finexer's consent hosts (`FINEXER_CONSENT_HOSTS`): the consent is
          *     revoked at Finexer and nothing is answered to send the browser to.
@@ -176,10 +180,29 @@ export interface paths {
          *     code reaches only the browser that finished the bank journey, and
          *     counts only with the link owner's sign-in.
          *
+         *     A link created with a `code_challenge` needs a proof besides the
+         *     code, on every call (repeats too), in one of two forms:
+         *
+         *     * `{"code", "code_verifier"}`: the verifier (43 to 128 of
+         *       `A-Z a-z 0-9 - . _ ~`) whose S256 is the link's challenge; what the
+         *       tab that created the link sends. History: `confirmed_by: verifier`.
+         *     * `{"code", "confirmed_by_user": true}`: what a tab without the
+         *       verifier (the return opened elsewhere, or forwarded) sends only
+         *       after the person has seen the bank's name (`bank_name`) and said
+         *       yes. History: `confirmed_by: user`.
+         *
+         *     A link created without a challenge confirms with `{"code"}` alone
+         *     (history: `confirmed_by: code`); `confirmed_by_user: true` is
+         *     accepted there too, a `code_verifier` is not.
+         *
          *     * `200`: confirmed; its accounts are served from now on. Confirming
-         *       again with the same code answers the consent again (200).
-         *     * `400`: no body, a body that is not `{"code": "..."}`, a code that
-         *       is not a confirmation code, or a code that is not this consent's.
+         *       again with the same code (and a valid proof, for a challenged
+         *       link) answers the consent again (200).
+         *     * `400`: no body, a body that is not one of the forms above, a code
+         *       that is not a confirmation code, or a code that is not this
+         *       consent's; for a challenged link, no proof, a verifier that does
+         *       not match, both proofs, or `confirmed_by_user: false`. Nothing
+         *       changes, and the code stays usable.
          *     * `404`: no such consent, or not the caller's (the same answer). A
          *       valid code from someone other than the link's owner means the bank
          *       journey was completed in another person's browser: the consent is
@@ -320,10 +343,35 @@ export interface components {
              *     deployment's frontend URLs (the first one when absent).
              */
             return_to?: string | null;
+            /**
+             * @description RFC 7636 S256 challenge: base64url (no padding) of the SHA-256 of
+             *     a `code_verifier` the starting tab keeps to itself. With it,
+             *     `POST /consents/{id}/confirm` needs that verifier or
+             *     `confirmed_by_user: true` besides the code.
+             * @example E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+             */
+            code_challenge?: string | null;
+            /**
+             * @description The only method, `S256`; may be left out (only with a `code_challenge`).
+             * @enum {string|null}
+             */
+            code_challenge_method?: "S256" | null;
         };
+        /**
+         * @description The code, with at most one proof: `code_verifier` or
+         *     `confirmed_by_user: true` (a link created with a `code_challenge`
+         *     needs one of them); `null` means absent.
+         */
         ConfirmConsent: {
-            /** @description The `code` query parameter of the callback's redirect (one-time, 256 bits, base64url). */
+            /** @description The `code` in the fragment of the callback's redirect (one-time, 256 bits, base64url). */
             code: string;
+            /** @description The verifier whose S256 is the link's `code_challenge` (RFC 7636). */
+            code_verifier?: string | null;
+            /**
+             * @description The person saw the bank's name and said yes; only `true`.
+             * @enum {unknown}
+             */
+            confirmed_by_user?: true | null;
         };
         LinkCreated: {
             consent_id: components["schemas"]["Id"];
@@ -358,6 +406,13 @@ export interface components {
             status: components["schemas"]["ConsentStatus"];
             /** @description The bank (Finexer provider id), once known. */
             provider: string | null;
+            /**
+             * @description The bank's display name (Finexer's provider list's `name` for
+             *     `provider`), when Finexer gave one at the callback; for a
+             *     confirmation screen ("Connect HSBC UK?"). `null` when unknown.
+             * @example HSBC UK
+             */
+            bank_name: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -420,6 +475,15 @@ export interface components {
             source: "create" | "callback" | "confirm" | "revoke" | "webhook" | "reconcile" | "reconfirm";
             /** @description Present on a revocation the owner did not ask for (see the consent's `revoke_reason`). */
             reason?: string;
+            /**
+             * @description Present on the `confirm` entry: how the owner proved the
+             *     confirmation theirs. `verifier`: the link's `code_verifier`
+             *     (confirmed in the tab that started it); `user`: the person said
+             *     yes (`confirmed_by_user`); `code`: the code alone (a link created
+             *     without a `code_challenge`).
+             * @enum {string}
+             */
+            confirmed_by?: "verifier" | "user" | "code";
         };
         /**
          * @description Finexer's event envelope. `data.object` is the changed object (a
@@ -749,19 +813,25 @@ export interface operations {
              *     * `consent_id`: the consent;
              *     * `status`: its status (`authorized`, `canceled`, `failed`,
              *       `expired`);
-             *     * `code`: only when `status=authorized`, and only in the first
-             *       answer: a one-time confirmation code (43 characters,
-             *       base64url), valid for `CONFIRM_TTL_SECONDS` (600 s by
-             *       default). The frontend posts it to
-             *       `POST /consents/{id}/confirm` with the signed-in user's token;
-             *       until then the consent's accounts are not served, and an
-             *       authorized consent not confirmed in time is revoked. A reload
-             *       of the finished journey gets the same redirect without a code;
-             *     * `error=access_denied`: when the user denied (`canceled`).
+             *     * `error=access_denied`: when the user denied (`canceled`);
+             *
+             *     and, only when `status=authorized` and only in the first answer,
+             *     the fragment `#code=<code>`: a one-time confirmation code (43
+             *     characters, base64url), valid for `CONFIRM_TTL_SECONDS` (600 s
+             *     by default). In the fragment, the code never reaches the
+             *     frontend's servers, CDN or logs, nor a `Referer`. It replaces a
+             *     fragment the return URL has of its own. The frontend reads it
+             *     from `location.hash`, removes it from the address bar, and posts
+             *     it to `POST /consents/{id}/confirm` with the signed-in user's
+             *     token; until then the consent's accounts are not served, and an
+             *     authorized consent not confirmed in time is revoked. A reload of
+             *     the finished journey gets the same redirect without a code.
+             *
+             *     Example: `https://app.example.com/connected?consent_id=bc_1&status=authorized#code=3q2-7wX_yZ0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV`
              */
             303: {
                 headers: {
-                    /** @description The return URL with `consent_id`, `status`, and `code` or `error` as above. */
+                    /** @description The return URL with `consent_id`, `status` and `error` in the query, and `#code=` in the fragment, as above. */
                     Location: string;
                     "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;

@@ -61,12 +61,13 @@ async fn reads_are_retried_and_throttling_is_passed_on() {
         ..failing("GET", "/consents/", 500)
     }])
     .await;
-    let back = query_of(&location(
+    let back = location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
-    ));
-    assert_eq!(back["status"], "authorized");
-    let (status, _) = env.confirm("carol", &consent_id, &back["code"]).await;
+    );
+    assert_eq!(query_of(&back)["status"], "authorized");
+    let code = fragment_code(&back).expect("the code");
+    let (status, _) = env.confirm("carol", &consent_id, &code).await;
     assert_eq!(status, 200);
 
     // A long Retry-After is handed to our caller rather than waited out.

@@ -42,7 +42,11 @@ async fn approve_journey_from_link_to_revocation() {
     let result = query_of(&back);
     assert_eq!(result["consent_id"], consent_id);
     assert_eq!(result["status"], "authorized");
-    let code = &result["code"];
+    assert!(
+        !result.contains_key("code"),
+        "the code is never in the query"
+    );
+    let code = &fragment_code(&back).expect("the code is in the fragment");
     assert_eq!(code.len(), 43, "256 random bits, base64url");
     assert!(
         env.finexer_calls()
@@ -291,13 +295,16 @@ async fn a_reload_of_the_callback_gets_the_same_result() {
     let (consent_id, state) = env.link("frank").await;
     env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let query = format!("fx_consent={consent_id}&state={state}");
-    let first = query_of(&location(&env.callback(&query).await));
-    let second = query_of(&location(&env.callback(&query).await));
-    assert!(first.contains_key("code"));
-    assert!(
-        !second.contains_key("code"),
+    let first_url = location(&env.callback(&query).await);
+    let second_url = location(&env.callback(&query).await);
+    assert!(fragment_code(&first_url).is_some());
+    assert_eq!(
+        second_url.fragment(),
+        None,
         "the one code went out with the first answer"
     );
+    let (first, second) = (query_of(&first_url), query_of(&second_url));
+    assert!(!first.contains_key("code") && !second.contains_key("code"));
     for name in ["consent_id", "status"] {
         assert_eq!(first[name], second[name]);
     }

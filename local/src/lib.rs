@@ -451,8 +451,14 @@ pub fn demo_router(state: Arc<LocalState>, demo: Demo) -> Router {
     Router::new()
         .route("/", get(page.clone()))
         .route("/connected", get(page))
-        .route("/static/{file}", get(|Path(file): Path<String>| serve_file(STATIC_DIR, file)))
-        .route("/kit/{file}", get(|Path(file): Path<String>| serve_file(KIT_DIR, file)))
+        .route(
+            "/static/{file}",
+            get(|Path(file): Path<String>| serve_file(STATIC_DIR, file)),
+        )
+        .route(
+            "/kit/{file}",
+            get(|Path(file): Path<String>| serve_file(KIT_DIR, file)),
+        )
         .route("/local/token", post(authorizer::mint))
         .fallback(gateway::not_found)
         .with_state(state)

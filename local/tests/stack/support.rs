@@ -421,6 +421,22 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// What the frontend receives from the callback's redirect to `location`:
+/// its query and, as `code`, the one-time code from the fragment (never in
+/// the query).
+pub fn returned(location: &str) -> HashMap<String, String> {
+    let back = url::Url::parse(location).unwrap();
+    let mut received = query_of(back.as_str());
+    assert!(
+        !received.contains_key("code"),
+        "a code in the query: {back}"
+    );
+    if let Some(code) = connect_testkit::pkce::fragment_code(&back) {
+        received.insert("code".into(), code);
+    }
+    received
+}
+
 /// How many of a consent view's history entries `source` made.
 pub fn changes_by(record: &ConsentView, source: ChangeSource) -> usize {
     record.history.iter().filter(|h| h.source == source).count()
@@ -449,16 +465,7 @@ impl Stack {
         let callback = self.decide(consent_id, "approve").await;
         let response = self.get(&callback).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let back = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-        let mut received = query_of(back.as_str());
-        assert!(
-            !received.contains_key("code"),
-            "a code in the query: {back}"
-        );
-        if let Some(code) = connect_testkit::pkce::fragment_code(&back) {
-            received.insert("code".into(), code);
-        }
-        received
+        returned(response.headers()["location"].to_str().unwrap())
     }
 
     pub async fn confirm(&self, token: &str, consent_id: &str, code: &str) -> (StatusCode, Value) {

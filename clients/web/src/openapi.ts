@@ -268,7 +268,7 @@ export interface paths {
          * @description Called by Finexer, not by the frontend: public, with the
          *     `fx-signature` header as its credential (HMAC-SHA256 over
          *     `"<t>." + raw body` with one of the signing secrets in the
-         *     deployment's secret, `webhook_secrets`; `t` at most 5 minutes from
+         *     deployment's webhook secret, `webhook_secrets`; `t` at most 5 minutes from
          *     now). Events are deduplicated on `id`, so a redelivery changes
          *     nothing.
          *

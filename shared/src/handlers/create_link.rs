@@ -114,14 +114,14 @@ async fn create_at_finexer(
     customer_id: &str,
     link: &Link,
 ) -> Result<Created> {
-    let secrets = app.secrets.secrets().await?;
+    let keys = app.secrets.state_keys().await?;
     let issued = now();
     let claims = StateClaims::new(
         &caller.user_id,
         issued.unix_timestamp(),
         app.config.state_ttl.as_secs() as i64,
     );
-    let token = state::sign(&claims, &secrets)?;
+    let token = state::sign(&claims, &*keys)?;
     let mut return_url = app.config.callback_url.clone();
     return_url.query_pairs_mut().append_pair("state", &token);
 

@@ -339,13 +339,9 @@ fn with_secrets(env: &TestEnv, source: shared::secrets::SecretsManagerSource) ->
 
 fn secrets_source(
     client: aws_sdk_secretsmanager::Client,
-    secret_id: &str,
+    ids: shared::secrets::SecretIds,
 ) -> shared::secrets::SecretsManagerSource {
-    shared::secrets::SecretsManagerSource::new(
-        client,
-        secret_id.into(),
-        std::time::Duration::from_secs(300),
-    )
+    shared::secrets::SecretsManagerSource::new(client, ids, std::time::Duration::from_secs(300))
 }
 
 #[tokio::test]
@@ -358,7 +354,7 @@ async fn secrets_manager_away_is_a_503_and_garbage_state_never_asks_it() {
             .endpoint_url(closed_port_url())
             .build(),
     );
-    let app = with_secrets(&env, secrets_source(away, &env.secret_id));
+    let app = with_secrets(&env, secrets_source(away, env.secret_ids.clone()));
 
     // A well-formed state needs the keys: the browser is asked to try again.
     let response = shared::handlers::callback(
@@ -422,19 +418,24 @@ async fn secrets_manager_away_is_a_503_and_garbage_state_never_asks_it() {
 #[tokio::test]
 async fn a_missing_or_broken_secret_is_a_500_not_an_outage() {
     let env = TestEnv::start().await;
-    let broken_id = format!("{}-broken", env.secret_id);
+    let state_keys = env.secret_ids.state_keys.clone().unwrap();
+    let broken_id = format!("{state_keys}-broken");
     env.secrets
         .create_secret()
         .name(&broken_id)
-        .secret_string(r#"{"finexer_api_key": "sk", "state_keys": "not a list"}"#)
+        .secret_string(r#"{"state_keys": "not a list"}"#)
         .send()
         .await
         .unwrap();
     for (secret_id, expected) in [
-        (format!("{}-missing", env.secret_id), "ResourceNotFound"),
+        (format!("{state_keys}-missing"), "ResourceNotFound"),
         (broken_id, "wrong shape"),
     ] {
-        let app = with_secrets(&env, secrets_source(env.secrets.clone(), &secret_id));
+        let ids = shared::secrets::SecretIds {
+            state_keys: Some(secret_id),
+            ..env.secret_ids.clone()
+        };
+        let app = with_secrets(&env, secrets_source(env.secrets.clone(), ids));
         let response = shared::handlers::create_link(
             &app,
             request("POST", "/links", "", Some("{}"), Some("pia")),
@@ -443,7 +444,7 @@ async fn a_missing_or_broken_secret_is_a_500_not_an_outage() {
         assert_eq!(response.status(), 500, "{expected}");
         assert!(!response.headers().contains_key("retry-after"));
         assert_eq!(problem_of(&response).kind, "/problems/internal");
-        let err = app.secrets.secrets().await.err().unwrap();
+        let err = app.secrets.state_keys().await.err().unwrap();
         assert!(err.to_string().contains(expected), "{err}");
     }
 }

@@ -65,8 +65,10 @@ async fn handle(app: &App, request: &Request) -> Result<(&'static str, Response<
 }
 
 /// Verifies the state; a key added to the secret since it was cached is
-/// fetched at once rather than after the cache's lifetime.
+/// fetched at once rather than after the cache's lifetime. A token that is
+/// not even shaped like ours is refused before any key is fetched.
 async fn verify_state(app: &App, token: &str) -> Result<StateClaims> {
+    state::precheck(token)?;
     let keys = app.secrets.state_keys().await?;
     match state::verify(token, &*keys) {
         Err(Error::InvalidState(reason)) if reason == state::UNKNOWN_KEY => {

@@ -421,6 +421,37 @@ async fn callers_without_claims_are_unauthorized() {
 }
 
 #[tokio::test]
+async fn a_user_id_is_never_normalised_into_another() {
+    let env = TestEnv::start().await;
+    let consent_id = env.confirmed_link("alice").await;
+    let (status, list) = env.consents("alice", "/consents").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let long = "a".repeat(257);
+    for sub in [
+        "alice ",
+        "alice\u{a0}",
+        " alice",
+        "\u{2003}alice",
+        "ali\u{0}ce",
+        "",
+        &long,
+    ] {
+        for path in ["/consents".to_owned(), format!("/consents/{consent_id}")] {
+            let (status, problem) = env.consents(sub, &path).await;
+            assert_eq!(status, 401, "{sub:?} {path}: {problem}");
+            assert_eq!(problem["type"], "/problems/unauthorized");
+        }
+        let (status, _) = env.revoke(sub, &consent_id).await;
+        assert_eq!(status, 401, "{sub:?} cannot revoke alice's consent");
+    }
+    assert_eq!(
+        env.view("alice", &consent_id).await.status,
+        ConsentStatus::Authorized
+    );
+}
+
+#[tokio::test]
 async fn other_users_consents_are_not_found() {
     let env = TestEnv::start().await;
     let (consent_id, state) = env.link("jack").await;

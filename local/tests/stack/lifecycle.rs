@@ -164,7 +164,8 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
     const RECORDS: usize = 1000;
     const BUDGET_MS: u64 = 3000;
     let _flood = flood().await;
-    let stack = Stack::start().await;
+    // One user holds them all: their cap raised to fit.
+    let stack = Stack::with(&[("MAX_PENDING_LINKS", "1000")]).await;
     let token = stack.token("alice").await;
     // A thousand journeys left at the consent page: all due once their
     // states lapse.
@@ -209,12 +210,16 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
             break;
         }
     }
-    let all = reads(&stack.finexer_calls().await);
+    let calls = stack.finexer_calls().await;
+    let all = reads(&calls);
     assert_eq!(all.len(), RECORDS);
     assert!(all.values().all(|&n| n == 1));
+    // Still pending at Finexer: abandoned, revoked once each.
+    let revokes = calls.iter().filter(|c| c.ends_with("/revoke")).count();
+    assert_eq!(revokes, RECORDS);
     for id in ids.iter().step_by(97) {
-        // Still pending at Finexer: asked again later, not before.
         let record = stack.consent(&token, id).await;
-        assert_eq!(record.status, ConsentStatus::Pending, "{record:?}");
+        assert_eq!(record.status, ConsentStatus::Canceled, "{record:?}");
+        assert_eq!(record.revoke_reason.as_deref(), Some("abandoned"));
     }
 }

@@ -1,0 +1,77 @@
+//! The reconciler at scale on the real local stack: 10,000 confirmed
+//! consents due for their daily look at once, taken by runs in parallel.
+
+use std::collections::HashMap;
+
+use connect_testkit::records::{self, Seed};
+use serde_json::json;
+use shared::store::dynamo::DynamoStore;
+
+use crate::support::*;
+
+const RECORDS: usize = 10_000;
+
+#[tokio::test]
+async fn parallel_runs_over_ten_thousand_due_records_read_each_once() {
+    let _flood = flood().await;
+    let stack = Stack::start().await;
+    let aws = shared::net::aws_config_loader(std::time::Duration::from_secs(10))
+        .unwrap()
+        .load()
+        .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &stack.table);
+    let created = in_seconds(-2 * 86_400);
+    let due = in_seconds(-60);
+    let seeded: Vec<_> = (0..RECORDS)
+        .map(|i| {
+            let id = format!("bc_cap{i:05}");
+            let state = format!("jti-cap{i:05}");
+            let mut record = records::consent(Seed {
+                consent_id: &id,
+                owner: "capacity",
+                customer_id: "cus_capacity",
+                state_id: &state,
+                return_to: "https://app.example.com/",
+                status: ConsentStatus::Authorized,
+                at: &created,
+            });
+            record.confirmed_at = Some(created.clone());
+            record.due_at = Some(due.clone());
+            record
+        })
+        .collect();
+    // Eight batches of 25 at a time: moto writes them in a few seconds.
+    let chunks: Vec<_> = seeded.chunks(RECORDS / 8).collect();
+    let writes = chunks.iter().map(|chunk| store.seed_consents(chunk));
+    for written in futures::future::join_all(writes).await {
+        written.unwrap();
+    }
+    stack.sandbox.admin().clear_requests().await.unwrap();
+
+    // Three runs at once, then more until nothing is left.
+    let at = in_seconds(0);
+    let run = json!({ "at": at });
+    let (a, b, c) = tokio::join!(
+        stack.reconcile(run.clone()),
+        stack.reconcile(run.clone()),
+        stack.reconcile(run.clone())
+    );
+    let mut processed = a.processed + b.processed + c.processed;
+    loop {
+        let report = stack.reconcile(run.clone()).await;
+        if report.processed == 0 {
+            break;
+        }
+        processed += report.processed;
+    }
+    assert_eq!(processed, RECORDS, "{a:?} {b:?} {c:?}");
+
+    let mut reads: HashMap<String, usize> = HashMap::new();
+    for call in stack.finexer_calls().await {
+        let id = call.strip_prefix("GET /consents/").expect("only reads");
+        *reads.entry(id.to_owned()).or_default() += 1;
+    }
+    assert_eq!(reads.len(), RECORDS, "every record was read");
+    let twice: Vec<_> = reads.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read more than once: {twice:?}");
+}

@@ -81,12 +81,15 @@ async fn within_answer_limit(
     })
 }
 
-/// Account numbers, IBANs and card numbers keep only their last four
-/// characters unless `ACCOUNT_NUMBERS=full`.
-fn minimise(app: &App, accounts: &mut [BankAccount]) {
+/// A confirmed consent's accounts as served: account numbers, IBANs and
+/// card numbers keep only their last four characters unless
+/// `ACCOUNT_NUMBERS=full`.
+async fn served_accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>> {
+    let mut list = accounts(app, record).await?;
     if app.config.account_numbers == AccountNumbers::Masked {
-        accounts.iter_mut().for_each(mask_numbers);
+        list.iter_mut().for_each(mask_numbers);
     }
+    Ok(list)
 }
 
 /// The identification fields that name an account or card on their own.
@@ -193,8 +196,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
                         .into(),
                 ));
             }
-            let mut data = accounts(app, &record).await?;
-            minimise(app, &mut data);
+            let data = served_accounts(app, &record).await?;
             json_response(200, &List { data })
         }
         Route::AllAccounts => {
@@ -215,13 +217,10 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
                 .filter(|record| record.is_confirmed())
                 .collect();
             let ids: Vec<String> = confirmed.iter().map(|r| r.consent_id.clone()).collect();
-            let lists = futures_util::stream::iter(&confirmed)
-                .map(|record| async move {
-                    let mut list = accounts(app, record).await?;
-                    minimise(app, &mut list);
-                    Ok::<_, Error>(list)
-                })
-                .buffered(ACCOUNT_CALLS_AT_ONCE);
+            // Futures built first: streams are lazy, so at most
+            // ACCOUNT_CALLS_AT_ONCE of them run at a time.
+            let calls: Vec<_> = confirmed.iter().map(|r| served_accounts(app, r)).collect();
+            let lists = futures_util::stream::iter(calls).buffered(ACCOUNT_CALLS_AT_ONCE);
             let answer = within_answer_limit(&ids, lists, ANSWER_LIMIT).await?;
             json_response(200, &answer)
         }

@@ -139,7 +139,7 @@ stop_all() {
 trap stop_all EXIT INT TERM
 
 # Waits (at most 60 s) until the local stack answers: it serves only after it
-# has created the table connect-local and the secret connect-local/secret.
+# has created the table connect-local and the secrets connect-local/*.
 wait_for_stack() {
   local i
   for ((i = 0; i < 120; i++)); do

@@ -28,7 +28,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}"
 # `deploy --dry`: lib.sh set dummy credentials and a region, and turned the
 # instance metadata service off.
 
-step() { printf '\n== %s\n' "$*"; }
 
 case "$ARCH" in
   x86_64) arch_flag=() ;;
@@ -172,7 +171,7 @@ print(f"\n{len(functions) - failures} of {len(functions)} zips valid; {len(over)
 sys.exit(1 if failures else 0)
 PY
 
-step "cargo lambda deploy --dry reads each Cargo.toml's [package.metadata.lambda.deploy]"
+step "cargo lambda deploy --dry reads the deploy settings (workspace Cargo.toml, then each function's)"
 # Dry run: packages the zip and prints the configuration it would deploy,
 # without calling AWS. (Its output names the binary; a real deploy goes to the
 # positional function name, here example-stack-<fn>.)

@@ -4,8 +4,10 @@
 #   2. `sam validate --lint` on each,
 #   3. tests/infra/check_consistency.py: environment, IAM actions, routes
 #      (the route table, printed by `cargo run -q -p connect-local --bin
-#      routes`), table and secret against the Rust code, the functions' Cargo.toml
-#      deploy metadata against the template, and the alarms, dashboard and
+#      routes`), table and secrets against the Rust code (each function's
+#      role and configuration reading only the secrets its code reads), the
+#      Cargo.toml deploy settings (workspace's, then each function's) against
+#      the template (Fn::ForEach expanded), and the alarms, dashboard and
 #      canary deploys (metric names against shared/src/metrics.rs) (with
 #      negative checks).
 # Exits non-zero on any failure. Needs cargo, python3 (3.11) and the PyPI registry
@@ -23,7 +25,6 @@ REQUIREMENTS="$ROOT/infra/requirements.txt"
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export SAM_CLI_TELEMETRY=0
 
-step() { printf '\n== %s\n' "$*"; }
 failed=()
 
 step "tools: $VENV from $REQUIREMENTS"
@@ -55,11 +56,34 @@ for template in "${templates[@]}"; do
   rm -rf "$sam_home"
 done
 
+step "sam build's reading of $template (language extensions on, as infra/README.md deploys)"
+# What `sam build` lists before it builds: every function, its crate and
+# build method, with the Fn::ForEach loops expanded. Offline.
+if ! HOME="$(mktemp -d)" "$VENV/bin/python" - infra/template.yaml "$(lambda_functions | wc -l)" <<'PY'
+import sys
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], language_extensions_enabled=True)
+functions = list(SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get_all())
+for f in functions:
+    print(f"{f.name}: {f.codeuri} ({(f.metadata or {}).get('BuildMethod')})")
+loops = [k for k in stacks[0].resources if k.startswith("Fn::")]
+if loops or len(functions) != int(sys.argv[2]) or any((f.metadata or {}).get("BuildMethod") != "rust-cargolambda" for f in functions):
+    sys.exit(f"FAIL: {len(functions)} functions, loops left {loops}")
+PY
+then
+  failed+=("sam build's reading")
+fi
+
 step "template against the code: tests/infra/check_consistency.py"
-if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml; then
+routes="$(mktemp)"
+"$(local_bin routes)" >"$routes" || fail "the route table (connect-local's routes binary) could not be printed"
+if ! "$VENV/bin/python" tests/infra/check_consistency.py --template infra/template.yaml --routes "$routes"; then
   failed+=("consistency")
 fi
 
+rm -f "$routes"
 echo
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "check-infra: FAILED: ${failed[*]}"

@@ -39,6 +39,9 @@ EOF
     || fail "pip could not install tests/contract/requirements.txt"
 fi
 
+# INSTALL_ONLY=1: install the tools and stop (make test does that while it compiles).
+[ "${INSTALL_ONLY:-}" = 1 ] && exit 0
+
 "$VENV/bin/python" - "$CONTRACT_BASE_URL" <<'EOF' || fail "no API answers at $CONTRACT_BASE_URL: start the stack first (make dev), or set CONTRACT_BASE_URL"
 import sys, urllib.request, urllib.error
 try:

@@ -9,6 +9,9 @@
 # browser download) and the test's npm packages (playwright-core). Screenshots
 # of every page visited go to artifacts/screenshots/.
 #
+# INSTALL_ONLY=1 installs what the test needs and stops there (make test does
+# that in the background while it compiles).
+#
 # Environment: E2E_BASE_URL (the demo), E2E_API_URL (the API), E2E_WAIT_SECONDS
 # (how long to wait for the stack, default 60), E2E_CHROMIUM (default
 # /usr/bin/chromium).
@@ -58,6 +61,8 @@ if [ ! -d "$E2E_DIR/node_modules" ] || [ "$(cat "$marker" 2>/dev/null)" != "$loc
   (cd "$E2E_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   echo "$lock_hash" >"$marker"
 fi
+
+[ "${INSTALL_ONLY:-}" = 1 ] && exit 0
 
 # --- The stack -----------------------------------------------------------------
 say "Waiting up to ${WAIT_SECONDS} s for the demo at $E2E_BASE_URL and the API at $E2E_API_URL"

@@ -20,6 +20,6 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
-say "Building the check (cargo build -p connect-local --bin finexer-check)" >&2
-cargo build --quiet -p connect-local --bin finexer-check
-exec "${CARGO_TARGET_DIR:-$ROOT/target}/debug/finexer-check" "$@"
+[ -n "${LOCAL_BIN_DIR:-}" ] || say "Building the check (cargo build -p connect-local --bin finexer-check)" >&2
+check=$(local_bin finexer-check)
+exec "$check" "$@"

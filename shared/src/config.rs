@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::finexer::ConsentHosts;
+use crate::secrets::SecretIds;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,8 +22,10 @@ pub struct Config {
     /// Per-attempt timeout of a DynamoDB or Secrets Manager call
     /// (`STORE_TIMEOUT_MS`); the SDK retries a timed-out attempt.
     pub store_timeout: Duration,
-    /// Secrets Manager secret holding the API key and signing keys (`CONNECT_SECRET_ID`).
-    pub secret_id: String,
+    /// The Secrets Manager secrets this function reads
+    /// (`FINEXER_API_KEY_SECRET_ID`, `STATE_KEYS_SECRET_ID`,
+    /// `WEBHOOK_SECRETS_SECRET_ID`; each unset when it does not use it).
+    pub secret_ids: SecretIds,
     /// How long fetched secrets are reused (`SECRETS_CACHE_SECONDS`).
     pub secrets_cache_ttl: Duration,
     /// DynamoDB table of consents, customers and states (`CONSENT_TABLE`).
@@ -66,9 +69,19 @@ pub enum AccountNumbers {
 pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     ("CONSENT_TABLE", None, "DynamoDB table name"),
     (
-        "CONNECT_SECRET_ID",
-        None,
-        "Secrets Manager secret (id or ARN) with `{\"finexer_api_key\": \"...\", \"state_keys\": [{\"kid\": \"...\", \"key\": \"<32+ bytes>\"}], \"webhook_secrets\": [\"<Finexer's signing secret>\", ...]}` (`webhook_secrets` optional: without it every webhook delivery is refused)",
+        "FINEXER_API_KEY_SECRET_ID",
+        Some(""),
+        "Secrets Manager secret (id or ARN) with `{\"finexer_api_key\": \"...\"}`; set for the functions that call Finexer",
+    ),
+    (
+        "STATE_KEYS_SECRET_ID",
+        Some(""),
+        "Secrets Manager secret with `{\"state_keys\": [{\"kid\": \"...\", \"key\": \"<32+ bytes>\"}]}` (and/or the generated `state_key`, `state_key_id`); set for the functions that sign or verify the state",
+    ),
+    (
+        "WEBHOOK_SECRETS_SECRET_ID",
+        Some(""),
+        "Secrets Manager secret with `{\"webhook_secrets\": [\"<Finexer's signing secret>\", ...]}` (an empty list refuses every delivery); set for the webhook function",
     ),
     (
         "CALLBACK_URL",
@@ -173,7 +186,11 @@ impl Config {
             reader.consent_hosts("FINEXER_CONSENT_HOSTS", &finexer_base_url);
         let finexer_timeout = reader.millis("FINEXER_TIMEOUT_MS", 1, 60_000);
         let store_timeout = reader.millis("STORE_TIMEOUT_MS", 50, 20_000);
-        let secret_id = reader.string("CONNECT_SECRET_ID");
+        let secret_ids = SecretIds {
+            finexer_api_key: reader.optional("FINEXER_API_KEY_SECRET_ID"),
+            state_keys: reader.optional("STATE_KEYS_SECRET_ID"),
+            webhook_secrets: reader.optional("WEBHOOK_SECRETS_SECRET_ID"),
+        };
         let secrets_cache_ttl = reader.seconds("SECRETS_CACHE_SECONDS", 0, 86_400);
         let table_name = reader.string("CONSENT_TABLE");
         let callback_url = reader.url("CALLBACK_URL");
@@ -194,7 +211,7 @@ impl Config {
             finexer_consent_hosts: finexer_consent_hosts.expect("checked"),
             finexer_timeout: finexer_timeout.expect("checked"),
             store_timeout: store_timeout.expect("checked"),
-            secret_id: secret_id.expect("checked"),
+            secret_ids,
             secrets_cache_ttl: secrets_cache_ttl.expect("checked"),
             table_name: table_name.expect("checked"),
             callback_url: callback_url.expect("checked"),
@@ -240,6 +257,11 @@ impl Reader<'_> {
 
     fn string(&mut self, name: &str) -> Option<String> {
         self.raw(name)
+    }
+
+    /// A variable whose empty default means "not used here".
+    fn optional(&mut self, name: &str) -> Option<String> {
+        self.raw(name).filter(|v| !v.is_empty())
     }
 
     fn url(&mut self, name: &str) -> Option<Url> {
@@ -394,7 +416,6 @@ mod tests {
 
     const REQUIRED: &[(&str, &str)] = &[
         ("CONSENT_TABLE", "consents"),
-        ("CONNECT_SECRET_ID", "connect/secret"),
         ("CALLBACK_URL", "https://api.example.com/callback"),
         (
             "FRONTEND_URLS",
@@ -424,6 +445,11 @@ mod tests {
             AccountNumbers::Masked,
             "account numbers are masked unless asked for whole"
         );
+        assert_eq!(
+            config.secret_ids,
+            SecretIds::default(),
+            "no secret unless configured"
+        );
     }
 
     #[test]
@@ -444,6 +470,22 @@ mod tests {
             let err = with(&vars).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={bad}: {err}");
         }
+    }
+
+    #[test]
+    fn each_secret_is_configured_on_its_own() {
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("WEBHOOK_SECRETS_SECRET_ID", "connect/webhook-secrets"));
+        vars.push(("FINEXER_API_KEY_SECRET_ID", " connect/api-key "));
+        vars.push(("STATE_KEYS_SECRET_ID", ""));
+        assert_eq!(
+            with(&vars).unwrap().secret_ids,
+            SecretIds {
+                finexer_api_key: Some("connect/api-key".into()),
+                state_keys: None,
+                webhook_secrets: Some("connect/webhook-secrets".into()),
+            }
+        );
     }
 
     #[test]
@@ -471,7 +513,6 @@ mod tests {
         .to_string();
         for name in [
             "CONSENT_TABLE is required",
-            "CONNECT_SECRET_ID is required",
             "FRONTEND_URLS is required",
             "CALLBACK_URL must use https",
             "STATE_TTL_SECONDS must be a whole number",

@@ -322,7 +322,7 @@ impl FinexerClient {
         form: Option<&[(&str, String)]>,
         retry: Retry,
     ) -> Result<T> {
-        let secrets = self.secrets.secrets().await?;
+        let secrets = self.secrets.finexer_api_key().await?;
         let started = std::time::Instant::now();
         let mut retries = 0;
         let result = self
@@ -338,7 +338,7 @@ impl FinexerClient {
     #[allow(clippy::too_many_arguments)]
     async fn attempts<T: DeserializeOwned>(
         &self,
-        secrets: &crate::secrets::AppSecrets,
+        secrets: &crate::secrets::FinexerApiKey,
         method: Method,
         path: &str,
         query: &[(&str, &str)],

@@ -1,6 +1,10 @@
-//! Secrets (Finexer API key, state-signing keys) from AWS Secrets Manager,
-//! fetched on first use and cached for a configured time, so a warm container
-//! asks at most once per TTL and a cold start pays nothing until it needs them.
+//! Secrets from AWS Secrets Manager, in three secrets so that each
+//! function's role reads only what it uses: the Finexer API key, the
+//! state-signing keys and Finexer's webhook signing secrets. A function is
+//! configured with the ids of the ones it uses (`FINEXER_API_KEY_SECRET_ID`,
+//! `STATE_KEYS_SECRET_ID`, `WEBHOOK_SECRETS_SECRET_ID`). Each is fetched on
+//! its first use and cached for a configured time, so a warm container asks
+//! at most once per TTL and a cold start pays nothing until it needs one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,70 +12,90 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// The secret's JSON:
-/// `{"finexer_api_key": "...", "state_keys": [{"kid": "2026-11", "key": "..."}, ...]}`.
+/// The Finexer API key secret's JSON: `{"finexer_api_key": "..."}`.
+#[derive(Deserialize)]
+pub struct FinexerApiKey {
+    pub finexer_api_key: SecretString,
+}
+
+/// The state-signing keys secret's JSON:
+/// `{"state_keys": [{"kid": "2026-11", "key": "..."}, ...]}`.
 /// The first state key signs; every listed key verifies, so a key is rotated
 /// by putting a new one first and dropping the old one after a state lifetime.
 /// A top-level `state_key` (kid `state_key_id`) counts as the last key: it is
 /// the one CloudFormation generates at the first deploy, since
 /// `GenerateSecretString` can only add a top-level string.
-#[derive(Deserialize)]
-#[serde(from = "StoredSecret")]
-pub struct AppSecrets {
-    pub finexer_api_key: SecretString,
-    pub state_keys: Vec<SigningKey>,
-    /// Finexer's webhook signing secrets, newest first; any one verifies, so
-    /// a secret is rotated by adding the new one before Finexer switches.
+#[derive(Deserialize, Clone)]
+#[serde(from = "StoredStateKeys")]
+pub struct StateKeys {
+    pub keys: Vec<SigningKey>,
+}
+
+/// The webhook secrets' JSON: `{"webhook_secrets": ["...", ...]}`, Finexer's
+/// signing secrets, newest first; any one verifies, so a secret is rotated by
+/// adding the new one before Finexer switches. An empty list refuses every
+/// delivery.
+#[derive(Deserialize, Clone)]
+pub struct WebhookSecrets {
+    #[serde(default)]
     pub webhook_secrets: Vec<SecretString>,
 }
 
-#[derive(Deserialize)]
+/// All three together: fixtures for tests, benchmarks and tools, whose JSON
+/// is the three secrets' keys in one object.
+pub struct AppSecrets {
+    pub finexer_api_key: SecretString,
+    pub state_keys: StateKeys,
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+#[derive(Deserialize, Clone)]
 pub struct SigningKey {
     pub kid: String,
     pub key: SecretString,
 }
 
-/// The secret as stored, before the generated key joins the list.
+/// The state keys as stored, before the generated key joins the list.
 #[derive(Deserialize)]
-struct StoredSecret {
-    finexer_api_key: SecretString,
+struct StoredStateKeys {
     #[serde(default)]
     state_keys: Vec<SigningKey>,
     state_key: Option<SecretString>,
     state_key_id: Option<String>,
-    #[serde(default)]
-    webhook_secrets: Vec<SecretString>,
 }
 
-impl From<StoredSecret> for AppSecrets {
-    fn from(stored: StoredSecret) -> Self {
-        let mut state_keys = stored.state_keys;
+impl From<StoredStateKeys> for StateKeys {
+    fn from(stored: StoredStateKeys) -> Self {
+        let mut keys = stored.state_keys;
         if let Some(key) = stored.state_key {
-            state_keys.push(SigningKey {
+            keys.push(SigningKey {
                 kid: stored.state_key_id.unwrap_or_else(|| "generated".into()),
                 key,
             });
         }
-        AppSecrets {
-            finexer_api_key: stored.finexer_api_key,
-            state_keys,
-            webhook_secrets: stored.webhook_secrets,
-        }
+        StateKeys { keys }
     }
 }
 
 /// Shortest signing key accepted: HS256 wants at least its output size.
 pub const MIN_KEY_BYTES: usize = 32;
 
-impl AppSecrets {
-    pub fn parse(json: &str) -> Result<Self> {
+/// One of the three secrets: how its JSON is read and checked.
+pub trait SecretPart: DeserializeOwned + Send + Sync + 'static {
+    /// The variable naming the secret (shared/src/config.rs).
+    const VARIABLE: &'static str;
+
+    fn validate(&self) -> Result<()>;
+
+    fn parse(json: &str) -> Result<Self> {
         // serde's message may quote the offending value, which could be key
         // material: report only what kind of error and where.
-        let secrets: AppSecrets = serde_json::from_str(json).map_err(|e| {
+        let part: Self = serde_json::from_str(json).map_err(|e| {
             Error::SecretsUnavailable(format!(
                 "secret is not valid JSON or has the wrong shape ({:?} at line {}, column {})",
                 e.classify(),
@@ -79,29 +103,32 @@ impl AppSecrets {
                 e.column()
             ))
         })?;
-        secrets.validate()?;
-        Ok(secrets)
+        part.validate()?;
+        Ok(part)
     }
+}
+
+impl SecretPart for FinexerApiKey {
+    const VARIABLE: &'static str = "FINEXER_API_KEY_SECRET_ID";
 
     fn validate(&self) -> Result<()> {
         if self.finexer_api_key.expose_secret().trim().is_empty() {
             return Err(Error::SecretsUnavailable("finexer_api_key is empty".into()));
         }
-        if self.state_keys.is_empty() {
+        Ok(())
+    }
+}
+
+impl SecretPart for StateKeys {
+    const VARIABLE: &'static str = "STATE_KEYS_SECRET_ID";
+
+    fn validate(&self) -> Result<()> {
+        if self.keys.is_empty() {
             return Err(Error::SecretsUnavailable(
                 "no state key (state_keys is empty and there is no state_key)".into(),
             ));
         }
-        if let Some(i) = self
-            .webhook_secrets
-            .iter()
-            .position(|secret| secret.expose_secret().trim().is_empty())
-        {
-            return Err(Error::SecretsUnavailable(format!(
-                "webhook_secrets[{i}] is empty"
-            )));
-        }
-        for (i, key) in self.state_keys.iter().enumerate() {
+        for (i, key) in self.keys.iter().enumerate() {
             if key.kid.is_empty() || key.kid.len() > 64 {
                 return Err(Error::SecretsUnavailable(format!(
                     "state_keys[{i}].kid must be 1 to 64 characters"
@@ -112,7 +139,7 @@ impl AppSecrets {
                     "state_keys[{i}].key must be at least {MIN_KEY_BYTES} bytes"
                 )));
             }
-            if self.state_keys[..i].iter().any(|k| k.kid == key.kid) {
+            if self.keys[..i].iter().any(|k| k.kid == key.kid) {
                 return Err(Error::SecretsUnavailable(format!(
                     "state_keys[{i}].kid is listed twice"
                 )));
@@ -120,25 +147,81 @@ impl AppSecrets {
         }
         Ok(())
     }
+}
 
+impl SecretPart for WebhookSecrets {
+    const VARIABLE: &'static str = "WEBHOOK_SECRETS_SECRET_ID";
+
+    fn validate(&self) -> Result<()> {
+        if let Some(i) = self
+            .webhook_secrets
+            .iter()
+            .position(|secret| secret.expose_secret().trim().is_empty())
+        {
+            return Err(Error::SecretsUnavailable(format!(
+                "webhook_secrets[{i}] is empty"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl StateKeys {
     /// The key new state tokens are signed with.
     pub fn signing_key(&self) -> &SigningKey {
-        &self.state_keys[0]
+        &self.keys[0]
     }
 
     pub fn verifying_key(&self, kid: &str) -> Option<&SigningKey> {
-        self.state_keys.iter().find(|k| k.kid == kid)
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+impl AsRef<StateKeys> for StateKeys {
+    fn as_ref(&self) -> &StateKeys {
+        self
+    }
+}
+
+impl AsRef<StateKeys> for AppSecrets {
+    fn as_ref(&self) -> &StateKeys {
+        &self.state_keys
+    }
+}
+
+impl AppSecrets {
+    /// The three secrets' keys in one JSON object, each part read and checked
+    /// as its own secret is.
+    pub fn parse(json: &str) -> Result<Self> {
+        let api = FinexerApiKey::parse(json)?;
+        let state_keys = StateKeys::parse(json)?;
+        let webhooks = WebhookSecrets::parse(json)?;
+        Ok(AppSecrets {
+            finexer_api_key: api.finexer_api_key,
+            state_keys,
+            webhook_secrets: webhooks.webhook_secrets,
+        })
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        self.state_keys.signing_key()
+    }
+
+    pub fn verifying_key(&self, kid: &str) -> Option<&SigningKey> {
+        self.state_keys.verifying_key(kid)
     }
 }
 
 #[async_trait]
 pub trait SecretSource: Send + Sync {
-    async fn secrets(&self) -> Result<Arc<AppSecrets>>;
+    async fn finexer_api_key(&self) -> Result<Arc<FinexerApiKey>>;
+    async fn state_keys(&self) -> Result<Arc<StateKeys>>;
+    async fn webhook_secrets(&self) -> Result<Arc<WebhookSecrets>>;
 
-    /// Fetches anew because a token names a key the cached secrets lack (a
-    /// key added moments ago). None when the source cannot or, having just
-    /// done so, will not fetch again yet.
-    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<AppSecrets>>> {
+    /// Fetches the state keys anew because a token names a key the cached
+    /// ones lack (a key added moments ago). None when the source cannot or,
+    /// having just done so, will not fetch again yet.
+    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<StateKeys>>> {
         Ok(None)
     }
 }
@@ -150,28 +233,106 @@ pub struct StaticSecrets(pub Arc<AppSecrets>);
 #[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl SecretSource for StaticSecrets {
-    async fn secrets(&self) -> Result<Arc<AppSecrets>> {
-        Ok(self.0.clone())
+    async fn finexer_api_key(&self) -> Result<Arc<FinexerApiKey>> {
+        Ok(Arc::new(FinexerApiKey {
+            finexer_api_key: self.0.finexer_api_key.clone(),
+        }))
+    }
+
+    async fn state_keys(&self) -> Result<Arc<StateKeys>> {
+        Ok(Arc::new(self.0.state_keys.clone()))
+    }
+
+    async fn webhook_secrets(&self) -> Result<Arc<WebhookSecrets>> {
+        Ok(Arc::new(WebhookSecrets {
+            webhook_secrets: self.0.webhook_secrets.clone(),
+        }))
     }
 }
 
+/// The ids of the secrets a function is configured with (None: it does not
+/// use that one, and its role cannot read it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretIds {
+    pub finexer_api_key: Option<String>,
+    pub state_keys: Option<String>,
+    pub webhook_secrets: Option<String>,
+}
+
+/// The three secrets from Secrets Manager, each cached on its own.
 pub struct SecretsManagerSource {
+    finexer_api_key: Option<CachedSecret<FinexerApiKey>>,
+    state_keys: Option<CachedSecret<StateKeys>>,
+    webhook_secrets: Option<CachedSecret<WebhookSecrets>>,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: aws_sdk_secretsmanager::Client, ids: SecretIds, ttl: Duration) -> Self {
+        Self {
+            finexer_api_key: CachedSecret::configured(&client, ids.finexer_api_key, ttl),
+            state_keys: CachedSecret::configured(&client, ids.state_keys, ttl),
+            webhook_secrets: CachedSecret::configured(&client, ids.webhook_secrets, ttl),
+        }
+    }
+}
+
+/// A part the function was not configured with: a deployment mistake (its
+/// variable is missing), so our error, not the caller's.
+fn not_configured<T: SecretPart>(cached: &Option<CachedSecret<T>>) -> Result<&CachedSecret<T>> {
+    cached.as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "{} is not set, but this function needs that secret",
+            T::VARIABLE
+        ))
+    })
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn finexer_api_key(&self) -> Result<Arc<FinexerApiKey>> {
+        not_configured(&self.finexer_api_key)?.get().await
+    }
+
+    async fn state_keys(&self) -> Result<Arc<StateKeys>> {
+        not_configured(&self.state_keys)?.get().await
+    }
+
+    async fn webhook_secrets(&self) -> Result<Arc<WebhookSecrets>> {
+        not_configured(&self.webhook_secrets)?.get().await
+    }
+
+    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<StateKeys>>> {
+        not_configured(&self.state_keys)?.refetch().await
+    }
+}
+
+/// One secret, fetched on first use and kept for the TTL.
+struct CachedSecret<T> {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
     // A mutex rather than a read-write lock: concurrent first requests wait for
     // one fetch instead of all fetching.
-    cached: Mutex<Cache>,
+    cached: Mutex<Cache<T>>,
 }
 
-#[derive(Default)]
-struct Cache {
-    /// The last good secrets and when they were fetched.
-    good: Option<(Instant, Arc<AppSecrets>)>,
+struct Cache<T> {
+    /// The last good value and when it was fetched.
+    good: Option<(Instant, Arc<T>)>,
     /// No refresh is tried before this, after one failed (stale serving).
     next_try: Option<Instant>,
     /// The last refetch for an unknown key.
     last_refetch: Option<Instant>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Cache {
+            good: None,
+            next_try: None,
+            last_refetch: None,
+        }
+    }
 }
 
 /// An unknown key triggers at most one refetch per process in this time, so
@@ -182,8 +343,16 @@ const STALE_LIMIT: Duration = Duration::from_secs(3600);
 /// How often a refresh is retried meanwhile.
 const STALE_RETRY: Duration = Duration::from_secs(30);
 
-impl SecretsManagerSource {
-    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
+impl<T: SecretPart> CachedSecret<T> {
+    fn configured(
+        client: &aws_sdk_secretsmanager::Client,
+        secret_id: Option<String>,
+        ttl: Duration,
+    ) -> Option<Self> {
+        secret_id.map(|secret_id| Self::new(client.clone(), secret_id, ttl))
+    }
+
+    fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
         Self {
             client,
             secret_id,
@@ -192,7 +361,7 @@ impl SecretsManagerSource {
         }
     }
 
-    async fn fetch(&self) -> Result<AppSecrets> {
+    async fn fetch(&self) -> Result<T> {
         crate::metrics::count(crate::metrics::SECRETS_REFRESH, &[]);
         let output = self
             .client
@@ -209,13 +378,10 @@ impl SecretsManagerSource {
         let json = output
             .secret_string()
             .ok_or_else(|| Error::SecretsUnavailable("secret has no string value".into()))?;
-        AppSecrets::parse(json)
+        T::parse(json)
     }
-}
 
-#[async_trait]
-impl SecretSource for SecretsManagerSource {
-    async fn secrets(&self) -> Result<Arc<AppSecrets>> {
+    async fn get(&self) -> Result<Arc<T>> {
         let mut cache = self.cached.lock().await;
         let stale = match &cache.good {
             Some((fetched_at, secrets)) if fetched_at.elapsed() < self.ttl => {
@@ -253,7 +419,7 @@ impl SecretSource for SecretsManagerSource {
         }
     }
 
-    async fn refetch_for_unknown_key(&self) -> Result<Option<Arc<AppSecrets>>> {
+    async fn refetch(&self) -> Result<Option<Arc<T>>> {
         let mut cache = self.cached.lock().await;
         if cache
             .last_refetch
@@ -298,6 +464,79 @@ mod tests {
         let secrets = AppSecrets::parse(&rotated).unwrap();
         assert_eq!(secrets.signing_key().kid, "2027-01");
         assert!(secrets.verifying_key("initial").is_some());
+    }
+
+    #[test]
+    fn each_secret_reads_its_own_json() {
+        let api = FinexerApiKey::parse(r#"{"finexer_api_key":"sk"}"#).unwrap();
+        assert_eq!(api.finexer_api_key.expose_secret(), "sk");
+        let generated = format!(r#"{{"state_key":"{KEY}","state_key_id":"initial"}}"#);
+        assert_eq!(
+            StateKeys::parse(&generated).unwrap().signing_key().kid,
+            "initial"
+        );
+        let webhooks = WebhookSecrets::parse(r#"{"webhook_secrets":["whsec"]}"#).unwrap();
+        assert_eq!(webhooks.webhook_secrets.len(), 1);
+        // An empty list (the template's value until ops put one in) refuses
+        // every delivery, but is not a broken secret.
+        assert!(
+            WebhookSecrets::parse(r#"{"webhook_secrets":[]}"#)
+                .unwrap()
+                .webhook_secrets
+                .is_empty()
+        );
+        for (err, expected) in [
+            (
+                FinexerApiKey::parse(r#"{"finexer_api_key":""}"#).err(),
+                "finexer_api_key is empty",
+            ),
+            (
+                FinexerApiKey::parse(r#"{"state_keys":[]}"#).err(),
+                "wrong shape",
+            ),
+            (StateKeys::parse(r#"{}"#).err(), "no state key"),
+            (
+                WebhookSecrets::parse(r#"{"webhook_secrets":[" "]}"#).err(),
+                "webhook_secrets[0] is empty",
+            ),
+        ] {
+            let err = err.expect(expected).to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_the_function_is_not_configured_with_is_our_error() {
+        let client = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .region(aws_sdk_secretsmanager::config::Region::new("eu-west-2"))
+                .build(),
+        );
+        // No id at all: nothing is fetched, whatever is asked.
+        let source = SecretsManagerSource::new(client, SecretIds::default(), Duration::ZERO);
+        for (err, variable) in [
+            (
+                source.finexer_api_key().await.err(),
+                "FINEXER_API_KEY_SECRET_ID",
+            ),
+            (source.state_keys().await.err(), "STATE_KEYS_SECRET_ID"),
+            (
+                source.webhook_secrets().await.err(),
+                "WEBHOOK_SECRETS_SECRET_ID",
+            ),
+            (
+                source.refetch_for_unknown_key().await.err(),
+                "STATE_KEYS_SECRET_ID",
+            ),
+        ] {
+            let err = err.expect(variable);
+            assert!(err.to_string().contains(variable), "{err}");
+            assert_eq!(err.status(), 500, "a deployment mistake: {err}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::secrets::AppSecrets;
+use crate::secrets::StateKeys;
 
 const ISSUER: &str = "connect";
 const AUDIENCE: &str = "connect-callback";
@@ -47,8 +47,8 @@ impl StateClaims {
 }
 
 /// Signs with the newest key, naming it in the `kid` header.
-pub fn sign(claims: &StateClaims, secrets: &AppSecrets) -> Result<String> {
-    let key = secrets.signing_key();
+pub fn sign(claims: &StateClaims, keys: &impl AsRef<StateKeys>) -> Result<String> {
+    let key = keys.as_ref().signing_key();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(
@@ -60,7 +60,7 @@ pub fn sign(claims: &StateClaims, secrets: &AppSecrets) -> Result<String> {
 }
 
 /// Verifies signature, algorithm, key id, issuer, audience and lifetime.
-pub fn verify(token: &str, secrets: &AppSecrets) -> Result<StateClaims> {
+pub fn verify(token: &str, keys: &impl AsRef<StateKeys>) -> Result<StateClaims> {
     // Tokens we issue are a few hundred bytes; refuse to parse anything huge.
     if token.len() > 2048 {
         return Err(Error::InvalidState("token too long"));
@@ -73,7 +73,8 @@ pub fn verify(token: &str, secrets: &AppSecrets) -> Result<StateClaims> {
     let kid = header
         .kid
         .ok_or(Error::InvalidState("token names no key"))?;
-    let key = secrets
+    let key = keys
+        .as_ref()
         .verifying_key(&kid)
         .ok_or(Error::InvalidState(UNKNOWN_KEY))?;
 
@@ -108,19 +109,16 @@ pub fn verify(token: &str, secrets: &AppSecrets) -> Result<StateClaims> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::SecretPart;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-    fn secrets(keys: &[(&str, &str)]) -> AppSecrets {
+    fn secrets(keys: &[(&str, &str)]) -> StateKeys {
         let keys: Vec<String> = keys
             .iter()
             .map(|(kid, key)| format!(r#"{{"kid":"{kid}","key":"{key}"}}"#))
             .collect();
-        AppSecrets::parse(&format!(
-            r#"{{"finexer_api_key":"sk_test","state_keys":[{}]}}"#,
-            keys.join(",")
-        ))
-        .unwrap()
+        StateKeys::parse(&format!(r#"{{"state_keys":[{}]}}"#, keys.join(","))).unwrap()
     }
 
     const K1: &str = "key-one-key-one-key-one-key-one-key-one";

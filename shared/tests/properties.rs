@@ -1030,12 +1030,12 @@ fn apply(token: &str, mutation: &Mutation) -> String {
 }
 
 fn verifies(token: &str) -> bool {
-    state::verify(token, &SECRETS).is_ok()
+    state::verify(token, &*SECRETS).is_ok()
 }
 
 #[test]
 fn the_genuine_tokens_verify() {
-    let claims = state::verify(&GENUINE, &SECRETS).unwrap();
+    let claims = state::verify(&GENUINE, &*SECRETS).unwrap();
     assert_eq!(claims, model::claims("jti-props"));
     // Signed with the old key: still verifies while the key is listed.
     assert!(verifies(&model::token("jti-old", model::KEY_OLD)));
@@ -1104,7 +1104,7 @@ proptest! {
             &Value::Object(claims.clone()),
             &EncodingKey::from_secret(model::KEY_NEW.1.as_bytes()),
         ).unwrap();
-        let result = state::verify(&token, &SECRETS);
+        let result = state::verify(&token, &*SECRETS);
         prop_assert_eq!(result.is_ok(), valid, "{:?}: {:?}", claims, result);
     }
 }
@@ -1484,11 +1484,11 @@ proptest! {
         };
         match AppSecrets::parse(&json) {
             Ok(secrets) => {
-                prop_assert!(!secrets.state_keys.is_empty());
-                for (i, key) in secrets.state_keys.iter().enumerate() {
+                prop_assert!(!secrets.state_keys.keys.is_empty());
+                for (i, key) in secrets.state_keys.keys.iter().enumerate() {
                     prop_assert!(!key.kid.is_empty() && key.kid.len() <= 64);
                     prop_assert!(secrecy::ExposeSecret::expose_secret(&key.key).len() >= 32);
-                    prop_assert!(secrets.state_keys[..i].iter().all(|k| k.kid != key.kid));
+                    prop_assert!(secrets.state_keys.keys[..i].iter().all(|k| k.kid != key.kid));
                 }
             }
             Err(e) => {

@@ -87,7 +87,6 @@ pub fn config(finexer_base: &str) -> Config {
     let frontends = FRONTENDS.join(",");
     let vars: HashMap<&str, &str> = HashMap::from([
         ("CONSENT_TABLE", "unused"),
-        ("CONNECT_SECRET_ID", "unused"),
         ("CALLBACK_URL", CALLBACK_URL),
         ("FRONTEND_URLS", frontends.as_str()),
         ("FINEXER_BASE_URL", finexer_base),

@@ -170,7 +170,6 @@ impl Fixture {
             Some(
                 match name {
                     "CONSENT_TABLE" => "bench",
-                    "CONNECT_SECRET_ID" => "bench/secret",
                     "CALLBACK_URL" => CALLBACK_URL,
                     "FRONTEND_URLS" => FRONTEND_URL,
                     "FINEXER_BASE_URL" => sandbox.base_url(),
@@ -270,7 +269,7 @@ impl Fixture {
         self.serial.fetch_add(1, Ordering::Relaxed);
         let claims = StateClaims::new(USER, now(), 900);
         let consent_id = self.sandbox_consent(&claims.jti);
-        let token = state::sign(&claims, &self.secrets).expect("sign");
+        let token = state::sign(&claims, &*self.secrets).expect("sign");
         let mut record = records::consent(Seed {
             consent_id: &consent_id,
             owner: USER,
@@ -484,12 +483,12 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
     g.bench_function("state_sign", |b| {
         b.iter(|| {
             let claims = StateClaims::new(USER, now(), 900);
-            state::sign(&claims, &f.secrets).expect("sign")
+            state::sign(&claims, &*f.secrets).expect("sign")
         })
     });
-    let token = state::sign(&StateClaims::new(USER, now(), 900), &f.secrets).expect("sign");
+    let token = state::sign(&StateClaims::new(USER, now(), 900), &*f.secrets).expect("sign");
     g.bench_function("state_verify", |b| {
-        b.iter(|| state::verify(std::hint::black_box(&token), &f.secrets).expect("verify"))
+        b.iter(|| state::verify(std::hint::black_box(&token), &*f.secrets).expect("verify"))
     });
     let event_text = String::from_utf8(f.create_link_event.clone()).expect("utf-8");
     g.bench_function("event_parse", |b| {

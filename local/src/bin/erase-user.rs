@@ -1,7 +1,7 @@
 //! `erase-user --user <sub>`: erases one user's data on request
 //! (docs/runbook.md): revokes their consents at Finexer, then deletes their
 //! records. Runs with the stack's configuration and AWS credentials in the
-//! environment, as the functions do (`CONSENT_TABLE`, `CONNECT_SECRET_ID`,
+//! environment, as the functions do (`CONSENT_TABLE`, `FINEXER_API_KEY_SECRET_ID`,
 //! `FINEXER_BASE_URL`, ...). Prints what it did as JSON.
 
 use std::process::ExitCode;

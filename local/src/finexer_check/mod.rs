@@ -23,7 +23,7 @@ use shared::Error;
 use shared::finexer::{
     Consent, ConsentHosts, ConsentStatus, FinexerClient, NewConsent, NewCustomer, consent_page_url,
 };
-use shared::secrets::{AppSecrets, SigningKey, StaticSecrets};
+use shared::secrets::{AppSecrets, SigningKey, StateKeys, StaticSecrets};
 use shared::state::StateClaims;
 use url::Url;
 
@@ -122,14 +122,16 @@ pub async fn run(options: Options) -> Result<Report, String> {
     // A throwaway key signs the state, so the return URL looks as create-link's does.
     let secrets = Arc::new(AppSecrets {
         finexer_api_key: api_key,
-        state_keys: vec![SigningKey {
-            kid: "finexer-check".into(),
-            key: SecretString::from(format!(
-                "{:032x}{:032x}",
-                rand::random::<u128>(),
-                rand::random::<u128>()
-            )),
-        }],
+        state_keys: StateKeys {
+            keys: vec![SigningKey {
+                kid: "finexer-check".into(),
+                key: SecretString::from(format!(
+                    "{:032x}{:032x}",
+                    rand::random::<u128>(),
+                    rand::random::<u128>()
+                )),
+            }],
+        },
         webhook_secrets: Vec::new(),
     });
     let mut client = FinexerClient::new(
@@ -398,7 +400,7 @@ impl Journey {
             time::OffsetDateTime::now_utc().unix_timestamp(),
             900,
         );
-        let token = match shared::state::sign(&claims, &self.secrets) {
+        let token = match shared::state::sign(&claims, &*self.secrets) {
             Ok(token) => token,
             Err(e) => {
                 self.report.breaking += 1;

@@ -279,7 +279,7 @@ pub fn instructions(listening: Option<&str>) -> Vec<String> {
     let mut lines = vec![
         "Webhooks: in Finexer's dashboard, add a webhook endpoint for consent events at the deployed stack:".to_owned(),
         "  https://<ApiUrl>/webhooks/finexer   (ApiUrl: the stack's output; the webhook function serves it)".to_owned(),
-        "  and put its signing secret in the stack's secret (webhook_secrets) and in FINEXER_WEBHOOK_SECRET here.".to_owned(),
+        "  and put its signing secret in the stack's WebhookSecrets (webhook_secrets) and in FINEXER_WEBHOOK_SECRET here.".to_owned(),
     ];
     match listening {
         Some(url) => lines.push(format!(

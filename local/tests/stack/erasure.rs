@@ -46,7 +46,11 @@ async fn erase_user(stack: &Stack, user: &str) -> std::process::Output {
     command
         .args(["--user", user])
         .env("CONSENT_TABLE", &stack.table)
-        .env("CONNECT_SECRET_ID", &config.secret_id)
+        // It revokes at Finexer: the API key is the only secret it reads.
+        .env(
+            "FINEXER_API_KEY_SECRET_ID",
+            config.secret_ids.finexer_api_key.as_deref().unwrap(),
+        )
         .env("CALLBACK_URL", config.callback_url.as_str())
         .env("FRONTEND_URLS", frontends.join(","))
         .env("FINEXER_BASE_URL", &stack.finexer.url)

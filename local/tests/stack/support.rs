@@ -170,7 +170,18 @@ impl Stack {
             ("AWS_ENDPOINT_URL".into(), dynamo.url.clone()),
             ("FINEXER_BASE_URL".into(), finexer.url.clone()),
             ("CONSENT_TABLE".into(), table.clone()),
-            ("CONNECT_SECRET_ID".into(), format!("stack/{suffix}")),
+            (
+                "FINEXER_API_KEY_SECRET_ID".into(),
+                format!("stack/{suffix}/api-key"),
+            ),
+            (
+                "STATE_KEYS_SECRET_ID".into(),
+                format!("stack/{suffix}/state-keys"),
+            ),
+            (
+                "WEBHOOK_SECRETS_SECRET_ID".into(),
+                format!("stack/{suffix}/webhook-secrets"),
+            ),
             ("FINEXER_TIMEOUT_MS".into(), "500".into()),
             // moto applies one request at a time: under the parallel tests
             // a queue forms that production's 2 s would count as a stall.

@@ -65,11 +65,11 @@ async fn handle(app: &App, request: &Request) -> Result<(&'static str, Response<
 /// Verifies the state; a key added to the secret since it was cached is
 /// fetched at once rather than after the cache's lifetime.
 async fn verify_state(app: &App, token: &str) -> Result<StateClaims> {
-    let secrets = app.secrets.secrets().await?;
-    match state::verify(token, &secrets) {
+    let keys = app.secrets.state_keys().await?;
+    match state::verify(token, &*keys) {
         Err(Error::InvalidState(reason)) if reason == state::UNKNOWN_KEY => {
             match app.secrets.refetch_for_unknown_key().await? {
-                Some(fresh) => state::verify(token, &fresh),
+                Some(fresh) => state::verify(token, &*fresh),
                 None => Err(Error::InvalidState(reason)),
             }
         }

@@ -159,8 +159,8 @@ async fn create_at_finexer(
     claims: StateClaims,
     issued: OffsetDateTime,
 ) -> Result<Created> {
-    let secrets = app.secrets.secrets().await?;
-    let token = state::sign(&claims, &secrets)?;
+    let keys = app.secrets.state_keys().await?;
+    let token = state::sign(&claims, &*keys)?;
     let mut return_url = app.config.callback_url.clone();
     return_url.query_pairs_mut().append_pair("state", &token);
 

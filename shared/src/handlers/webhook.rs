@@ -201,7 +201,7 @@ async fn verified_body<'r>(app: &App, request: &'r Request) -> Result<&'r [u8]> 
         .get(SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok())
         .ok_or(Error::Unauthorized)?;
-    let secrets = app.secrets.secrets().await?;
+    let secrets = app.secrets.webhook_secrets().await?;
     if secrets.webhook_secrets.is_empty() {
         tracing::error!("a webhook arrived but the secret lists no webhook_secrets; refused");
         return Err(Error::Unauthorized);

@@ -139,8 +139,8 @@ async fn a_state_signed_with_a_rotated_out_key_is_refused() {
     // Rotate the old key out; a new process (fresh cache) must refuse it.
     env.secrets
         .put_secret_value()
-        .secret_id(&env.secret_id)
-        .secret_string(secret_json(&[("k-new", KEY_NEW)]))
+        .secret_id(env.secret_ids.state_keys.as_deref().unwrap())
+        .secret_string(state_keys_json(&[("k-new", KEY_NEW)]))
         .send()
         .await
         .unwrap();
@@ -150,7 +150,7 @@ async fn a_state_signed_with_a_rotated_out_key_is_refused() {
         env.app.store.clone(),
         std::sync::Arc::new(shared::secrets::SecretsManagerSource::new(
             fresh.secrets.clone(),
-            env.secret_id.clone(),
+            env.secret_ids.clone(),
             std::time::Duration::from_secs(300),
         )),
     )
@@ -248,8 +248,11 @@ async fn a_key_added_a_second_ago_is_accepted_at_once() {
     const KEY_FRESH: &str = "fresh-signing-key-fresh-signing-key-01";
     env.secrets
         .put_secret_value()
-        .secret_id(&env.secret_id)
-        .secret_string(secret_json(&[("k-fresh", KEY_FRESH), ("k-new", KEY_NEW)]))
+        .secret_id(env.secret_ids.state_keys.as_deref().unwrap())
+        .secret_string(state_keys_json(&[
+            ("k-fresh", KEY_FRESH),
+            ("k-new", KEY_NEW),
+        ]))
         .send()
         .await
         .unwrap();
@@ -269,24 +272,50 @@ async fn a_secrets_manager_blip_serves_the_last_good_secret() {
     // A zero TTL: every call refreshes, so the blip is met at once.
     let source = shared::secrets::SecretsManagerSource::new(
         env.secrets.clone(),
-        env.secret_id.clone(),
+        env.secret_ids.clone(),
         std::time::Duration::ZERO,
     );
-    let first = source.secrets().await.unwrap();
+    let first = source.state_keys().await.unwrap();
     env.secrets
         .delete_secret()
-        .secret_id(&env.secret_id)
+        .secret_id(env.secret_ids.state_keys.as_deref().unwrap())
         .force_delete_without_recovery(true)
         .send()
         .await
         .unwrap();
-    let during = source.secrets().await.expect("the last good value");
+    let during = source.state_keys().await.expect("the last good value");
     assert_eq!(during.signing_key().kid, first.signing_key().kid);
     // A process that never had a good value cannot make one up.
     let newcomer = shared::secrets::SecretsManagerSource::new(
         env.secrets.clone(),
-        env.secret_id.clone(),
+        env.secret_ids.clone(),
         std::time::Duration::ZERO,
     );
-    assert!(newcomer.secrets().await.is_err());
+    assert!(newcomer.state_keys().await.is_err());
+    // Each secret is its own: the others are still read.
+    assert!(newcomer.finexer_api_key().await.is_ok());
+    assert!(newcomer.webhook_secrets().await.is_ok());
+}
+
+#[tokio::test]
+async fn a_function_reads_only_the_secrets_it_is_configured_with() {
+    use shared::secrets::{SecretIds, SecretSource};
+    let env = TestEnv::start().await;
+    // The webhook function's configuration: the API key and the webhook secrets.
+    let webhook = shared::secrets::SecretsManagerSource::new(
+        env.secrets.clone(),
+        SecretIds {
+            state_keys: None,
+            ..env.secret_ids.clone()
+        },
+        std::time::Duration::from_secs(300),
+    );
+    assert!(webhook.finexer_api_key().await.is_ok());
+    assert!(webhook.webhook_secrets().await.is_ok());
+    let err = webhook.state_keys().await.err().expect("not configured");
+    assert!(
+        err.to_string().contains("STATE_KEYS_SECRET_ID is not set"),
+        "{err}"
+    );
+    assert_eq!(err.status(), 500, "a deployment mistake, not the caller's");
 }

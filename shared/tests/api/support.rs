@@ -20,7 +20,7 @@ use shared::App;
 use shared::config::Config;
 use shared::error::Problem;
 pub use shared::handlers::{ConsentView, LinkCreated};
-use shared::secrets::SecretsManagerSource;
+use shared::secrets::{SecretIds, SecretsManagerSource};
 use shared::store::dynamo::DynamoStore;
 pub use shared::store::{ChangeSource, ConsentStatus};
 
@@ -52,7 +52,8 @@ pub struct TestEnv {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub table: String,
-    pub secret_id: String,
+    /// The three secrets, each its own as deployed.
+    pub secret_ids: SecretIds,
 }
 
 pub fn aws_endpoint() -> String {
@@ -74,13 +75,13 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
-pub fn secret_json(keys: &[(&str, &str)]) -> String {
+/// The state-signing keys secret's JSON.
+pub fn state_keys_json(keys: &[(&str, &str)]) -> String {
     let keys: Vec<Value> = keys
         .iter()
         .map(|(kid, key)| json!({"kid": kid, "key": key}))
         .collect();
-    json!({"finexer_api_key": API_KEY, "state_keys": keys, "webhook_secrets": [WEBHOOK_SECRET]})
-        .to_string()
+    json!({"state_keys": keys}).to_string()
 }
 
 pub struct Options {
@@ -114,18 +115,37 @@ impl TestEnv {
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let table = format!("consents-{suffix}");
-        let secret_id = format!("connect/{suffix}");
         DynamoStore::new(dynamo.clone(), &table)
             .create_table()
             .await
             .expect("create table in moto");
-        secrets
-            .create_secret()
-            .name(&secret_id)
-            .secret_string(secret_json(&[("k-new", KEY_NEW), ("k-old", KEY_OLD)]))
-            .send()
-            .await
-            .expect("create secret in moto");
+        let secret_ids = SecretIds {
+            finexer_api_key: Some(format!("connect/{suffix}/api-key")),
+            state_keys: Some(format!("connect/{suffix}/state-keys")),
+            webhook_secrets: Some(format!("connect/{suffix}/webhook-secrets")),
+        };
+        for (id, value) in [
+            (
+                &secret_ids.finexer_api_key,
+                json!({"finexer_api_key": API_KEY}).to_string(),
+            ),
+            (
+                &secret_ids.state_keys,
+                state_keys_json(&[("k-new", KEY_NEW), ("k-old", KEY_OLD)]),
+            ),
+            (
+                &secret_ids.webhook_secrets,
+                json!({"webhook_secrets": [WEBHOOK_SECRET]}).to_string(),
+            ),
+        ] {
+            secrets
+                .create_secret()
+                .name(id.as_deref().unwrap())
+                .secret_string(value)
+                .send()
+                .await
+                .expect("create secret in moto");
+        }
 
         let finexer = finexer_sandbox::start(options.finexer)
             .await
@@ -134,7 +154,6 @@ impl TestEnv {
 
         let vars: HashMap<&str, String> = HashMap::from([
             ("CONSENT_TABLE", table.clone()),
-            ("CONNECT_SECRET_ID", secret_id.clone()),
             ("CALLBACK_URL", CALLBACK.into()),
             ("FRONTEND_URLS", format!("{FRONTEND},{OTHER_FRONTEND}")),
             ("FINEXER_BASE_URL", finexer.base_url()),
@@ -146,8 +165,11 @@ impl TestEnv {
         ]);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let store = DynamoStore::new(dynamo.clone(), &table);
-        let secret_source =
-            SecretsManagerSource::new(secrets.clone(), secret_id.clone(), Duration::from_secs(300));
+        let secret_source = SecretsManagerSource::new(
+            secrets.clone(),
+            secret_ids.clone(),
+            Duration::from_secs(300),
+        );
         let mut app = App::new(config, Arc::new(store), Arc::new(secret_source)).unwrap();
         app.finexer = app.finexer.clone().with_backoff(Duration::from_millis(10));
         TestEnv {
@@ -157,7 +179,7 @@ impl TestEnv {
             dynamo,
             secrets,
             table,
-            secret_id,
+            secret_ids,
         }
     }
 

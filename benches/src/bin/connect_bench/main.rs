@@ -114,7 +114,9 @@ pub struct Settings {
     /// The local stack's demo frontend: its sign-in mints user tokens.
     pub local_demo: String,
     pub table: String,
-    pub secret_id: String,
+    /// The local stack's secrets are `<prefix>/finexer-api-key`,
+    /// `<prefix>/state-keys` and `<prefix>/webhook-secrets`.
+    pub secret_prefix: String,
     pub starts: usize,
     pub warm: usize,
     pub rt_warm: usize,
@@ -163,7 +165,7 @@ impl Settings {
             local_sandbox: loopback("BENCH_LOCAL_SANDBOX_URL")?,
             local_demo: loopback("BENCH_LOCAL_DEMO_URL")?,
             table: opt("BENCH_TABLE", "connect-local"),
-            secret_id: opt("BENCH_SECRET_ID", "connect-local/secret"),
+            secret_prefix: opt("BENCH_SECRET_PREFIX", "connect-local"),
             starts: num("BENCH_STARTS", 21)?.clamp(1, 1000) as usize,
             warm: num("BENCH_WARM", 1000)?.clamp(1, 100_000) as usize,
             rt_warm: num("BENCH_RT_WARM", 5)?.clamp(1, 100) as usize,
@@ -196,7 +198,6 @@ impl Settings {
         let home = self.work_dir.join("home");
         let mut env: Vec<(String, String)> = [
             ("CONSENT_TABLE", self.table.as_str()),
-            ("CONNECT_SECRET_ID", self.secret_id.as_str()),
             ("CALLBACK_URL", "http://127.0.0.1:3000/callback"),
             ("FRONTEND_URLS", "http://127.0.0.1:3000/connected"),
             ("FINEXER_BASE_URL", finexer),
@@ -215,6 +216,14 @@ impl Settings {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.push(("HOME".into(), home.display().to_string()));
+        // The local stack's secrets (each function is given all three here).
+        for (variable, name) in [
+            ("FINEXER_API_KEY_SECRET_ID", "finexer-api-key"),
+            ("STATE_KEYS_SECRET_ID", "state-keys"),
+            ("WEBHOOK_SECRETS_SECRET_ID", "webhook-secrets"),
+        ] {
+            env.push((variable.into(), format!("{}/{name}", self.secret_prefix)));
+        }
         FunctionSpec {
             name: kind.binary().to_owned(),
             binary: self.bin_dir.join(kind.binary()),

@@ -68,8 +68,9 @@ fn pending_key(owner: &str) -> Item {
 
 /// How often a place is asked for again after another request changed the
 /// owner's pending item in between. Each lost race is another request's
-/// write, and at most `max` of those take places, so this is ample.
-const PENDING_ATTEMPTS: usize = 12;
+/// write: one user's requests at once take turns, so this allows a few
+/// dozen of them before one is answered 503 `busy`.
+const PENDING_ATTEMPTS: usize = 40;
 
 fn event_key(id: &str) -> Item {
     HashMap::from([
@@ -509,7 +510,7 @@ impl ConsentStore for DynamoStore {
                 Ok(_) => return Ok(PendingPlace::Taken),
                 Err(e) if conditional_failed(&e) => {
                     // Spread the next try so the losers do not meet again.
-                    let jitter = rand::random::<u64>() % (10 * (attempt as u64 + 1));
+                    let jitter = rand::random::<u64>() % (10 * (attempt as u64 + 1)).min(200);
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
                 Err(e) => return Err(unavailable("PutItem", e)),

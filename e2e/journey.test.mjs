@@ -6,14 +6,17 @@
 //
 // Every journey checks that it ran cross-site: the page's origin is not the
 // API's, and each call the page makes to the API is a CORS request from the
-// page's origin with the bearer token and without a Cookie header.
+// page's origin with the bearer token and without a Cookie header. It also
+// checks that the one-time code the bank's return carries in its fragment
+// appears in no request the pages make (URL or Referer), and, at the end, that
+// the demo server's access log (E2E_DEMO_LOG) never contains a code.
 //
 // Every page visited is saved as a full-page screenshot in
 // artifacts/screenshots/<case>-<step>.png.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +32,10 @@ const SCREENSHOTS = process.env.E2E_SCREENSHOTS || join(ROOT, 'artifacts', 'scre
 /** Run-unique suffix: reruns against the same stack start from empty lists. */
 const RUN = Date.now().toString(36).slice(-5);
 const SESSION_KEY = 'acme-money-session';
+/** The stack's log, which holds the demo server's access log (lines of target demo_access). */
+const DEMO_LOG = process.env.E2E_DEMO_LOG || '';
+/** Every one-time code a return brought, across the journeys. */
+const codesSeen = new Set();
 
 const STEP_TIMEOUT = 20_000;
 const NAVIGATION_TIMEOUT = 30_000;
@@ -58,6 +65,8 @@ before(async () => {
       '--disable-component-update',
       '--disable-sync',
     ],
+    // Playwright turns the back/forward cache off by default; browsers have it on.
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
     viewport: { width: 1200, height: 800 },
     locale: 'en-GB',
     timezoneId: 'Europe/London',
@@ -89,65 +98,95 @@ async function waitForServer() {
 
 /**
  * Runs `body` with a fresh tab; fails on script errors, off-machine requests,
- * and calls to the API that are not cross-site bearer calls without cookies.
+ * calls to the API that are not cross-site bearer calls without cookies, and
+ * any request carrying a return's code. `run.watch(page)` adds another tab.
  */
 function journey(name, body, { expectedConsoleErrors = null } = {}) {
   test(name, { timeout: TEST_TIMEOUT }, async () => {
-    const page = await context.newPage();
-    page.setDefaultTimeout(STEP_TIMEOUT);
-    page.setDefaultNavigationTimeout(NAVIGATION_TIMEOUT);
     const problems = [];
-    /** The page's calls to the API, with the headers the browser sent. */
+    /** The pages' calls to the API, with the headers the browser sent. */
     const apiCalls = [];
-    /** "METHOD /path status" of every API answer the page received. */
+    /** "METHOD /path status" of every API answer the pages received. */
     const apiAnswers = [];
-    page.on('pageerror', (error) => problems.push(`script error on ${page.url()}: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && page.url().startsWith(BASE) && !expectedConsoleErrors?.test(message.text())) {
-        problems.push(`console error on ${page.url()}: ${message.text()}`);
-      }
-    });
-    page.on('request', (request) => {
-      const url = new URL(request.url());
-      if (!['data:', 'about:', 'blob:'].includes(url.protocol) && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
-        problems.push(`request to another host: ${request.url()}`);
-      }
-      if (url.origin === API && ['fetch', 'xhr'].includes(request.resourceType())) {
-        // allHeaders(): what went on the wire, cookies included.
-        apiCalls.push(request.allHeaders().then((headers) => ({ call: `${request.method()} ${url.pathname}`, headers })));
-      }
-    });
-    page.on('response', (response) => {
-      const url = new URL(response.url());
-      if (url.origin === API && ['fetch', 'xhr'].includes(response.request().resourceType())) {
-        apiAnswers.push(`${response.request().method()} ${url.pathname} ${response.status()}`);
-      }
-    });
+    /** Every request the pages made: the URL as sent (no fragment) and its headers. */
+    const sent = [];
+    const pages = [];
+    function watch(page) {
+      pages.push(page);
+      page.setDefaultTimeout(STEP_TIMEOUT);
+      page.setDefaultNavigationTimeout(NAVIGATION_TIMEOUT);
+      page.on('pageerror', (error) => problems.push(`script error on ${page.url()}: ${error.message}`));
+      page.on('console', (message) => {
+        if (message.type() === 'error' && page.url().startsWith(BASE) && !expectedConsoleErrors?.test(message.text())) {
+          problems.push(`console error on ${page.url()}: ${message.text()}`);
+        }
+      });
+      page.on('request', (request) => {
+        const url = new URL(request.url());
+        if (!['data:', 'about:', 'blob:'].includes(url.protocol) && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
+          problems.push(`request to another host: ${request.url()}`);
+        }
+        // allHeaders(): what went on the wire, cookies and Referer included.
+        // A request cut off by a navigation or a closing page may have no headers to give.
+        const headers = request.allHeaders().catch(() => null);
+        url.hash = '';
+        sent.push(headers.then((all) => ({ url: url.href, referer: all?.referer || '' })));
+      });
+      // Calls the API answered (one cut off by leaving the page has only provisional headers).
+      page.on('requestfinished', (request) => {
+        const url = new URL(request.url());
+        if (url.origin === API && ['fetch', 'xhr'].includes(request.resourceType())) {
+          apiCalls.push(request.allHeaders().catch(() => null)
+            .then((all) => ({ call: `${request.method()} ${url.pathname}`, headers: all })));
+        }
+      });
+      page.on('response', (response) => {
+        const url = new URL(response.url());
+        if (url.origin === API && ['fetch', 'xhr'].includes(response.request().resourceType())) {
+          apiAnswers.push(`${response.request().method()} ${url.pathname} ${response.status()}`);
+        }
+      });
+      return page;
+    }
+    const page = watch(await context.newPage());
     let shots = 0;
     const run = {
       page,
       apiAnswers,
+      watch,
       /** The /connected URL the bank journey returned to, as it arrived. */
       arrived: null,
       /** Full-page screenshot: <case>-<nn>-<step>.png */
-      async shot(step) {
+      async shot(step, of = page) {
         shots += 1;
         const file = join(SCREENSHOTS, `${name}-${String(shots).padStart(2, '0')}-${step}.png`);
-        await page.screenshot({ path: file, fullPage: true });
+        await of.screenshot({ path: file, fullPage: true });
       },
     };
     try {
       await body(run);
       assert.deepEqual(problems, [], 'the pages reported problems');
-      await assertCrossSite(page, await Promise.all(apiCalls));
+      await assertCrossSite(page, (await Promise.all(apiCalls)).filter((call) => call.headers !== null));
+      await assertNoCodeSent(await Promise.all(sent));
     } catch (error) {
-      await run.shot('failed').catch(() => {});
+      for (const open of pages) await run.shot('failed', open).catch(() => {});
       if (problems.length) error.message += `\n${problems.join('\n')}`;
       throw error;
     } finally {
-      await page.close();
+      for (const open of pages) await open.close();
     }
   });
+}
+
+/** No request carried a return's code, in its URL or its Referer. */
+async function assertNoCodeSent(requests) {
+  assert.ok(requests.length > 0, 'the pages made requests');
+  for (const code of codesSeen) {
+    for (const { url, referer } of requests) {
+      assert.ok(!url.includes(code), `a request carried the code in its URL: ${url}`);
+      assert.ok(!referer.includes(code), `a request carried the code in its Referer: ${url} (Referer ${referer})`);
+    }
+  }
 }
 
 /** The page is on its own site and calls the API there with its token only. */
@@ -158,7 +197,7 @@ async function assertCrossSite(page, calls) {
   assert.ok(calls.length > 0, 'the page called the API');
   for (const { call, headers } of calls) {
     assert.equal(headers.cookie, undefined, `${call}: no Cookie header to the API`);
-    assert.equal(headers.origin, BASE, `${call}: a CORS request from the page's origin`);
+    assert.equal(headers.origin, BASE, `${call}: a CORS request from the page's origin (headers: ${Object.keys(headers).join(' ')})`);
     if (!call.startsWith('OPTIONS ')) assert.match(headers.authorization || '', /^Bearer \S+$/, `${call}: the bearer token`);
   }
 }
@@ -237,6 +276,34 @@ async function walkConsentPage(run, { bank, expectBank = bank, decision }) {
   assert.fail(`the consent page never reached a decision (screens: ${seen.join(', ')})`);
 }
 
+/** Walks the consent page up to the decision and clicks it (the return is not awaited). */
+async function walkConsentPageUntilDecision(run, decision) {
+  const { page, shot } = run;
+  for (let screens = 0; screens < 6; screens++) {
+    await page.waitForSelector('body[data-step]', { state: 'attached' });
+    const step = await page.getAttribute('body', 'data-step');
+    await shot(`consent-${step}`);
+    if (step === 'info') {
+      await clickAndLoad(page, '#continue');
+    } else if (step === 'confirm') {
+      await page.click(decision === 'approve' ? '#approve' : '#deny');
+      return;
+    } else {
+      assert.fail(`the consent page showed "${step}"`);
+    }
+  }
+  assert.fail('the consent page never reached a decision');
+}
+
+/** Waits until `check()` holds. */
+async function expectTrue(check, what) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function clickAndLoad(page, selector) {
   await Promise.all([page.waitForEvent('load'), page.click(selector)]);
 }
@@ -250,20 +317,38 @@ async function returnedOutcome({ page, arrived }) {
   assert.ok(arrived, 'the browser came back to /connected');
   const consentId = arrived.searchParams.get('consent_id');
   assert.ok(consentId, `no consent_id in ${arrived}`);
+  const code = codeOf(arrived);
+  assert.equal(arrived.searchParams.get('code'), null, 'no code in the query: it would reach servers and their logs');
   if (arrived.searchParams.get('status') === 'authorized') {
-    assert.match(arrived.searchParams.get('code') || '', /^[A-Za-z0-9_-]{20,}$/,
-      'an approval comes back with a one-time code (base64url) for the page to confirm');
+    assert.match(code || '', /^[A-Za-z0-9_-]{43}$/,
+      'an approval comes back with a one-time code (base64url) in the fragment for the page to confirm');
   }
   await page.waitForSelector('#result-banner:not([data-status="confirming"])', { state: 'visible' });
-  assert.equal(new URL(page.url()).searchParams.get('code'), null, `the code left the address bar (${page.url()})`);
+  assertCleanAddress(page);
   return {
     consentId,
     status: arrived.searchParams.get('status'),
     error: arrived.searchParams.get('error'),
-    code: arrived.searchParams.get('code'),
+    code,
     banner: await page.getAttribute('#result-banner', 'data-status'),
     bannerText: (await page.textContent('#result-banner')).replace(/\s+/g, ' ').trim(),
   };
+}
+
+/** The fragment's code of a return URL (remembered for the no-code checks). */
+function codeOf(url) {
+  const code = new URLSearchParams(url.hash.slice(1)).get('code');
+  if (code) codesSeen.add(code);
+  return code;
+}
+
+/** The return's parameters and code left the address bar. */
+function assertCleanAddress(page) {
+  const here = new URL(page.url());
+  for (const name of ['consent_id', 'status', 'code']) {
+    assert.equal(here.searchParams.get(name), null, `${name} left the address bar (${page.url()})`);
+  }
+  assert.ok(!here.hash.includes('code'), `the code left the address bar (${page.url()})`);
 }
 
 function confirmCalls(run, consentId) {
@@ -288,6 +373,11 @@ async function assertConfirmed(run, outcome) {
     [`POST /consents/${encodeURIComponent(outcome.consentId)}/confirm 200`], 'confirmed once, answered 200');
   assert.equal(outcome.banner, 'authorized', `the banner says connected (it says: ${outcome.bannerText})`);
   assert.match(outcome.bannerText, /Your bank is connected/);
+}
+
+/** How each confirmation in a consent's history was made (`verifier`, `user`). */
+function confirmations(consent) {
+  return consent.history.filter((change) => change.source === 'confirm').map((change) => change.confirmed_by);
 }
 
 /** Sign in, connect, pick a bank, approve: returns the authorized consent's id. */
@@ -345,6 +435,7 @@ journey('approve', async (run) => {
   assert.equal(consent.body.status, 'authorized');
   assert.equal(consent.body.provider, 'sandbox-barclays');
   assert.ok(consent.body.confirmed_at, 'confirmed_at recorded');
+  assert.deepEqual(confirmations(consent.body), ['verifier'], 'confirmed once, in the starting tab, by its verifier');
 });
 
 journey('deny', async (run) => {
@@ -472,6 +563,124 @@ journey('preselected', async (run) => {
   assert.equal(consent.body.provider, 'sandbox-lloyds');
 });
 
+journey('new-tab', async (run) => {
+  // The bank journey finishes in another tab of the same signed-in user (a
+  // bank app's browser, a forwarded consent page or return URL): that tab has
+  // no verifier, so nothing is confirmed until the person sees the bank and
+  // clicks.
+  const { page, shot } = run;
+  await signIn(run, userName('Fay'));
+  const session = await page.evaluate((key) => sessionStorage.getItem(key), SESSION_KEY);
+  await startConnection(run, 'sandbox-natwest');
+  const consentPage = page.url();
+  // The starting tab, holding the verifier, goes back to the demo and stays there.
+  await page.goto(`${BASE}/`);
+
+  const other = run.watch(await context.newPage());
+  // Signed in there too (as a platform's cookie session would be in every tab).
+  await other.goto(`${BASE}/`);
+  await other.evaluate(([key, value]) => sessionStorage.setItem(key, value), [SESSION_KEY, session]);
+  const confirmsSent = [];
+  other.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/confirm')) confirmsSent.push(request.url());
+  });
+  await other.goto(consentPage);
+  const elsewhere = { ...run, page: other, arrived: null };
+  await walkConsentPage(elsewhere, { bank: null, expectBank: 'sandbox-natwest', decision: 'approve' });
+  const returned = elsewhere.arrived;
+  const consentId = returned.searchParams.get('consent_id');
+  assert.equal(returned.searchParams.get('status'), 'authorized');
+  assert.match(codeOf(returned) || '', /^[A-Za-z0-9_-]{43}$/, 'the code is in the fragment');
+  assert.equal(returned.searchParams.get('code'), null);
+
+  await other.waitForSelector('#result-banner[data-status="needs-confirmation"]');
+  assertCleanAddress(other);
+  const before = await apiGet(other, `/consents/${encodeURIComponent(consentId)}`);
+  assert.equal(before.body.status, 'authorized');
+  assert.equal(before.body.confirmed_at, null, 'not confirmed before the click');
+  assert.deepEqual(confirmations(before.body), []);
+  assert.deepEqual(confirmsSent, [], 'no confirm request before the click');
+  const bank = before.body.bank_name || 'NatWest';
+  assert.equal((await other.textContent('#result-title')).trim(), `Connect ${bank}?`);
+  await run.shot('asks', other);
+
+  await other.click('#confirm-connect');
+  await other.waitForSelector('#result-banner[data-status="authorized"]');
+  await other.waitForSelector(`${connectionSelector(consentId)} .accounts .account`);
+  await run.shot('connected', other);
+  assert.equal(confirmsSent.length, 1, 'one confirm request, after the click');
+  const after = await apiGet(other, `/consents/${encodeURIComponent(consentId)}`);
+  assert.ok(after.body.confirmed_at, 'confirmed after the click');
+  assert.deepEqual(confirmations(after.body), ['user'], 'the history says the person confirmed it');
+  await shot('starting-tab');
+});
+
+journey('double-return', async (run) => {
+  // handleReturn called again while the first confirmation is still on its
+  // way (a StrictMode double effect, a second mount): one confirm request.
+  const { page } = run;
+  let held = 0;
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  const confirmsAtApi = [];
+  await page.route((url) => url.origin === API && url.pathname.endsWith('/confirm'), async (route) => {
+    if (route.request().method() === 'POST') {
+      confirmsAtApi.push(route.request().url());
+      held += 1;
+      await released;
+    }
+    await route.continue();
+  });
+  await signIn(run, userName('Gus'));
+  await startConnection(run, '');
+  const walking = walkConsentPage(run, { bank: 'sandbox-monzo', decision: 'approve' });
+  await expectTrue(() => held === 1, 'the page sent its confirm');
+  const original = run.arrived.href;
+  // Twice more, from another client of the kit in the same page: with the
+  // original URL, and with the address bar the first call cleaned.
+  const again = page.evaluate(async ([api, key, url]) => {
+    const kit = await import('/kit/index.js');
+    const client = kit.createConnectClient({ apiBase: api, getAccessToken: () => JSON.parse(sessionStorage.getItem(key)).token });
+    const outcomes = await Promise.all([client.handleReturn(url), client.handleReturn()]);
+    return outcomes.map((outcome) => outcome && outcome.kind);
+  }, [API, SESSION_KEY, original]);
+  release();
+  await walking;
+  assert.deepEqual(await again, ['connected', 'connected'], 'the same answer for every call');
+  const outcome = await returnedOutcome(run);
+  await assertConfirmed(run, outcome);
+  assert.equal(confirmsAtApi.length, 1, 'one confirm request reached the API');
+  const consent = await apiGet(page, `/consents/${encodeURIComponent(outcome.consentId)}`);
+  assert.deepEqual(confirmations(consent.body), ['verifier'], 'one confirmation in the history');
+});
+
+journey('back-forward-cache', async (run) => {
+  // The button disables itself as the tab leaves for the bank; back from the
+  // bank through the back/forward cache, the page is restored as it was left,
+  // and the kit enables the button again.
+  const { page, shot } = run;
+  await page.addInitScript(() => {
+    addEventListener('pageshow', (event) => {
+      window.pageshows = [...(window.pageshows || []), event.persisted];
+    });
+  });
+  await signIn(run, userName('Hal'));
+  await startConnection(run, 'sandbox-barclays');
+  // A page restored from the cache fires pageshow, not load.
+  await page.goBack({ waitUntil: 'commit' });
+  await page.waitForSelector('#connect');
+  assert.deepEqual(await page.evaluate(() => window.pageshows), [false, true],
+    'the page came back from the back/forward cache (pageshow persisted)');
+  assert.equal(await page.isEnabled('#connect'), true, 'the button is usable again');
+  assert.equal((await page.textContent('#connect')).trim(), 'Connect your bank');
+  await shot('restored');
+  // And it works: a second link from the restored page (which kept its bank choice).
+  await page.selectOption('#provider-select', '');
+  await startConnection(run, '');
+  await page.goBack({ waitUntil: 'commit' });
+  await page.waitForSelector('#connect');
+});
+
 journey('session-expired', async (run) => {
   const { page, shot } = run;
   await signIn(run, userName('Erin'));
@@ -489,3 +698,13 @@ journey('session-expired', async (run) => {
   assert.equal(await page.isVisible('#sign-out'), false);
   await shot('signed-out');
 }, { expectedConsoleErrors: /status of 401/ });
+
+test('the demo server\'s access log never holds a code', { skip: DEMO_LOG ? false : 'E2E_DEMO_LOG is not set (scripts/test.sh sets it)' }, async () => {
+  const lines = (await readFile(DEMO_LOG, 'utf8')).split('\n').filter((line) => line.includes('demo_access'));
+  assert.ok(lines.some((line) => line.includes('GET /connected?consent_id=')), 'the log holds the returns, query included');
+  assert.ok(codesSeen.size >= 3, `the journeys saw codes (${codesSeen.size})`);
+  for (const code of codesSeen) {
+    assert.deepEqual(lines.filter((line) => line.includes(code)), [], 'no line holds a code');
+  }
+  assert.deepEqual(lines.filter((line) => /[?&#]code=/.test(line)), [], 'no line holds a code parameter');
+});

@@ -3,7 +3,10 @@
 # functions/, read from cargo metadata) links tooling. Its normal and build
 # dependency tree must not contain a crate from FORBIDDEN, and it must not
 # turn on connect-shared's `test-util` feature (MemoryStore, StaticSecrets,
-# create_table, the benchmark transport).
+# create_table, the benchmark transport, and the reconciler's `at` and
+# `budget_ms`: without the feature a run cannot be given another clock or
+# budget, whatever its payload says; local/tests/hostile_events.rs runs the
+# `reconcile` binary with one to show it).
 #
 #   scripts/check-shipped.sh              check every function
 #   scripts/check-shipped.sh --self-test  prove the check can fail: run it on
@@ -68,7 +71,7 @@ fi
 
 mapfile -t packages < <(functions)
 [ "${#packages[@]}" -gt 0 ] || fail "cargo metadata lists no member under functions/"
-say "What ships: ${#packages[@]} functions (${packages[*]}) link none of ${FORBIDDEN[*]}, nor shared's test-util"
+say "What ships: ${#packages[@]} functions (${packages[*]}) link none of ${FORBIDDEN[*]}, nor shared's test-util (so no reconciler clock or budget from a payload)"
 failed=0
 for package in "${packages[@]}"; do
   check_package "$package" || failed=1

@@ -11,6 +11,9 @@ cd "$ROOT"
 command -v cargo >/dev/null || fail "cargo is required (rustup.rs)"
 ensure_moto
 
+# The demo frontend runs on the web kit's build (clients/web/dist).
+scripts/web.sh build
+
 say "Building the local stack (cargo build -p connect-local)"
 cargo build --quiet -p connect-local
 

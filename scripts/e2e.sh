@@ -14,7 +14,8 @@
 #
 # Environment: E2E_BASE_URL (the demo), E2E_API_URL (the API), E2E_WAIT_SECONDS
 # (how long to wait for the stack, default 60), E2E_CHROMIUM (default
-# /usr/bin/chromium).
+# /usr/bin/chromium), E2E_DEMO_LOG (the stack's log, whose demo access log
+# must hold no code; that check is skipped without it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -25,16 +26,6 @@ export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 WAIT_SECONDS=${E2E_WAIT_SECONDS:-60}
 E2E_DIR="$ROOT/e2e"
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null; then
-    sudo "$@"
-  else
-    fail "need root to run: $* (run as root or install sudo)"
-  fi
-}
-
 # --- Browser: Debian's chromium --------------------------------------------
 if [ ! -x "$E2E_CHROMIUM" ]; then
   say "Installing Chromium from Debian (apt-get install chromium chromium-driver)"
@@ -43,24 +34,9 @@ if [ ! -x "$E2E_CHROMIUM" ]; then
   [ -x "$E2E_CHROMIUM" ] || fail "chromium was installed but $E2E_CHROMIUM is missing; set E2E_CHROMIUM"
 fi
 
-# --- Node.js 20+ ---------------------------------------------------------------
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  say "Installing Node.js and npm from Debian (apt-get install nodejs npm)"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || fail "Node.js 20 or newer is required (found $(node --version)); install a newer nodejs package"
-
-# --- npm packages (playwright-core, pinned in e2e/package-lock.json) -------------
-lock_hash=$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)
-marker="$E2E_DIR/node_modules/.installed-from"
-if [ ! -d "$E2E_DIR/node_modules" ] || [ "$(cat "$marker" 2>/dev/null)" != "$lock_hash" ]; then
-  say "Installing the browser test's npm packages (npm ci in e2e/)"
-  # playwright-core downloads nothing at install; the variable makes sure of it.
-  (cd "$E2E_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
-  echo "$lock_hash" >"$marker"
-fi
+ensure_node
+# playwright-core downloads nothing at install; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD makes sure of it.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 ensure_npm_packages "$E2E_DIR" "the browser test's npm packages (playwright-core)"
 
 [ "${INSTALL_ONLY:-}" = 1 ] && exit 0
 

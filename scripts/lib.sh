@@ -182,3 +182,37 @@ lambda_functions() {
   local dir
   for dir in "$ROOT"/functions/*/; do basename "$dir"; done
 }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    fail "need root to run: $* (run as root or install sudo)"
+  fi
+}
+
+# Node.js 20 or newer with npm, from Debian when missing.
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "Installing Node.js and npm from Debian (apt-get install nodejs npm)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || fail "Node.js 20 or newer is required (found $(node --version)); install a newer nodejs package"
+}
+
+# `npm ci` in a folder whose package-lock.json is committed, again only when
+# the lock changed since the last install.
+ensure_npm_packages() { # dir what
+  local hash marker="$1/node_modules/.installed-from"
+  hash=$(cat "$1/package.json" "$1/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if [ ! -d "$1/node_modules" ] || [ "$(cat "$marker" 2>/dev/null)" != "$hash" ]; then
+    say "Installing $2 (npm ci in ${1#"$ROOT"/}/)"
+    (cd "$1" && npm ci --no-audit --no-fund) || fail "npm ci failed in $1"
+    echo "$hash" >"$marker"
+  fi
+}

@@ -28,10 +28,6 @@ DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 RELEASE_DIR="${RELEASE_TARGET_DIR:-$ROOT/target-release}"
 STACK_PID=
 
-# The hostile-events tests run each function's binary; the workspace run
-# skips them and they run once, at the end, on the release binaries (the
-# deployed profile), which are also much quicker to answer than debug ones.
-HOSTILE_BINARY_TESTS=(no_event_ends_a_function_process every_function_prints_valid_metric_lines)
 
 stop_all() {
   if [ -n "$STACK_PID" ]; then
@@ -74,13 +70,27 @@ start_moto
 "$VENV/bin/python" tests/emulator/check_moto_rollback.py "http://127.0.0.1:$MOTO_PORT"
 
 step "Running the workspace tests (unit, DynamoDB/Secrets Manager via moto, Finexer via the sandbox)"
+# local/tests/hostile_events.rs runs each function's binary: the workspace
+# run skips its tests (as the test binary lists them) and they run once, at
+# the end, on the release binaries (the deployed profile), which also answer
+# far quicker than debug builds.
 skips=()
-for name in "${HOSTILE_BINARY_TESTS[@]}"; do skips+=(--skip "$name"); done
-cargo test --workspace -- "${skips[@]}"
+while read -r name; do skips+=(--skip "$name"); done < <(
+  cargo test --quiet -p connect-local --test hostile_events -- --list 2>/dev/null | sed -n 's/: test$//p')
+[ "${#skips[@]}" -gt 0 ] || fail "hostile_events listed no tests"
+cargo test --workspace -- --exact "${skips[@]}"
 
 # The local crate's binaries as `cargo test` built them (LOCAL_BIN_DIR, see
 # lib.sh): a plain `cargo build` would compile much of the tree again.
 export LOCAL_BIN_DIR="$DEBUG_DIR/debug"
+# Node comes with the browser tools (one apt-get at a time); the demo
+# frontend serves the kit's build, so it is built before the stack starts.
+step "Waiting for Chromium, Node and the browser test's packages"
+join_job browser-tools
+
+step "Web kit (clients/web): build, unit tests, size, npm pack contents, types against openapi.yaml"
+scripts/web.sh test
+
 TEST_API_URL="http://$TEST_ADDR"
 TEST_DEMO_URL="http://localhost:${TEST_DEMO_ADDR##*:}"
 step "Starting the local stack: API on $TEST_API_URL, demo on $TEST_DEMO_URL, sandbox on $TEST_SANDBOX_ADDR"
@@ -95,11 +105,8 @@ STACK_PID=$!
 wait_for_port "${TEST_ADDR##*:}" 60 "the local stack's API (see .local/stack.log)"
 wait_for_port "${TEST_DEMO_ADDR##*:}" 60 "the local stack's demo frontend (see .local/stack.log)"
 
-step "Waiting for Chromium and the browser test's packages"
-join_job browser-tools
-
-step "Browser test: the journey in headless Chromium, from the demo's site to the API"
-E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL scripts/e2e.sh
+step "Browser test: the journeys in headless Chromium, from the demo's site (on the web kit) to the API"
+E2E_BASE_URL=$TEST_DEMO_URL E2E_API_URL=$TEST_API_URL E2E_DEMO_LOG="$ROOT/.local/stack.log" scripts/e2e.sh
 
 step "Finexer contract check: our client against a fresh sandbox, which must show no difference"
 scripts/finexer-check.sh --sandbox --webhook-secret --strict

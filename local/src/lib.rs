@@ -455,16 +455,43 @@ pub fn demo_router(state: Arc<LocalState>, demo: Demo) -> Router {
         let demo = demo.clone();
         move |request: Request| index(demo.clone(), request)
     };
+    if !std::path::Path::new(KIT_DIR).join("index.js").is_file() {
+        tracing::warn!(
+            "the web kit is not built ({KIT_DIR}/index.js): the demo page needs it; run scripts/web.sh build"
+        );
+    }
     Router::new()
         .route("/", get(page.clone()))
         .route("/connected", get(page))
-        .route("/static/{file}", get(static_file))
+        .route(
+            "/static/{file}",
+            get(|Path(file): Path<String>| serve_file(STATIC_DIR, file)),
+        )
+        .route(
+            "/kit/{file}",
+            get(|Path(file): Path<String>| serve_file(KIT_DIR, file)),
+        )
         .route("/local/token", post(authorizer::mint))
         .fallback(gateway::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// The demo's access log, as a frontend's web server keeps one: each request
+/// line it served (path and query) and the status. A bank's return arrives
+/// here with `consent_id` and `status` only: its one-time code is in the
+/// fragment, which browsers never send (the browser tests read this log).
+async fn access_log(request: Request, next: axum::middleware::Next) -> Response {
+    let line = format!("{} {}", request.method(), request.uri());
+    let response = next.run(request).await;
+    tracing::info!(target: "demo_access", "{line} {}", response.status().as_u16());
+    response
 }
 
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+/// The web kit's build (`scripts/web.sh build`), which the demo page imports
+/// as `/kit/index.js`.
+const KIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/web/dist");
 /// The tag in index.html that receives the API's origin.
 const API_META: &str = r#"<meta name="connect-api" content="">"#;
 
@@ -498,8 +525,8 @@ async fn index(demo: Arc<Demo>, request: Request) -> Response {
         .into_response()
 }
 
-/// Served from disk so the page can be edited without a rebuild.
-async fn static_file(Path(file): Path<String>) -> Response {
+/// Served from disk so the page (and the kit) can change without a rebuild.
+async fn serve_file(dir: &str, file: String) -> Response {
     let kind = match file.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
@@ -516,7 +543,7 @@ async fn static_file(Path(file): Path<String>) -> Response {
     if !safe {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match tokio::fs::read(format!("{STATIC_DIR}/{file}")).await {
+    match tokio::fs::read(format!("{dir}/{file}")).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, kind),

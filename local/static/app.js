@@ -2,13 +2,15 @@
 // view on /connected (which confirms an approval before it says so), and the
 // list of the user's connections, re-read every few seconds while the page is
 // visible so that a change made elsewhere (a revoke at the bank) shows.
-// The API is on another site, as in production: calls go to its origin (from
-// <meta name="connect-api">) with the bearer token and never with cookies.
-// Plain JavaScript, no build step. Every value from the API or the URL reaches
-// the page through textContent or an attribute, never as HTML.
-'use strict';
+// Every call to the API goes through the web kit (@finexer-connect/web, built
+// into clients/web/dist and served as /kit/index.js): the API is on another
+// site, as in production (its origin comes from <meta name="connect-api">),
+// called with the bearer token and never with cookies. No build step of its
+// own. Every value from the API or the URL reaches the page through
+// textContent or an attribute, never as HTML.
+import { ConnectError, createConnectClient, mountConnectButton } from '/kit/index.js';
 
-(() => {
+{
   const SESSION_KEY = 'acme-money-session';
   /** The Finexer sandbox's "your bank" page, learnt from a consent page opened here. */
   const BANK_PAGE_KEY = 'acme-money-sandbox-bank';
@@ -87,54 +89,50 @@
   }
 
   // ---- API --------------------------------------------------------------------
-  class ApiError extends Error {
-    constructor(status, title, detail) {
-      super(detail || title || `HTTP ${status}`);
-      this.status = status;
-      this.title = title;
-      this.detail = detail;
+  const connect = createConnectClient({ apiBase: API_ORIGIN, getAccessToken: () => session && session.token });
+
+  /**
+   * A kit call, its error made ready for the banner: a 401 signs the user
+   * out (the token expired or is not valid any more).
+   */
+  async function api(call) {
+    if (!API_ORIGIN) throw new ConnectError(0, 'config', 'The API address is missing', 'This page was not served by the demo server.');
+    try {
+      return await call();
+    } catch (error) {
+      throw explained(error);
     }
   }
 
-  async function api(method, path, body) {
-    const own = path === SIGN_IN;
-    if (!own && !API_ORIGIN) throw new ApiError(0, 'The API address is missing', 'This page was not served by the demo server.');
-    const headers = { Accept: 'application/json, application/problem+json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (session && !own) headers.Authorization = `Bearer ${session.token}`;
+  function explained(error) {
+    if (!(error instanceof ConnectError)) return error;
+    if (error.status === 401) {
+      signOut();
+      return new ConnectError(401, error.type, 'Please sign in again', 'Your session has expired or is no longer valid.');
+    }
+    if (error.status === 0) {
+      return new ConnectError(0, error.type, 'The service is not reachable', 'Check that the local server is running, then try again.');
+    }
+    return error;
+  }
+
+  /** The platform's own sign-in, on this site (not the API's). */
+  async function mintToken(body) {
     let response;
     try {
-      response = await fetch(own ? path : `${API_ORIGIN}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        // The token is the credential: no cookie goes anywhere.
-        credentials: 'omit',
+      response = await fetch(SIGN_IN, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body),
       });
     } catch {
-      throw new ApiError(0, 'The service is not reachable', 'Check that the local server is running, then try again.');
+      throw new ConnectError(0, 'network', 'The service is not reachable', 'Check that the local server is running, then try again.');
     }
-    const type = response.headers.get('content-type') || '';
-    let data = null;
-    if (type.includes('json')) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
+    const data = await response.json().catch(() => null);
+    if (!response.ok || !data || typeof data.token !== 'string') {
+      throw new ConnectError(response.status, 'sign-in', 'Sign-in failed', (data && data.detail) || `The server answered ${response.status}.`);
     }
-    if (!response.ok) {
-      const title = (data && data.title) || response.statusText || 'Request failed';
-      const detail = (data && data.detail) || `The server answered ${response.status}.`;
-      const error = new ApiError(response.status, title, detail);
-      if (response.status === 401 && !own) {
-        signOut();
-        error.title = 'Please sign in again';
-        error.detail = 'Your session has expired or is no longer valid.';
-      }
-      throw error;
-    }
-    return data;
+    return data.token;
   }
 
   // ---- Banners ----------------------------------------------------------------
@@ -151,102 +149,143 @@
     $('error-banner').hidden = true;
   }
 
+  /** A return waiting for this session's sign-in: the kit's resume(). */
+  let resumeAfterSignIn = null;
+
   /**
-   * The outcome of a bank journey, from /connected?consent_id=…&status=… and
-   * either &code=… (approved: to be confirmed) or &error=…. The one-time code
-   * leaves the address bar at once (history, reloads, screenshots).
+   * The bank's return on /connected: the kit takes consent_id, status and the
+   * fragment's one-time code out of the address bar, confirms in the tab that
+   * started the link, and answers what happened. Only its answer makes the
+   * connection this user's; until then nothing says "connected".
    */
-  function readResult() {
-    if (location.pathname !== '/connected') return null;
+  async function handleReturn() {
+    if (location.pathname !== '/connected') return false;
     const query = new URLSearchParams(location.search);
-    const result = {
-      status: query.get('status'),
-      error: query.get('error'),
-      consentId: query.get('consent_id'),
-      code: query.get('code'),
-    };
-    if (result.code !== null) {
-      query.delete('code');
-      history.replaceState(null, '', `/connected?${query}`);
+    if (!query.get('consent_id')) return false;
+    const consentId = query.get('consent_id');
+    if (query.get('status') === 'authorized') {
+      showNotice({
+        status: 'confirming',
+        tone: 'neutral',
+        icon: '…',
+        title: 'Finishing your connection…',
+        text: 'Checking that this connection was started by you.',
+        consentId,
+      });
     }
-    return result.status || result.error ? result : null;
+    let outcome;
+    try {
+      outcome = await connect.handleReturn();
+    } catch (error) {
+      $('result-banner').hidden = true;
+      showError(explained(error), 'Your connection could not be confirmed');
+      return true;
+    }
+    if (outcome) await showOutcome(outcome);
+    return Boolean(outcome);
   }
 
-  /** An approval waiting for this session's confirmation. */
-  let pendingConfirm = null;
-
-  function handleResult(result) {
-    if (result.status === 'authorized' && result.code) {
-      pendingConfirm = { consentId: result.consentId, code: result.code };
-      if (session) {
-        confirmPending();
-      } else {
+  async function showOutcome(outcome) {
+    const { consentId } = outcome;
+    resumeAfterSignIn = null;
+    switch (outcome.kind) {
+      case 'connected':
+        showNotice({ ...resultFor('authorized'), status: 'authorized', consentId });
+        break;
+      case 'needs_confirmation':
+        askToConnect(outcome);
+        break;
+      case 'denied':
+        showNotice({ ...resultFor('canceled', outcome.error), status: 'canceled', consentId });
+        break;
+      case 'expired':
+        showNotice({ ...resultFor('expired'), status: 'expired', consentId });
+        break;
+      case 'not_signed_in':
+        resumeAfterSignIn = outcome.resume;
         showNotice({
           status: 'sign-in',
           tone: 'warning',
           icon: '!',
           title: 'Sign in to finish connecting your bank',
           text: 'Your bank approved. Sign in as the person who started the connection to complete it.',
-          consentId: result.consentId,
+          consentId,
         });
-      }
-      return;
+        return;
+      case 'failed':
+        if (outcome.reason === 'not_yours') {
+          showNotice({
+            status: 'other-session',
+            tone: 'danger',
+            icon: '!',
+            title: 'This connection was completed in another session and has been cancelled',
+            text: 'Nothing was shared with Acme Money. If you started it, connect your bank again from here.',
+            consentId,
+          });
+        } else if (outcome.reason === 'rejected' || outcome.reason === 'conflict') {
+          showNotice({
+            status: 'link-used',
+            tone: 'warning',
+            icon: '!',
+            title: 'This confirmation link was already used or expired',
+            text: 'Check your connections below, or connect your bank again.',
+            consentId,
+          });
+        } else if (outcome.reason === 'bank') {
+          showNotice({ ...resultFor('failed'), status: 'failed', consentId });
+        } else {
+          $('result-banner').hidden = true;
+          showError(explained(outcome.error), 'Your connection could not be confirmed');
+        }
+        break;
+      default:
+        break;
     }
-    if (result.status === 'authorized') {
-      // Approved and confirmed earlier (a reload): the list tells the state.
-      history.replaceState(null, '', '/');
-    } else {
-      showNotice({ ...resultFor(result.status, result.error), status: result.status || 'error', consentId: result.consentId });
-    }
-    if (session) loadConnections();
+    if (session) await loadConnections();
   }
 
   /**
-   * POST /consents/{id}/confirm with the code: only this answer makes the
-   * connection this user's. Until then nothing says "connected".
+   * Back from the bank in a tab that did not start the link (a new tab, a
+   * bank app's browser, a forwarded link): the person sees which bank and
+   * says yes before anything is confirmed.
    */
-  async function confirmPending() {
-    const { consentId, code } = pendingConfirm;
+  function askToConnect(outcome) {
+    const bank = outcome.bank.name || (outcome.bank.id && BANKS[outcome.bank.id]?.name) || 'your bank';
     showNotice({
-      status: 'confirming',
-      tone: 'neutral',
-      icon: '…',
-      title: 'Finishing your connection…',
-      text: 'Checking that this connection was started by you.',
-      consentId,
+      status: 'needs-confirmation',
+      tone: 'warning',
+      icon: '?',
+      title: `Connect ${bank}?`,
+      text: 'Your bank approved access for Acme Money. Connect it only if you started this yourself just now.',
+      consentId: outcome.consentId,
     });
-    try {
-      await api('POST', `/consents/${encodeURIComponent(consentId)}/confirm`, { code });
-      pendingConfirm = null;
-      showNotice({ ...resultFor('authorized'), status: 'authorized', consentId });
-    } catch (error) {
-      // Signed out by a 401: the code is kept for the next sign-in.
-      if (error.status !== 401) pendingConfirm = null;
-      history.replaceState(null, '', '/');
-      if (error.status === 404) {
-        showNotice({
-          status: 'other-session',
-          tone: 'danger',
-          icon: '!',
-          title: 'This connection was completed in another session and has been cancelled',
-          text: 'Nothing was shared with Acme Money. If you started it, connect your bank again from here.',
-          consentId,
-        });
-      } else if (error.status === 400 || error.status === 409) {
-        showNotice({
-          status: 'link-used',
-          tone: 'warning',
-          icon: '!',
-          title: 'This confirmation link was already used or expired',
-          text: 'Check your connections below, or connect your bank again.',
-          consentId,
-        });
-      } else {
-        $('result-banner').hidden = true;
-        showError(error, 'Your connection could not be confirmed');
+    const yes = el('button', { type: 'button', class: 'button primary small', id: 'confirm-connect', text: `Connect ${bank}` });
+    const no = el('button', { type: 'button', class: 'button ghost small', id: 'decline-connect', text: 'Not me' });
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      no.disabled = true;
+      yes.textContent = 'Connecting…';
+      try {
+        await showOutcome(await connect.confirm(outcome.consent, { byUser: true }));
+      } catch (error) {
+        yes.disabled = false;
+        no.disabled = false;
+        yes.textContent = `Connect ${bank}`;
+        showError(explained(error), 'Your connection could not be confirmed');
       }
-    }
-    await loadConnections();
+    });
+    no.addEventListener('click', () => {
+      showNotice({
+        status: 'declined',
+        tone: 'neutral',
+        icon: '–',
+        title: 'Not connected',
+        text: 'Nothing is shared with Acme Money: an approval nobody confirms is withdrawn on its own.',
+        consentId: outcome.consentId,
+      });
+    });
+    $('result-actions').replaceChildren(yes, no);
+    $('result-actions').hidden = false;
   }
 
   /** The banner under the header: a journey's outcome, or a revocation. */
@@ -255,6 +294,8 @@
     banner.dataset.status = status;
     banner.dataset.consentId = consentId || '';
     banner.className = `banner banner-${tone}`;
+    $('result-actions').replaceChildren();
+    $('result-actions').hidden = true;
     $('result-icon').textContent = icon;
     $('result-title').textContent = title;
     $('result-text').textContent = text;
@@ -398,7 +439,7 @@
       list.setAttribute('aria-busy', 'true');
     }
     try {
-      const result = await api('GET', '/consents');
+      const result = await api(() => connect.list());
       if (generation !== listGeneration) return;
       const consents = (result && Array.isArray(result.data)) ? result.data : [];
       const drawn = JSON.stringify(consents);
@@ -493,7 +534,7 @@
         history.map((change) => el('li', {},
           el('time', { datetime: change.at, text: formatDate(change.at) }),
           el('span', { text: change.from ? ` ${change.from} → ${change.to}` : ` ${change.to}` }),
-          el('span', { class: 'muted', text: change.source ? ` (${change.source})` : '' })))));
+          el('span', { class: 'muted', text: change.source ? ` (${change.source}${change.confirmed_by ? `, by ${change.confirmed_by}` : ''})` : '' })))));
   }
 
   function findConnection(consentId) {
@@ -507,7 +548,7 @@
     let accounts;
     let problem;
     try {
-      const result = await api('GET', `/consents/${encodeURIComponent(consentId)}/accounts`);
+      const result = await api(() => connect.accounts(consentId));
       accounts = (result && Array.isArray(result.data)) ? result.data : [];
     } catch (error) {
       problem = error;
@@ -560,12 +601,11 @@
     button.disabled = true;
     button.textContent = 'Signing in…';
     try {
-      const result = await api('POST', SIGN_IN, { user, name, email: `${user}@example.com` });
-      if (!result || typeof result.token !== 'string') throw new ApiError(500, 'Sign-in failed', 'The server returned no token.');
-      saveSession({ token: result.token, user, name });
+      const token = await mintToken({ user, name, email: `${user}@example.com` });
+      saveSession({ token, user, name });
       $('user-name').value = '';
       renderSession();
-      if (pendingConfirm) await confirmPending();
+      if (resumeAfterSignIn) await showOutcome(await resumeAfterSignIn());
       else await loadConnections();
     } catch (error) {
       showError(error, 'Sign-in failed');
@@ -581,33 +621,22 @@
     renderSession();
   }
 
-  async function connect(event) {
-    event.preventDefault();
-    clearError();
-    const button = $('connect');
-    const provider = $('provider-select').value;
-    const body = { template: 'acme', return_to: `${location.origin}/connected` };
-    if (provider) body.provider = provider;
-    button.disabled = true;
-    button.textContent = 'Opening your bank…';
-    try {
-      const link = await api('POST', '/links', body);
-      if (!link || typeof link.consent_url !== 'string') throw new ApiError(500, 'No link', 'The server returned no consent page.');
-      const target = new URL(link.consent_url, location.href);
-      if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-        throw new ApiError(500, 'Unexpected link', 'The consent page address is not a web address.');
-      }
-      rememberBankPage(target);
-      location.assign(target.href);
-      // Stay disabled: the browser is leaving the page.
-    } catch (error) {
-      button.disabled = false;
-      button.textContent = 'Connect your bank';
-      if (error.status === 400 && /return_to/.test(error.detail || '')) {
-        error.detail += `. Open Acme Money at the demo address the server printed when it started (for example http://localhost:3002/), not ${location.origin}.`;
-      }
-      showError(error, 'The connection could not be started');
-    }
+  /** "Connect your bank": the kit's button, which starts the link in this tab. */
+  function mountConnect() {
+    mountConnectButton($('connect'), connect, {
+      provider: () => $('provider-select').value,
+      returnUrl: `${location.origin}/connected`,
+      template: 'acme',
+      onLink: (link) => rememberBankPage(new URL(link.consent_url)),
+      onError: (failure) => {
+        const error = explained(failure);
+        if (error.status === 400 && /return_to/.test(error.detail || '')) {
+          showError(new ConnectError(400, error.type, error.title, `${error.detail}. Open Acme Money at the demo address the server printed when it started (for example http://localhost:3002/), not ${location.origin}.`));
+        } else {
+          showError(error, 'The connection could not be started');
+        }
+      },
+    });
   }
 
   async function revoke(consent, bank, button) {
@@ -619,7 +648,7 @@
     button.disabled = true;
     button.textContent = 'Revoking…';
     try {
-      const result = await api('POST', `/consents/${encodeURIComponent(consent.consent_id)}/revoke`);
+      const result = await api(() => connect.revoke(consent.consent_id));
       // The journey's outcome in the URL is no longer the news.
       if (location.pathname === '/connected') history.replaceState(null, '', '/');
       showNotice({
@@ -642,7 +671,7 @@
     button.disabled = true;
     button.textContent = 'Re-confirming…';
     try {
-      const result = await api('POST', `/consents/${encodeURIComponent(consent.consent_id)}/reconfirm`);
+      const result = await api(() => connect.reconfirm(consent.consent_id));
       const until = result && result.expires_at ? ` Access now lasts until ${formatDate(result.expires_at, true)}.` : '';
       showNotice({
         status: 'reconfirmed',
@@ -671,7 +700,9 @@
       signOut();
       $('user-name').focus();
     });
-    $('connect-form').addEventListener('submit', connect);
+    $('connect-form').addEventListener('submit', (event) => event.preventDefault());
+    $('connect').addEventListener('click', clearError);
+    mountConnect();
     $('refresh').addEventListener('click', () => {
       clearError();
       loadConnections();
@@ -681,25 +712,22 @@
       $('result-banner').hidden = true;
       if (location.pathname === '/connected') history.replaceState(null, '', '/');
     });
-    // Back from the bank through the browser's cache: show the fresh state.
+    // Back from the bank through the browser's cache: the kit restores the
+    // button; the list shows the fresh state.
     window.addEventListener('pageshow', (event) => {
-      if (event.persisted) {
-        $('connect').disabled = false;
-        $('connect').textContent = 'Connect your bank';
-        loadConnections();
-      }
+      if (event.persisted) loadConnections();
     });
 
     setInterval(refreshInBackground, REFRESH_MS);
     window.addEventListener('focus', refreshInBackground);
     document.addEventListener('visibilitychange', refreshInBackground);
 
-    const result = readResult();
     renderSession();
     document.body.dataset.ready = 'true';
-    if (result) handleResult(result);
-    else if (session) loadConnections();
+    handleReturn().then((returned) => {
+      if (!returned && session) loadConnections();
+    });
   }
 
   start();
-})();
+}

@@ -9,8 +9,16 @@
 //! is away here), and one process must serve them all: no init error, no
 //! exit, no panic in its log.
 //!
+//! With DynamoDB and Secrets Manager unreachable, the same functions answer
+//! a few events per route below 500 or 503 with `Retry-After`
+//! (`an_aws_outage_is_answered_503_never_500`).
+//!
 //! The same setup runs one journey through all seven binaries and checks
-//! the metric (EMF) and log lines they print (`every_function_prints_valid_metric_lines`).
+//! the metric (EMF) and log lines they print (`every_function_prints_valid_metric_lines`),
+//! and, at TRACE, that nothing secret is printed
+//! (`a_trace_level_run_prints_no_secret`). The `reconcile` binary given a
+//! time in its payload changes nothing
+//! (`the_deployed_reconciler_takes_no_clock_from_its_payload`).
 //!
 //! Binaries: `HOSTILE_BIN_DIR` if set (`scripts/test.sh` points it at the
 //! release binaries `scripts/build-zips.sh` built, so the deployed profile is
@@ -461,35 +469,44 @@ async fn no_event_ends_a_function_process() {
 
 mod emf;
 
-/// One journey through all seven binaries under the emulator, in their
-/// production log format (JSON): every EMF line each prints is valid EMF,
-/// each function's metrics are there with the contract's units and
-/// dimension sets, each invocation ends with one JSON log line naming its
-/// route template (never the raw path), and no token, code or key is
-/// printed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_function_prints_valid_metric_lines() {
-    let namespace = "Connect/emulator";
-    let setup = Setup::start(&[
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-        ("METRICS_NAMESPACE", namespace),
-    ])
-    .await;
-    let user = "metrics-user";
+/// Stands in for a bearer token on the authorized routes (API Gateway
+/// passes the `authorization` header through to the function).
+const BEARER: &str = "eyJhbGciOiJSUzI1NiJ9.bearer-token-never-logged.c2lnbmF0dXJl";
+/// Part of the webhook's body that nothing should ever print.
+const WEBHOOK_BODY_MARK: &str = "webhook-body-never-logged-7f3a";
+
+/// What [`journey`] ran: per function, its log, the routes of its
+/// invocations in order, and whether they name the consent.
+struct Journey {
+    ran: Vec<(&'static str, PathBuf, Vec<&'static str>, bool)>,
+    /// Everything the journey handled that no log line may show: the API
+    /// key, the webhook secret, the bearer token, the state, the code, the
+    /// webhook body, the account numbers, IBANs and card numbers.
+    secrets: Vec<String>,
+    consent_id: String,
+}
+
+/// One journey through all seven binaries under the emulator: a link, the
+/// bank's approval, the callback, the confirmation, a read of the consent
+/// and its accounts, a signed and an unsigned webhook, a revocation and a
+/// reconciler run.
+async fn journey(setup: &Setup, user: &str) -> Journey {
     let mut secrets = vec![
         connect_local::SANDBOX_API_KEY.to_owned(),
         connect_local::LOCAL_WEBHOOK_SECRET.to_owned(),
+        BEARER.to_owned(),
+        WEBHOOK_BODY_MARK.to_owned(),
     ];
-    // (function, log, invocations, route, consent id logged)
-    let mut ran: Vec<(&str, PathBuf, usize, &str, bool)> = Vec::new();
+    let mut ran: Vec<(&str, PathBuf, Vec<&str>, bool)> = Vec::new();
     let body_of = |answer: &Value| -> Value {
         serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
     };
+    let bearer = format!("Bearer {BEARER}");
+    let authorized = |event: Event| event.user(user).header("authorization", &bearer);
 
     let (mut session, log) = setup.session("create-link").await;
     // A preselected bank: the sandbox's page then needs only the decision.
-    let link = Event::post("/links")
-        .user(user)
+    let link = authorized(Event::post("/links"))
         .json(&json!({"provider": "sandbox-barclays"}))
         .request_id("m-1")
         .to_json();
@@ -498,7 +515,7 @@ async fn every_function_prints_valid_metric_lines() {
     assert_eq!(status, 201, "{answer}");
     let consent_id = body_of(&answer)["consent_id"].as_str().unwrap().to_owned();
     session.stop().await;
-    ran.push(("create-link", log, 1, "POST /links", true));
+    ran.push(("create-link", log, vec!["POST /links"], true));
 
     // The user approves at the bank, which sends the browser to our callback.
     let browser = reqwest::Client::builder()
@@ -541,32 +558,73 @@ async fn every_function_prints_valid_metric_lines() {
         .into_owned();
     secrets.push(code.clone());
     session.stop().await;
-    ran.push(("callback", log, 1, "GET /callback", true));
+    ran.push(("callback", log, vec!["GET /callback"], true));
 
     let (mut session, log) = setup.session("confirm").await;
-    let confirm = Event::post(&format!("/consents/{consent_id}/confirm"))
-        .user(user)
+    let confirm = authorized(Event::post(&format!("/consents/{consent_id}/confirm")))
         .json(&json!({ "code": code }))
         .request_id("m-3")
         .to_json();
     let answer = session.invoke(&confirm, INVOKE_TIMEOUT).await.unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
     session.stop().await;
-    ran.push(("confirm", log, 1, "POST /consents/{id}/confirm", true));
+    ran.push(("confirm", log, vec!["POST /consents/{id}/confirm"], true));
+
+    // The account numbers as Finexer has them, to look for in the logs.
+    let record = setup
+        .stack
+        .state
+        .app
+        .store
+        .consent(&consent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let accounts: Value = browser
+        .get(format!("{}/bank_accounts", setup.sandbox.base_url()))
+        .basic_auth(connect_local::SANDBOX_API_KEY, Some(""))
+        .query(&[("customer", &record.customer_id), ("consent", &consent_id)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let numbers: Vec<String> = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|account| {
+            let id = &account["identification"];
+            [&id["account_number"], &id["iban"], &id["pan"]]
+        })
+        .filter_map(|number| number.as_str().map(str::to_owned))
+        .collect();
+    assert!(!numbers.is_empty(), "{accounts}");
+    secrets.extend(numbers);
 
     let (mut session, log) = setup.session("consents").await;
-    let read = Event::get(&format!("/consents/{consent_id}"))
-        .user(user)
+    let read = authorized(Event::get(&format!("/consents/{consent_id}")))
         .request_id("m-4")
         .to_json();
     let answer = session.invoke(&read, INVOKE_TIMEOUT).await.unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
+    let read = authorized(Event::get(&format!("/consents/{consent_id}/accounts")))
+        .request_id("m-4b")
+        .to_json();
+    let answer = session.invoke(&read, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(answer.http().unwrap().0, 200);
     session.stop().await;
-    ran.push(("consents", log, 1, "GET /consents/{id}", true));
+    ran.push((
+        "consents",
+        log,
+        vec!["GET /consents/{id}", "GET /consents/{id}/accounts"],
+        true,
+    ));
 
     let (mut session, log) = setup.session("webhook").await;
     let delivery = json!({"id": "evt_metrics_1", "object": "event", "type": "consent.authorized",
-        "data": {"object": {"id": consent_id, "object": "consent"}}})
+        "data": {"object": {"id": consent_id, "object": "consent", "metadata": {"note": WEBHOOK_BODY_MARK}}}})
     .to_string();
     let signature = finexer_sandbox::forgeries::signed_at(
         connect_local::LOCAL_WEBHOOK_SECRET,
@@ -588,13 +646,17 @@ async fn every_function_prints_valid_metric_lines() {
         .unwrap();
     assert_eq!(answer.http().unwrap().0, 401);
     session.stop().await;
-    ran.push(("webhook", log, 2, "POST /webhooks/finexer", false));
+    ran.push((
+        "webhook",
+        log,
+        vec!["POST /webhooks/finexer", "POST /webhooks/finexer"],
+        false,
+    ));
 
     let (mut session, log) = setup.session("revoke").await;
     let answer = session
         .invoke(
-            &Event::post(&format!("/consents/{consent_id}/revoke"))
-                .user(user)
+            &authorized(Event::post(&format!("/consents/{consent_id}/revoke")))
                 .request_id("m-7")
                 .to_json(),
             INVOKE_TIMEOUT,
@@ -603,16 +665,85 @@ async fn every_function_prints_valid_metric_lines() {
         .unwrap();
     assert_eq!(answer.http().unwrap().0, 200);
     session.stop().await;
-    ran.push(("revoke", log, 1, "POST /consents/{id}/revoke", true));
+    ran.push(("revoke", log, vec!["POST /consents/{id}/revoke"], true));
 
     let (mut session, log) = setup.session("reconcile").await;
     let answer = session.invoke(&json!({}), INVOKE_TIMEOUT).await.unwrap();
     assert!(!answer.error, "{}", String::from_utf8_lossy(&answer.body));
     session.stop().await;
-    ran.push(("reconcile", log, 1, "schedule", false));
+    ran.push(("reconcile", log, vec!["schedule"], false));
+    Journey {
+        ran,
+        secrets,
+        consent_id,
+    }
+}
+
+/// Lambda's log level at its most verbose, and `RUST_LOG` asking for every
+/// crate at TRACE by name (runtime, HTTP, AWS SDK): the journey's binaries
+/// still print no token, state, code, key, webhook body or account number.
+/// lambda_runtime logs each raw event at TRACE and the AWS SDK each request
+/// and response; the subscriber holds every crate but ours at INFO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_level_run_prints_no_secret() {
+    let setup = Setup::start(&[
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+        (
+            "RUST_LOG",
+            "trace,lambda_runtime=trace,lambda_runtime::layers=trace,lambda_http=trace,\
+             aws_smithy_runtime=trace,aws_config=trace,hyper=trace,reqwest=trace",
+        ),
+        ("ACCOUNT_DATA_ENABLED", "true"),
+    ])
+    .await;
+    let journey = journey(&setup, "trace-user").await;
+    let mut own_debug_lines = 0;
+    for (function, log, _, _) in &journey.ran {
+        let text = std::fs::read_to_string(log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for secret in &journey.secrets {
+            assert!(
+                !emf::leaks(&lines, secret),
+                "{function} printed a secret at TRACE ({})",
+                log.display()
+            );
+        }
+        assert!(
+            !text.contains("raw JSON event"),
+            "{function}: the runtime's raw event line ({})",
+            log.display()
+        );
+        own_debug_lines += lines.iter().filter(|l| l.contains("DEBUG")).count();
+    }
+    // The level took: our own DEBUG lines are there (the webhook's "nothing
+    // to record" for a consent already authorized).
+    assert!(own_debug_lines > 0, "no DEBUG line: was the run at TRACE?");
+    let work = setup.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The journey's binaries in their production log format (JSON): every EMF
+/// line each prints is valid EMF, each function's metrics are there with
+/// the contract's units and dimension sets, each invocation ends with one
+/// JSON log line naming its route template (never the raw path), and no
+/// token, code or key is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_prints_valid_metric_lines() {
+    let namespace = "Connect/emulator";
+    let setup = Setup::start(&[
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("METRICS_NAMESPACE", namespace),
+        ("ACCOUNT_DATA_ENABLED", "true"),
+    ])
+    .await;
+    let Journey {
+        ran,
+        secrets,
+        consent_id,
+    } = journey(&setup, "metrics-user").await;
 
     let mut documents = Vec::new();
-    for (function, log, invocations, route, with_consent) in &ran {
+    for (function, log, routes, with_consent) in &ran {
         let text = std::fs::read_to_string(log).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         for secret in &secrets {
@@ -638,8 +769,8 @@ async fn every_function_prints_valid_metric_lines() {
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|line| line["fields"]["message"] == "invocation finished")
             .collect();
-        assert_eq!(finished.len(), *invocations, "{function}:\n{text}");
-        for line in &finished {
+        assert_eq!(finished.len(), routes.len(), "{function}:\n{text}");
+        for (line, route) in finished.iter().zip(routes) {
             let fields = &line["fields"];
             assert_eq!(line["level"], "INFO", "{line}");
             assert_eq!(fields["function"], *function, "{line}");
@@ -694,5 +825,188 @@ async fn every_function_prints_valid_metric_lines() {
     }
 
     let work = setup.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// A link made by the production handler on the stack's store: its id.
+async fn link(setup: &Setup, user: &str) -> String {
+    let app = &setup.stack.state.app;
+    let response = shared::handlers::create_link(
+        app,
+        Event::post("/links")
+            .user(user)
+            .json(&json!({"provider": "sandbox-barclays"}))
+            .request(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let link: shared::handlers::LinkCreated = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    link.consent_id
+}
+
+/// The deployed reconciler takes no clock from its payload: given
+/// `{"at": "2099-01-01T00:00:00Z"}` it acts now, so a consent inside its
+/// confirmation window stays authorized and no record's next look moves.
+/// The same payload through the test hook (the local stack's reconcile,
+/// built with `test-util`) does move them: the test can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_reconciler_takes_no_clock_from_its_payload() {
+    let setup = Setup::start(&[]).await;
+    let app = &setup.stack.state.app;
+    let user = "clock-user";
+    // One approved and called back (authorized, unconfirmed: due when its
+    // confirmation window closes), one left pending (due when its state lapses).
+    let approved = link(&setup, user).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let decided = browser
+        .post(format!(
+            "{}/connect/{approved}/decision",
+            setup.sandbox.base_url()
+        ))
+        .form(&[("decision", "approve"), ("skip_info", "true")])
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap();
+    let response = shared::handlers::callback(
+        app,
+        Event::get("/callback")
+            .query(back.query().unwrap())
+            .request(),
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let pending = link(&setup, user).await;
+    let before = [
+        app.store.consent(&approved).await.unwrap().unwrap(),
+        app.store.consent(&pending).await.unwrap().unwrap(),
+    ];
+    assert_eq!(before[0].status, shared::store::ConsentStatus::Authorized);
+    assert!(before[0].confirm_by.is_some() && before[0].due_at.is_some());
+    assert_eq!(before[1].status, shared::store::ConsentStatus::Pending);
+
+    let (mut session, log) = setup.session("reconcile").await;
+    for payload in [
+        json!({"at": "2099-01-01T00:00:00Z"}),
+        json!({"at": "2099-01-01T00:00:00Z", "budget_ms": 0}),
+    ] {
+        let answer = session.invoke(&payload, INVOKE_TIMEOUT).await.unwrap();
+        assert!(!answer.error, "{}", String::from_utf8_lossy(&answer.body));
+    }
+    session.stop().await;
+    let after = [
+        app.store.consent(&approved).await.unwrap().unwrap(),
+        app.store.consent(&pending).await.unwrap().unwrap(),
+    ];
+    assert_eq!(after, before, "the deployed reconciler changed a record");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let runs: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("reconcile run finished"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{text}");
+    assert!(
+        runs.iter().all(|line| line.contains("due=0")),
+        "nothing is due now: {text}"
+    );
+
+    // The control: the test hook, given the same time, revokes the consent
+    // whose window has closed by then and moves the pending one's next look.
+    let run: shared::handlers::reconcile::Run =
+        serde_json::from_value(json!({"at": "2099-01-01T00:00:00Z"})).unwrap();
+    let report = shared::handlers::reconcile(app, run).await.unwrap();
+    assert_eq!(report.due, 2, "{report:?}");
+    let hooked = app.store.consent(&approved).await.unwrap().unwrap();
+    assert_ne!(hooked.status, shared::store::ConsentStatus::Authorized);
+    let work = setup.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Secrets Manager and DynamoDB unreachable (the functions' AWS endpoint is
+/// a closed port; Finexer is up): every function answers every event below
+/// 500, or 503 with `Retry-After`, from one process; the reconciler's run
+/// fails (so the scheduler retries it) without ending its process. A few
+/// events per route, since each waits out the AWS SDK's retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_outage_is_answered_503_never_500() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let setup = Setup::start(&[("AWS_ENDPOINT_URL", closed.as_str())]).await;
+    // Shaped like a state token (so it passes the pre-check) but signed by nobody.
+    let shaped = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImluaXRpYWwifQ.e30.c2lnbmF0dXJl";
+    let mut failures = Vec::new();
+    let mut total = 0;
+    let mut unavailable = 0;
+    for function in Function::ALL.into_iter().filter(|f| !f.is_scheduled()) {
+        let (mut session, log) = setup.session(function.name()).await;
+        let mut events: Vec<(String, Value)> = Vec::new();
+        for route in routes(function) {
+            let name = route["routeKey"].as_str().unwrap().to_owned();
+            events.push((format!("{name}: as sent"), route.clone()));
+            for text in ["%00%00%00", shaped] {
+                let (what, event) = placed(&route, text).swap_remove(0);
+                events.push((format!("{name}: {what}"), event));
+            }
+            let (what, event) = bodies(&route).swap_remove(0);
+            events.push((format!("{name}: {what}"), event));
+        }
+        for (what, event) in events {
+            total += 1;
+            match session.invoke(&event, INVOKE_TIMEOUT).await {
+                Err(e) => {
+                    failures.push(format!("{function} {what}: {e}"));
+                    break;
+                }
+                Ok(outcome) => match outcome.http() {
+                    Some((status, _)) if status < 500 => {}
+                    Some((503, answer)) => {
+                        unavailable += 1;
+                        if answer["headers"]["retry-after"].as_str().is_none() {
+                            failures.push(format!("{function} {what}: 503 without Retry-After"));
+                        }
+                    }
+                    Some((status, answer)) => {
+                        failures.push(format!("{function} {what}: {status} {answer}"))
+                    }
+                    None => failures.push(format!(
+                        "{function} {what}: not an API Gateway response: {}",
+                        String::from_utf8_lossy(&outcome.body)
+                    )),
+                },
+            }
+        }
+        if let Err(e) = session.alive() {
+            failures.push(e);
+        }
+        session.stop().await;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("panicked") {
+            failures.push(format!("{function} panicked (log: {})", log.display()));
+        }
+    }
+    // The scheduled reconciler: its run fails, its process stays.
+    let (mut session, _) = setup.session("reconcile").await;
+    let answer = session.invoke(&json!({}), INVOKE_TIMEOUT).await.unwrap();
+    assert!(answer.error, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(session.alive().is_ok());
+    session.stop().await;
+
+    let work = setup.stop().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {total} events failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The outage was met (not every event was refused before AWS was asked).
+    assert!(unavailable > 0, "no event reached AWS");
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -18,6 +18,8 @@ pub struct App {
     pub secrets: Arc<dyn SecretSource>,
     pub finexer: FinexerClient,
     pub known_customers: KnownCustomers,
+    /// Banks' display names from Finexer's provider list, for a while.
+    pub bank_names: BankNames,
     /// Where the invocations' metrics go (stdout, as EMF, unless replaced).
     pub metrics: Metrics,
 }
@@ -45,6 +47,33 @@ impl KnownCustomers {
     }
 }
 
+/// Finexer's provider list as names by provider id, as this process last
+/// read it: banks are renamed or added rarely, so a warm container asks
+/// Finexer at most once per `BANK_NAMES_TTL`, not on every approval.
+#[derive(Default)]
+pub struct BankNames(std::sync::Mutex<Option<(std::time::Instant, BankNameMap)>>);
+
+type BankNameMap = Arc<std::collections::HashMap<String, String>>;
+
+const BANK_NAMES_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl BankNames {
+    /// The names read within the last hour, if any.
+    pub fn fresh(&self) -> Option<BankNameMap> {
+        let cached = self.0.lock().ok()?;
+        let (read_at, names) = cached.as_ref()?;
+        (read_at.elapsed() < BANK_NAMES_TTL).then(|| names.clone())
+    }
+
+    pub fn remember(&self, names: std::collections::HashMap<String, String>) -> BankNameMap {
+        let names = Arc::new(names);
+        if let Ok(mut cached) = self.0.lock() {
+            *cached = Some((std::time::Instant::now(), names.clone()));
+        }
+        names
+    }
+}
+
 impl App {
     pub fn new(
         config: Config,
@@ -63,6 +92,7 @@ impl App {
             secrets,
             finexer,
             known_customers: KnownCustomers::default(),
+            bank_names: BankNames::default(),
             metrics,
         })
     }

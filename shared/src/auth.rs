@@ -14,8 +14,19 @@ pub struct Caller {
     pub name: Option<String>,
 }
 
-/// Longest user id accepted; ids are embedded in storage keys.
+/// Longest user id accepted (bytes); ids are embedded in storage keys.
 const MAX_SUB_LEN: usize = 256;
+
+/// Whether `sub` is usable as given. It is never normalised: `"alice "` or
+/// `"alice\u{a0}"` trimmed would be alice, so a token for either could read
+/// her consents. Anything that would need trimming or cleaning is refused.
+fn is_user_id(sub: &str) -> bool {
+    !sub.is_empty()
+        && sub.len() <= MAX_SUB_LEN
+        && !sub.starts_with(char::is_whitespace)
+        && !sub.ends_with(char::is_whitespace)
+        && !sub.chars().any(char::is_control)
+}
 
 impl Caller {
     pub fn from_request(request: &Request) -> Result<Caller> {
@@ -30,9 +41,7 @@ impl Caller {
             .ok_or(Error::Unauthorized)?;
         let user_id = claims
             .get("sub")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty() && s.len() <= MAX_SUB_LEN)
-            .filter(|s| !s.chars().any(char::is_control))
+            .filter(|sub| is_user_id(sub))
             .ok_or(Error::Unauthorized)?;
         let optional = |name: &str| {
             claims
@@ -45,5 +54,33 @@ impl Caller {
             email: optional("email"),
             name: optional("name"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_user_id;
+
+    #[test]
+    fn user_ids_are_taken_as_given_or_refused() {
+        for good in ["alice", "auth0|5f7c", "a b", "é", &"a".repeat(256)] {
+            assert!(is_user_id(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            " ",
+            "alice ",
+            " alice",
+            "alice\u{a0}",
+            "\u{2003}alice",
+            "alice\n",
+            "al\u{0}ice",
+            "al\u{7f}ice",
+            "ali\u{85}ce",
+            &"a".repeat(257),
+            &"é".repeat(129),
+        ] {
+            assert!(!is_user_id(bad), "{bad:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::{parse_timestamp, timestamp};
-use crate::store::{ChangeSource, ConsentRecord};
+use crate::store::{ChangeSource, ConfirmedBy, ConsentRecord};
 
 /// A consent's status: Finexer's names, and our `revoke_pending`. Unknown
 /// values are kept, never an error that loses the record.
@@ -156,6 +156,8 @@ pub struct ConsentView {
     pub consent_id: String,
     pub status: ConsentStatus,
     pub provider: Option<String>,
+    /// The bank's display name, when Finexer gave one ("Connect HSBC?").
+    pub bank_name: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub authorized_at: Option<String>,
@@ -186,6 +188,9 @@ pub struct HistoryEntry {
     pub source: ChangeSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How the owner proved a confirmation (`source: confirm` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<ConfirmedBy>,
 }
 
 impl From<ConsentRecord> for ConsentView {
@@ -203,6 +208,7 @@ impl From<ConsentRecord> for ConsentView {
                     to: change.to,
                     source: change.source,
                     reason: change.reason,
+                    confirmed_by: change.confirmed_by,
                 }
             })
             .collect();
@@ -210,6 +216,7 @@ impl From<ConsentRecord> for ConsentView {
             consent_id: record.consent_id,
             status: record.status,
             provider: record.provider,
+            bank_name: record.bank_name,
             created_at: record.created_at,
             updated_at: record.updated_at,
             authorized_at: record.authorized_at,

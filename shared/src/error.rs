@@ -63,8 +63,13 @@ pub enum Error {
     OutOfTime,
     #[error("the consent store is unavailable: {0}")]
     StoreUnavailable(String),
+    /// Secrets Manager could not be reached, timed out or throttled us.
     #[error("secrets are unavailable: {0}")]
     SecretsUnavailable(String),
+    /// The secret was read but its content is wrong (not JSON, a key
+    /// missing or too short): a deployment fault, not an outage.
+    #[error("the secret's content is wrong: {0}")]
+    SecretInvalid(String),
     #[error("configuration error: {0}")]
     Config(String),
     #[error("internal error: {0}")]
@@ -72,6 +77,84 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Error codes AWS services use when they are shedding load, or for a
+/// conflict that a retry resolves (a transaction cancelled by a concurrent
+/// one): retry later.
+const AWS_RETRYABLE: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "TransactionCanceledException",
+    "ExpiredTokenException",
+];
+
+/// Error codes that say the deployment is wrong (no such table or secret, a
+/// role without the permission, credentials the service does not know).
+/// Retrying cannot help, so the caller is not told to: these are 500s, and
+/// the 5xx alarm pages someone, as it should for a broken deploy.
+const AWS_MISCONFIGURED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "MissingAuthenticationToken",
+    "DecryptionFailure",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSNotFoundException",
+    "InvalidRequestException",
+];
+
+/// An AWS SDK call's failure as the caller sees it. The service unreachable,
+/// timing out, throttling us, answering 5xx or something unreadable is an
+/// outage: `unavailable` (a 503 with `Retry-After`). A deployment fault
+/// ([`AWS_MISCONFIGURED`]) is [`Error::Config`]; a request the service
+/// refuses as malformed, or one the SDK could not build, is our bug.
+pub fn from_aws<E>(
+    operation: &str,
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    unavailable: fn(String) -> Error,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let detail = format!(
+        "{operation} failed: {}",
+        aws_smithy_types::error::display::DisplayErrorContext(err)
+    );
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            unavailable(detail)
+        }
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or_default();
+            if AWS_RETRYABLE.contains(&code) || context.raw().status().is_server_error() {
+                unavailable(detail)
+            } else if AWS_MISCONFIGURED.contains(&code) {
+                Error::Config(detail)
+            } else {
+                Error::Internal(detail)
+            }
+        }
+        _ => Error::Internal(detail),
+    }
+}
 
 /// RFC 9457 problem details, the one JSON error format of the API.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -115,7 +198,8 @@ impl Error {
             Error::Busy(_) => (503, "busy", "Try again shortly"),
             Error::StoreUnavailable(_) => (503, "store-unavailable", "Service unavailable"),
             Error::OutOfTime => (503, "timeout", "Service unavailable"),
-            Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
+            Error::SecretsUnavailable(_) => (503, "secrets-unavailable", "Service unavailable"),
+            Error::SecretInvalid(_) | Error::Config(_) | Error::Internal(_) => {
                 (500, "internal", "Internal error")
             }
         }
@@ -132,7 +216,10 @@ impl Error {
                 Some(retry_after.map_or(2, |d| d.as_secs().max(1)))
             }
             Error::TooManyPendingLinks { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            Error::Busy(_) | Error::StoreUnavailable(_) | Error::OutOfTime => Some(1),
+            Error::Busy(_)
+            | Error::StoreUnavailable(_)
+            | Error::SecretsUnavailable(_)
+            | Error::OutOfTime => Some(1),
             _ => None,
         }
     }
@@ -166,8 +253,11 @@ impl Error {
                 "The bank connection provider answered something we cannot use.".into()
             }
             Error::StoreUnavailable(_) => "Storage is unavailable; try again shortly.".into(),
+            Error::SecretsUnavailable(_) => {
+                "A service we depend on is unavailable; try again shortly.".into()
+            }
             Error::OutOfTime => "The request took too long; try again shortly.".into(),
-            Error::SecretsUnavailable(_) | Error::Config(_) | Error::Internal(_) => {
+            Error::SecretInvalid(_) | Error::Config(_) | Error::Internal(_) => {
                 "An internal error occurred.".into()
             }
         }
@@ -226,5 +316,67 @@ impl Error {
             response.headers_mut().insert("retry-after", value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service(status: u16, code: &str) -> SdkError<GetSecretValueError, HttpResponse> {
+        let err = GetSecretValueError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    fn status(err: &SdkError<GetSecretValueError, HttpResponse>) -> (u16, Option<u64>) {
+        let err = from_aws("GetSecretValue", err, Error::SecretsUnavailable);
+        (err.status(), err.retry_after())
+    }
+
+    #[test]
+    fn aws_outages_are_503_and_deployment_faults_500() {
+        let refused = SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        let slow = SdkError::timeout_error("attempt timeout");
+        for outage in [
+            refused,
+            slow,
+            service(400, "ThrottlingException"),
+            service(400, "ProvisionedThroughputExceededException"),
+            service(500, "InternalServiceError"),
+            service(503, "ServiceUnavailable"),
+        ] {
+            assert_eq!(status(&outage), (503, Some(1)), "{outage:?}");
+        }
+        for fault in [
+            service(400, "AccessDeniedException"),
+            service(400, "ResourceNotFoundException"),
+            service(400, "ValidationException"),
+            SdkError::construction_failure("no region"),
+        ] {
+            assert_eq!(status(&fault), (500, None), "{fault:?}");
+        }
+        let missing = from_aws(
+            "GetSecretValue",
+            &service(400, "ResourceNotFoundException"),
+            Error::SecretsUnavailable,
+        );
+        assert!(matches!(missing, Error::Config(_)), "{missing:?}");
+    }
+
+    #[test]
+    fn the_browser_gets_a_try_again_page_with_retry_after() {
+        let home = url::Url::parse("https://app.example.com/").unwrap();
+        let response = Error::SecretsUnavailable("away".into()).into_html_response(&home);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let response = Error::SecretInvalid("bad".into()).into_html_response(&home);
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().get("retry-after").is_none());
     }
 }

@@ -44,6 +44,18 @@ impl ReturnTarget {
         url
     }
 
+    /// `with_query`, and the one-time confirmation `code` in the fragment,
+    /// which browsers never send to a server (nor in a `Referer`). The
+    /// fragment is the code's alone: one the configured URL has is replaced.
+    pub fn with_query_and_code(&self, pairs: &[(&str, &str)], code: &str) -> Url {
+        let mut url = self.with_query(pairs);
+        let fragment = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", code)
+            .finish();
+        url.set_fragment(Some(&fragment));
+        url
+    }
+
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
@@ -247,6 +259,27 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:3000/?consent_id=bc_1%0D%0AX%3A+y&status=authorized"
         );
+    }
+
+    #[test]
+    fn the_code_goes_in_the_fragment_and_replaces_one_already_there() {
+        let pairs = [("consent_id", "bc_1"), ("status", "authorized")];
+        let plain = ReturnTarget(Url::parse("https://app.example.com/connected").unwrap());
+        assert_eq!(
+            plain.with_query_and_code(&pairs, "c0de-_").as_str(),
+            "https://app.example.com/connected?consent_id=bc_1&status=authorized#code=c0de-_"
+        );
+        // A hash-routed frontend's fragment gives way to the code: the
+        // page reads the code from the fragment, its route from the path.
+        let routed = ReturnTarget(Url::parse("https://app.example.com/?tab=1#/connected").unwrap());
+        let url = routed.with_query_and_code(&pairs, "c0de");
+        assert_eq!(
+            url.as_str(),
+            "https://app.example.com/?tab=1&consent_id=bc_1&status=authorized#code=c0de"
+        );
+        assert!(!url.query().unwrap().contains("code"));
+        // Outcomes without a code keep the configured URL's fragment.
+        assert_eq!(routed.with_query(&pairs).fragment(), Some("/connected"));
     }
 
     #[test]

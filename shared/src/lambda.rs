@@ -29,6 +29,7 @@ use lambda_http::lambda_runtime::layers::TracingLayer;
 use lambda_http::lambda_runtime::{LambdaInvocation, Runtime};
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::util::MapRequestLayer;
+use lambda_http::tracing::subscriber;
 use lambda_http::{
     Adapter, Body, Context, LambdaEvent, Request, RequestExt, Response, Service, TransformResponse,
     service_fn,
@@ -107,12 +108,61 @@ fn route_of(request: &Request) -> &'static str {
         .map_or("other", |route| route.key)
 }
 
+/// Our crate's log target. Only its events may be below INFO.
+const OWN_TARGET: &str = "shared";
+
+/// The log subscriber: lambda_runtime's default (level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; directives from
+/// `RUST_LOG`; JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`), with every other
+/// crate held at INFO whatever those say. Below INFO, lambda_runtime logs
+/// each raw event (bearer tokens, the `state`, confirmation codes, webhook
+/// bodies) and the AWS SDK each request and response (signed headers, the
+/// secret's value). The cap is a filter of its own, so no directive in
+/// `RUST_LOG` can lift it. (reqwest and hyper log through `log` or a
+/// compile-time flag, neither of which reaches this subscriber.)
+pub fn init_tracing() {
+    init_tracing_with_writer(std::io::stdout);
+}
+
+/// [`init_tracing`] writing to `writer`.
+pub fn init_tracing_with_writer<W>(writer: W)
+where
+    W: for<'w> subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use subscriber::filter::{EnvFilter, LevelFilter, Targets};
+    use subscriber::layer::SubscriberExt;
+    use subscriber::util::SubscriberInitExt;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let requested = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    let capped = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target(OWN_TARGET, LevelFilter::TRACE);
+    let format = subscriber::fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(writer);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let registry = subscriber::registry().with(requested).with(capped);
+    // A second subscriber (tests that call this twice) is not an error.
+    let _ = if json {
+        registry.with(format.json()).try_init()
+    } else {
+        registry.with(format).try_init()
+    };
+}
+
 pub async fn run<F, Fut>(function: Function, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static App, Request) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    lambda_http::tracing::init_default_subscriber();
+    init_tracing();
     let app = App::from_env().await.map_err(|e| {
         tracing::error!(error = %e, "start-up failed");
         e
@@ -144,7 +194,7 @@ where
     In: serde::de::DeserializeOwned + Default,
     Out: Serialize,
 {
-    lambda_http::tracing::init_default_subscriber();
+    init_tracing();
     let app = App::from_env().await.map_err(|e| {
         tracing::error!(error = %e, "start-up failed");
         e

@@ -96,7 +96,7 @@ pub trait SecretPart: DeserializeOwned + Send + Sync + 'static {
         // serde's message may quote the offending value, which could be key
         // material: report only what kind of error and where.
         let part: Self = serde_json::from_str(json).map_err(|e| {
-            Error::SecretsUnavailable(format!(
+            Error::SecretInvalid(format!(
                 "secret is not valid JSON or has the wrong shape ({:?} at line {}, column {})",
                 e.classify(),
                 e.line(),
@@ -113,7 +113,7 @@ impl SecretPart for FinexerApiKey {
 
     fn validate(&self) -> Result<()> {
         if self.finexer_api_key.expose_secret().trim().is_empty() {
-            return Err(Error::SecretsUnavailable("finexer_api_key is empty".into()));
+            return Err(Error::SecretInvalid("finexer_api_key is empty".into()));
         }
         Ok(())
     }
@@ -124,23 +124,24 @@ impl SecretPart for StateKeys {
 
     fn validate(&self) -> Result<()> {
         if self.keys.is_empty() {
-            return Err(Error::SecretsUnavailable(
+            return Err(Error::SecretInvalid(
                 "no state key (state_keys is empty and there is no state_key)".into(),
             ));
         }
         for (i, key) in self.keys.iter().enumerate() {
-            if key.kid.is_empty() || key.kid.len() > 64 {
-                return Err(Error::SecretsUnavailable(format!(
-                    "state_keys[{i}].kid must be 1 to 64 characters"
+            if !crate::state::is_key_id(&key.kid) {
+                return Err(Error::SecretInvalid(format!(
+                    "state_keys[{i}].kid must be 1 to {} of A-Z a-z 0-9 . _ : -",
+                    crate::state::MAX_KEY_ID_LEN
                 )));
             }
             if key.key.expose_secret().len() < MIN_KEY_BYTES {
-                return Err(Error::SecretsUnavailable(format!(
+                return Err(Error::SecretInvalid(format!(
                     "state_keys[{i}].key must be at least {MIN_KEY_BYTES} bytes"
                 )));
             }
             if self.keys[..i].iter().any(|k| k.kid == key.kid) {
-                return Err(Error::SecretsUnavailable(format!(
+                return Err(Error::SecretInvalid(format!(
                     "state_keys[{i}].kid is listed twice"
                 )));
             }
@@ -158,7 +159,7 @@ impl SecretPart for WebhookSecrets {
             .iter()
             .position(|secret| secret.expose_secret().trim().is_empty())
         {
-            return Err(Error::SecretsUnavailable(format!(
+            return Err(Error::SecretInvalid(format!(
                 "webhook_secrets[{i}] is empty"
             )));
         }
@@ -369,15 +370,10 @@ impl<T: SecretPart> CachedSecret<T> {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| {
-                Error::SecretsUnavailable(format!(
-                    "GetSecretValue failed: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| crate::error::from_aws("GetSecretValue", &e, Error::SecretsUnavailable))?;
         let json = output
             .secret_string()
-            .ok_or_else(|| Error::SecretsUnavailable("secret has no string value".into()))?;
+            .ok_or_else(|| Error::SecretInvalid("secret has no string value".into()))?;
         T::parse(json)
     }
 

@@ -59,11 +59,37 @@ pub fn sign(claims: &StateClaims, keys: &impl AsRef<StateKeys>) -> Result<String
     .map_err(|e| Error::Internal(format!("state signing failed: {e}")))
 }
 
-/// Verifies signature, algorithm, key id, issuer, audience and lifetime.
-pub fn verify(token: &str, keys: &impl AsRef<StateKeys>) -> Result<StateClaims> {
-    // Tokens we issue are a few hundred bytes; refuse to parse anything huge.
-    if token.len() > 2048 {
+/// Longest key id; a key id is 1 to this many of `A-Z a-z 0-9 . _ : -`.
+pub const MAX_KEY_ID_LEN: usize = 64;
+/// Tokens we issue are a few hundred bytes; anything longer is not ours.
+const MAX_TOKEN_LEN: usize = 2048;
+
+/// Whether `kid` has the shape of a key id (the secret's keys are checked
+/// against the same rule, so every key we hold passes it).
+pub fn is_key_id(kid: &str) -> bool {
+    (1..=MAX_KEY_ID_LEN).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// What can be checked without a key: a token of ours is three non-empty
+/// base64url parts whose header is JSON naming HS256 and a key id of the
+/// right shape. Run before the keys are fetched, so that garbage in the URL
+/// never makes the function call Secrets Manager. Returns the key id.
+pub fn precheck(token: &str) -> Result<String> {
+    if token.len() > MAX_TOKEN_LEN {
         return Err(Error::InvalidState("token too long"));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if parts.len() != 3 || !parts.iter().all(|part| base64url(part)) {
+        return Err(Error::InvalidState("malformed token"));
     }
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidState("malformed token"))?;
@@ -73,6 +99,16 @@ pub fn verify(token: &str, keys: &impl AsRef<StateKeys>) -> Result<StateClaims> 
     let kid = header
         .kid
         .ok_or(Error::InvalidState("token names no key"))?;
+    if !is_key_id(&kid) {
+        return Err(Error::InvalidState("malformed key id"));
+    }
+    Ok(kid)
+}
+
+/// Verifies shape ([`precheck`]), signature, algorithm, key id, issuer,
+/// audience and lifetime.
+pub fn verify(token: &str, keys: &impl AsRef<StateKeys>) -> Result<StateClaims> {
+    let kid = precheck(token)?;
     let key = keys
         .as_ref()
         .verifying_key(&kid)
@@ -222,6 +258,69 @@ mod tests {
             );
             assert!(verify(&resigned, &s).is_err(), "{header} accepted");
         }
+    }
+
+    #[test]
+    fn tokens_of_the_wrong_shape_fail_the_precheck() {
+        let s = secrets(&[("k1", K1)]);
+        let token = sign(&StateClaims::new("u", now(), 900), &s).unwrap();
+        assert_eq!(precheck(&token).unwrap(), "k1");
+        let parts: Vec<&str> = token.split('.').collect();
+        let header = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        let with_header = |h: String| format!("{h}.{}.{}", parts[1], parts[2]);
+        let cases = [
+            ("\0\0\0".to_string(), "malformed token"),
+            ("".into(), "malformed token"),
+            ("a.b".into(), "malformed token"),
+            (format!("{token}.x"), "malformed token"),
+            (format!("{}..{}", parts[0], parts[2]), "malformed token"),
+            (format!("{}.{}.", parts[0], parts[1]), "malformed token"),
+            (
+                format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+                "malformed token",
+            ),
+            (
+                format!("{} .{}.{}", parts[0], parts[1], parts[2]),
+                "malformed token",
+            ),
+            (with_header(header("not json")), "malformed token"),
+            (
+                with_header(header(r#"{"alg":"HS512","kid":"k1"}"#)),
+                "unexpected algorithm",
+            ),
+            (
+                with_header(header(r#"{"alg":"HS256"}"#)),
+                "token names no key",
+            ),
+            (
+                with_header(header(r#"{"alg":"HS256","kid":""}"#)),
+                "malformed key id",
+            ),
+            (
+                with_header(header(r#"{"alg":"HS256","kid":"k 1"}"#)),
+                "malformed key id",
+            ),
+            (
+                with_header(header(&format!(
+                    r#"{{"alg":"HS256","kid":"{}"}}"#,
+                    "k".repeat(65)
+                ))),
+                "malformed key id",
+            ),
+            ("a".repeat(3000), "token too long"),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(
+                reason(precheck(&token).map(|_| claims())),
+                expected,
+                "{token:?}"
+            );
+        }
+        assert!(is_key_id("2026-11") && is_key_id("initial") && is_key_id(&"k".repeat(64)));
+    }
+
+    fn claims() -> StateClaims {
+        StateClaims::new("u", now(), 900)
     }
 
     #[test]

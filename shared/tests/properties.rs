@@ -1173,8 +1173,13 @@ fn link_field_value() -> impl Strategy<Value = Value> {
             "bank\u{0}", FRONTENDS[0], FRONTENDS[1], "https://evil.example/return",
             "HTTPS://APP.EXAMPLE.COM/return", "https://app.example.com/return?x=1",
             "https://app.example.com:443/return", "javascript:alert(1)",
+            // Challenges: a real one, one short, one long, one outside base64url.
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cMx", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM",
+            "S256", "s256", "plain",
         ])
         .prop_map(Value::from),
+        1 => "[A-Za-z0-9_-]{43}".prop_map(Value::from),
         1 => (1usize..200).prop_map(|n| Value::from("p".repeat(n))),
         2 => any::<bool>().prop_map(Value::Bool),
         1 => Just(Value::Null),
@@ -1184,8 +1189,11 @@ fn link_field_value() -> impl Strategy<Value = Value> {
 
 fn link_body_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
-        8 => prop::sample::select(vec!["provider", "template", "skip_info", "skip_qr", "return_to"])
-            .prop_map(String::from),
+        8 => prop::sample::select(vec![
+            "provider", "template", "skip_info", "skip_qr", "return_to", "code_challenge",
+            "code_challenge_method",
+        ])
+        .prop_map(String::from),
         1 => prop::sample::select(vec!["Provider", "returnTo", "customer", "user", ""])
             .prop_map(String::from),
     ];

@@ -5,6 +5,7 @@
 //! - [`routes`]: the route an event's method and path reach.
 //! - [`model`]: the oracle of the property tests and fuzz targets.
 //! - [`records`]: consent records to seed a store with.
+//! - [`pkce`]: a link's verifier and challenge, and the code in a return URL's fragment.
 //! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
 //! - [`aws`]: the AWS emulator (moto) the suites use.
 //! - [`lambda`]: the Runtime API emulator's time limits and the test users.
@@ -13,6 +14,7 @@ pub mod aws;
 pub mod event;
 pub mod lambda;
 pub mod model;
+pub mod pkce;
 pub mod records;
 pub mod routes;
 #[cfg(feature = "sandbox")]

@@ -584,8 +584,18 @@ pub fn expected_link_fields(link: &CreateLink) -> bool {
         .iter()
         .map(|u| url::Url::parse(u).expect("fixture URL"))
         .collect();
+    let challenge = |c: &str| {
+        c.len() == 43
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     link.provider.as_deref().is_none_or(plain_id)
         && link.template.as_deref().is_none_or(plain_id)
+        && link.code_challenge.as_deref().is_none_or(challenge)
+        && link
+            .code_challenge_method
+            .as_deref()
+            .is_none_or(|m| m == "S256" && link.code_challenge.is_some())
         && link
             .return_to
             .as_deref()

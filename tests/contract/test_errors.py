@@ -121,6 +121,11 @@ def test_400_for_an_id_the_description_refuses(api, contract, method, path, bad_
         pytest.param('{"return_to": "https://evil.example/connected"}', id="return_to not allowed"),
         pytest.param('{"return_to": "' + "h" * 2049 + '"}', id="return_to too long"),
         pytest.param('{"provider": "a", "provider": "b"}', id="repeated field"),
+        pytest.param('{"code_challenge": "' + "C" * 42 + '"}', id="code_challenge too short"),
+        pytest.param('{"code_challenge": "' + "C" * 44 + '"}', id="code_challenge too long"),
+        pytest.param('{"code_challenge": "' + "C" * 42 + '+"}', id="code_challenge outside base64url"),
+        pytest.param('{"code_challenge": "' + "C" * 43 + '", "code_challenge_method": "plain"}', id="method plain"),
+        pytest.param('{"code_challenge_method": "S256"}', id="method without a challenge"),
     ],
 )
 def test_400_for_a_bad_create_link_body(api, body):
@@ -141,6 +146,12 @@ def test_400_for_a_bad_create_link_body(api, body):
         pytest.param('{"code": "' + "B" * 43 + '", "extra": 1}', id="unknown field"),
         pytest.param("[]", id="an array"),
         pytest.param("{", id="not JSON"),
+        pytest.param('{"code": "' + "B" * 43 + '", "code_verifier": "short"}', id="verifier too short"),
+        pytest.param(
+            '{"code": "' + "B" * 43 + '", "code_verifier": "' + "v" * 43 + '", "confirmed_by_user": true}',
+            id="both proofs",
+        ),
+        pytest.param('{"code": "' + "B" * 43 + '", "confirmed_by_user": false}', id="confirmed_by_user false"),
     ],
 )
 def test_400_for_a_bad_confirm_body(api, anonymous, body):

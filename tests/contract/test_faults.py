@@ -12,7 +12,7 @@ import pytest
 
 from sandbox import ConsentPage, Sandbox
 from test_errors import html_page, problem
-from test_journey import callback_path, confirm, outcome
+from test_journey import callback_path, code_of, confirm, outcome
 
 
 @pytest.fixture
@@ -122,9 +122,8 @@ def authorize(api, link) -> str:
     location = ConsentPage(link["consent_url"]).decide("approve")
     assert "state" in parse_qs(urlsplit(location).query)
     back = api.call("GET", "/callback", path=callback_path(location), auth=False)
-    result = outcome(back)
-    assert result["status"] == ["authorized"]
-    return result["code"][0]
+    assert outcome(back)["status"] == ["authorized"]
+    return code_of(back)
 
 
 def authorize_and_confirm(api, link) -> None:

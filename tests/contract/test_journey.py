@@ -1,11 +1,15 @@
 """Whole journeys through the real stack, every answer checked against
 openapi.yaml: create-link -> the sandbox's consent page (plain HTTP forms) ->
-our callback (303 with a one-time code, not followed) -> confirm with the
-code -> consents, accounts -> revoke."""
+our callback (303 with a one-time code in the fragment, not followed) ->
+confirm with the code (and, for a link created with a code_challenge, its
+verifier or the person's yes) -> consents, accounts -> revoke."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from conftest import Api, demo_url
@@ -40,25 +44,48 @@ def follow_callback(anonymous: Api, location: str):
 
 
 def outcome(response) -> dict[str, list[str]]:
+    """The redirect's query: what the frontend's server may see (never a code)."""
     assert response.status_code == 303, f"{response.status_code}: {response.text[:300]}"
     target = urlsplit(response.headers["location"])
-    return parse_qs(target.query)
+    query = parse_qs(target.query)
+    assert "code" not in query, f"a code in the query: {target.geturl()}"
+    return query
+
+
+def code_of(response) -> str:
+    """The one-time code, from the redirect's fragment (`#code=...`)."""
+    fragment = parse_qs(urlsplit(response.headers["location"]).fragment)
+    assert list(fragment) == ["code"], f"the fragment is the code's alone: {fragment}"
+    [code] = fragment["code"]
+    return code
+
+
+def new_verifier() -> str:
+    """A verifier as a tab makes one: 43 to 128 RFC 7636 unreserved characters."""
+    return secrets.token_urlsafe(48) + ".~"
+
+
+def challenge_of(verifier: str) -> str:
+    """S256: base64url (no padding) of the verifier's SHA-256."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def statuses(consent: dict) -> list[tuple[str | None, str, str]]:
     return [(h["from"], h["to"], h["source"]) for h in consent["history"]]
 
 
-def confirm(api: Api, consent_id: str, code: str):
-    return api.call("POST", "/consents/{id}/confirm", ids={"id": consent_id}, json={"code": code})
+def confirm(api: Api, consent_id: str, code: str, **proof):
+    """POST /consents/{id}/confirm with the code and, if given, a proof
+    (`code_verifier=...` or `confirmed_by_user=True`)."""
+    return api.call("POST", "/consents/{id}/confirm", ids={"id": consent_id}, json={"code": code, **proof})
 
 
-def approved(api: Api, anonymous: Api) -> tuple[str, str]:
-    """A link of `api`'s user, approved at the bank: (consent id, code)."""
-    link = create_link(api)
-    result = outcome(follow_callback(anonymous, ConsentPage(link["consent_url"]).decide("approve")))
-    assert result["status"] == ["authorized"]
-    return link["consent_id"], result["code"][0]
+def approved(api: Api, anonymous: Api, body: dict | None = None) -> tuple[str, str]:
+    """A link of `api`'s user (created with `body`), approved at the bank: (consent id, code)."""
+    link = create_link(api, body)
+    back = follow_callback(anonymous, ConsentPage(link["consent_url"]).decide("approve"))
+    assert outcome(back)["status"] == ["authorized"]
+    return link["consent_id"], code_of(back)
 
 
 def test_approve_confirm_accounts_and_revoke(api, new_api, anonymous):
@@ -78,13 +105,15 @@ def test_approve_confirm_accounts_and_revoke(api, new_api, anonymous):
     assert result["consent_id"] == [consent_id]
     assert result["status"] == ["authorized"]
     assert "error" not in result
-    [code] = result["code"]
+    code = code_of(back)
     assert len(code) == 43, "a one-time code of 256 bits, base64url"
     assert back.headers["location"].startswith(f"{frontend_url()}?"), "back to the default frontend URL"
+    assert back.headers["location"].endswith(f"#code={code}"), "the code is in the fragment"
 
     # A reload of the finished journey gets the same redirect, without the code.
-    again = outcome(follow_callback(anonymous, location))
-    assert again == {"consent_id": [consent_id], "status": ["authorized"]}
+    reload = follow_callback(anonymous, location)
+    assert outcome(reload) == {"consent_id": [consent_id], "status": ["authorized"]}
+    assert "#" not in reload.headers["location"] and code not in reload.headers["location"]
 
     listed = api.call("GET", "/consents").json()["data"]
     assert [c["consent_id"] for c in listed] == [consent_id]
@@ -104,6 +133,7 @@ def test_approve_confirm_accounts_and_revoke(api, new_api, anonymous):
     confirmed = confirmed.json()
     assert confirmed["status"] == "authorized" and confirmed["confirmed_at"]
     assert statuses(confirmed)[-1] == ("authorized", "authorized", "confirm")
+    assert confirmed["history"][-1]["confirmed_by"] == "code", "a link without a challenge"
     # A repeat (a reload, a retried request) answers the same consent.
     repeat = confirm(api, consent_id, code)
     assert repeat.status_code == 200 and repeat.json() == confirmed
@@ -257,3 +287,47 @@ def test_the_state_is_bound_to_its_consent(api, anonymous):
     assert follow_callback(anonymous, swapped).status_code == 400
 
     assert outcome(follow_callback(anonymous, location))["status"] == ["authorized"]
+
+
+def test_a_challenged_link_confirmed_in_its_own_tab_says_verifier(api, anonymous):
+    """The tab that created the link with a code_challenge confirms with its
+    verifier; the consent names the bank for a confirmation screen."""
+    verifier = new_verifier()
+    body = {"provider": "sandbox-hsbc", "code_challenge": challenge_of(verifier), "code_challenge_method": "S256"}
+    consent_id, code = approved(api, anonymous, body)
+    waiting = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
+    assert waiting["bank_name"] == "HSBC UK (Sandbox)" and waiting["provider"] == "sandbox-hsbc"
+    assert waiting["confirmed_at"] is None
+
+    confirmed = confirm(api, consent_id, code, code_verifier=verifier)
+    assert confirmed.status_code == 200, confirmed.text
+    confirmed = confirmed.json()
+    assert confirmed["confirmed_at"] and confirmed["bank_name"] == "HSBC UK (Sandbox)"
+    assert statuses(confirmed)[-1] == ("authorized", "authorized", "confirm")
+    assert confirmed["history"][-1]["confirmed_by"] == "verifier"
+    # A repeat with the same proof answers the same consent.
+    repeat = confirm(api, consent_id, code, code_verifier=verifier)
+    assert repeat.status_code == 200 and repeat.json() == confirmed
+    assert api.call("GET", "/consents/{id}/accounts", ids={"id": consent_id}).json()["data"]
+
+
+def test_a_wrong_verifier_is_refused_and_changes_nothing(api, anonymous):
+    verifier = new_verifier()
+    consent_id, code = approved(api, anonymous, {"code_challenge": challenge_of(verifier)})
+    before = api.call("GET", "/consents/{id}", ids={"id": consent_id}).json()
+    for proof in ({"code_verifier": new_verifier()}, {}):
+        refused = confirm(api, consent_id, code, **proof)
+        assert refused.status_code == 400 and refused.json()["type"] == "/problems/bad-request", refused.text
+        assert api.call("GET", "/consents/{id}", ids={"id": consent_id}).json() == before
+    assert confirm(api, consent_id, code, code_verifier=verifier).status_code == 200, "the code is still usable"
+
+
+def test_a_tab_without_the_verifier_confirms_only_with_the_users_yes(api, anonymous):
+    """The return opened in another tab (or forwarded): the code alone is
+    refused; after the person said yes, `confirmed_by_user` confirms it."""
+    consent_id, code = approved(api, anonymous, {"code_challenge": challenge_of(new_verifier())})
+    assert confirm(api, consent_id, code).status_code == 400
+    assert confirm(api, consent_id, code, confirmed_by_user=False).status_code == 400
+    confirmed = confirm(api, consent_id, code, confirmed_by_user=True)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["history"][-1]["confirmed_by"] == "user"

@@ -128,7 +128,7 @@ pub const PROVIDERS: Shape = Shape {
     fields: &[
         field("data", K::Array, false, U::Journey, "H", "the list a platform's bank picker shows"),
         field("data[].id", K::String, false, U::Journey, "H", "a platform passes it to POST /links as `provider`"),
-        field("data[].name", K::String, true, U::Parsed, "H", "the bank's name in a picker"),
+        field("data[].name", K::String, true, U::Parsed, "H", "the bank's name in a picker; recorded as the consent's `bank_name`"),
         field("data[].roles", K::Array, false, U::Documented, "H", "`roles[]=ais` filters on it"),
         field("data[].logo_url", K::Url, true, U::Documented, "H", "a picker's logo"),
         field("data[].bg_colors", K::Array, true, U::Documented, "H", "a picker's colours"),
@@ -157,7 +157,7 @@ pub const CONSENT: Shape = Shape {
         field("redirect.consent_url", K::Url, false, U::JourneyOnCreate, "M", "create-link sends the user's browser there"),
         field("redirect.return_url", K::Url, true, U::Parsed, "M", "must keep our `state` parameter"),
         field("customer", K::String, true, U::Parsed, "M", "the customer the consent belongs to"),
-        field("provider", K::String, true, U::Parsed, "M", "recorded as the consent's bank"),
+        field("provider", K::String, true, U::Parsed, "M", "recorded as the consent's bank; its `name` in `GET /providers` is the `bank_name`"),
         field("authed_at", K::Timestamp, true, U::Parsed, "M", "recorded as `authorized_at`"),
         field("expiry_date", K::Timestamp, true, U::Parsed, "M", "recorded as `expires_at`"),
         field("object", K::String, false, U::Documented, "M", "`consent`"),

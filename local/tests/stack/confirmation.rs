@@ -195,3 +195,62 @@ async fn a_callback_without_state_reveals_nothing() {
         assert_eq!(stack.consent(&token, id).await.status, status, "unchanged");
     }
 }
+
+/// Someone else completed the owner's pending link at their own bank (a
+/// shared consent page, a QR code) and forwarded the return URL: the owner's
+/// session, in a tab without the link's verifier, cannot confirm silently.
+#[tokio::test]
+async fn a_forwarded_return_url_is_confirmed_only_after_the_owners_yes() {
+    use connect_testkit::pkce::{challenge, verifier};
+    use shared::store::ConfirmedBy;
+
+    let stack = Stack::start().await;
+    let owner = stack.token("wendy").await;
+    let own_tab = verifier("wendy's tab");
+    let response = stack
+        .create_link(
+            &owner,
+            json!({"provider": "sandbox-barclays", "skip_info": true,
+                   "code_challenge": challenge(&own_tab), "code_challenge_method": "S256"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let consent_id = response.json::<Value>().await.unwrap()["consent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forwarded = stack.approve(&consent_id).await;
+    let code = forwarded["code"].clone();
+
+    // The new tab has the code only: refused, and nothing changes.
+    let (status, problem) = stack.confirm(&owner, &consent_id, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["type"], "/problems/bad-request");
+    let waiting = stack.consent(&owner, &consent_id).await;
+    assert!(waiting.confirmed_at.is_none());
+    assert_eq!(changes_by(&waiting, ChangeSource::Confirm), 0);
+    // What the tab shows before asking: the bank's name.
+    assert_eq!(waiting.bank_name.as_deref(), Some("Barclays (Sandbox)"));
+    let (status, _) = stack
+        .api(&owner, "GET", &format!("/consents/{consent_id}/accounts"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "not confirmed, no data");
+
+    // The owner clicks "Connect Barclays": confirmed, and the history says so.
+    let (status, body) = stack
+        .confirm_with(
+            &owner,
+            &consent_id,
+            json!({"code": code, "confirmed_by_user": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let confirmed = stack.consent(&owner, &consent_id).await;
+    assert!(confirmed.confirmed_at.is_some());
+    let entry = confirmed
+        .history
+        .iter()
+        .find(|h| h.source == ChangeSource::Confirm)
+        .expect("a confirmation entry");
+    assert_eq!(entry.confirmed_by, Some(ConfirmedBy::User));
+}

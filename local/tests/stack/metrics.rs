@@ -44,7 +44,7 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
     secrets.push(query_of(&callback)["state"].clone());
     let response = stack.get(&callback).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let back = query_of(response.headers()["location"].to_str().unwrap());
+    let back = returned(response.headers()["location"].to_str().unwrap());
     secrets.push(back["code"].clone());
     expect(&stack, "callback", "Callback", &[("Outcome", "approved")]);
     assert_eq!(stack.get(&callback).await.status(), StatusCode::SEE_OTHER);
@@ -94,7 +94,7 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
     let response = stack.get(&callback).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     stack.clear_faults().await;
-    let back = query_of(response.headers()["location"].to_str().unwrap());
+    let back = returned(response.headers()["location"].to_str().unwrap());
     let (status, _) = stack.confirm(&token, &retried, &back["code"]).await;
     assert_eq!(status, StatusCode::OK);
     let line = expect(

@@ -432,6 +432,22 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// What the frontend receives from the callback's redirect to `location`:
+/// its query and, as `code`, the one-time code from the fragment (never in
+/// the query).
+pub fn returned(location: &str) -> HashMap<String, String> {
+    let back = url::Url::parse(location).unwrap();
+    let mut received = query_of(back.as_str());
+    assert!(
+        !received.contains_key("code"),
+        "a code in the query: {back}"
+    );
+    if let Some(code) = connect_testkit::pkce::fragment_code(&back) {
+        received.insert("code".into(), code);
+    }
+    received
+}
+
 /// How many of a consent view's history entries `source` made.
 pub fn changes_by(record: &ConsentView, source: ChangeSource) -> usize {
     record.history.iter().filter(|h| h.source == source).count()
@@ -454,20 +470,32 @@ pub async fn problem(response: Response, status: u16) -> Problem {
 /// The owner's confirmation step, as a frontend drives it.
 impl Stack {
     /// Approves at the sandbox's consent page and follows the browser back
-    /// through our callback: the query the frontend receives.
+    /// through our callback: what the frontend receives, its query and, as
+    /// `code`, the one-time code from the fragment (never in the query).
     pub async fn approve(&self, consent_id: &str) -> HashMap<String, String> {
         let callback = self.decide(consent_id, "approve").await;
         let response = self.get(&callback).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        query_of(response.headers()["location"].to_str().unwrap())
+        returned(response.headers()["location"].to_str().unwrap())
     }
 
     pub async fn confirm(&self, token: &str, consent_id: &str, code: &str) -> (StatusCode, Value) {
+        self.confirm_with(token, consent_id, json!({ "code": code }))
+            .await
+    }
+
+    /// `POST /consents/{id}/confirm` with any body (a proof beside the code).
+    pub async fn confirm_with(
+        &self,
+        token: &str,
+        consent_id: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(format!("{}/consents/{consent_id}/confirm", self.base))
             .bearer_auth(token)
-            .json(&json!({ "code": code }))
+            .json(&body)
             .send()
             .await
             .unwrap();

@@ -281,3 +281,23 @@ async fn authorization_sets_a_90_day_expiry_and_only_authorized_consents_renew()
     let (_, fetched) = sandbox.get_json(&format!("/consents/{id}")).await;
     assert!(fetched["renewed_at"].is_null());
 }
+
+/// What a bank's display name comes from: the bank chosen on the consent
+/// page is the consent's `provider`, the `id` of a listed provider whose
+/// `name` the API shows as the consent's `bank_name`.
+#[tokio::test]
+async fn an_authorized_consents_provider_is_a_listed_provider_with_a_name() {
+    let sandbox = TestSandbox::start().await;
+    let consent = sandbox.authorized_consent(&[]).await;
+    assert_eq!(consent["provider"], "sandbox-lloyds");
+    let (status, providers) = sandbox.get_json("/providers?roles[]=ais&limit=100").await;
+    assert_eq!(status, StatusCode::OK);
+    let chosen: Vec<&Value> = providers["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|p| p["id"] == consent["provider"])
+        .collect();
+    assert_eq!(chosen.len(), 1, "{providers}");
+    assert_eq!(chosen[0]["name"], "Lloyds Bank (Sandbox)");
+}

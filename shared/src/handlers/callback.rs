@@ -2,6 +2,8 @@
 //! token is its only credential, and Finexer's own record of the consent,
 //! not the URL, decides the outcome.
 
+use std::time::Duration;
+
 use lambda_http::{Body, Request, Response};
 
 use super::{checked_id, confirm, now, revocation};
@@ -63,8 +65,10 @@ async fn handle(app: &App, request: &Request) -> Result<(&'static str, Response<
 }
 
 /// Verifies the state; a key added to the secret since it was cached is
-/// fetched at once rather than after the cache's lifetime.
+/// fetched at once rather than after the cache's lifetime. A token that is
+/// not even shaped like ours is refused before any key is fetched.
 async fn verify_state(app: &App, token: &str) -> Result<StateClaims> {
+    state::precheck(token)?;
     let keys = app.secrets.state_keys().await?;
     match state::verify(token, &*keys) {
         Err(Error::InvalidState(reason)) if reason == state::UNKNOWN_KEY => {
@@ -185,6 +189,9 @@ async fn complete(
     return_to: ReturnTarget,
 ) -> Result<(&'static str, Response<Body>)> {
     let code = if change.to == ConsentStatus::Authorized {
+        if let Some(provider) = &change.provider {
+            change.bank_name = bank_name(app, provider).await;
+        }
         let (code, hash) = confirm::new_code();
         change.confirm_code_hash = Some(hash);
         let confirm_by = timestamp(now() + app.config.confirm_ttl)?;
@@ -212,16 +219,14 @@ async fn complete(
         if let Err(e) = app.store.free_pending_place(&claims.sub, &claims.jti).await {
             tracing::warn!(consent_id, error = %e, "pending place not freed; it lapses");
         }
-        let mut pairs = outcome_pairs(consent_id, &change.to);
-        if let Some(code) = &code {
-            pairs.push(("code", code));
-        }
-        let outcome = if change.to == ConsentStatus::Authorized {
-            outcome::APPROVED
-        } else {
-            outcome::DENIED
-        };
-        return Ok((outcome, redirect(&return_to.with_query(&pairs))?));
+        let pairs = outcome_pairs(consent_id, &change.to);
+        return Ok(match &code {
+            Some(code) => (
+                outcome::APPROVED,
+                redirect(&return_to.with_query_and_code(&pairs, code))?,
+            ),
+            None => (outcome::DENIED, redirect(&return_to.with_query(&pairs))?),
+        });
     }
     let current = app
         .store
@@ -229,6 +234,46 @@ async fn complete(
         .await?
         .ok_or(Error::InvalidState("unknown consent"))?;
     repeat_outcome(app, current, &return_to).await
+}
+
+/// Longest bank name kept: a display name, not a document.
+pub(crate) const BANK_NAME_MAX: usize = 100;
+/// How long the callback waits for Finexer's provider list: the name is a
+/// nicety for the confirmation screen, the outcome is what matters.
+const BANK_NAME_WAIT: Duration = Duration::from_millis(1500);
+
+/// The bank's display name as Finexer's provider list gives it, if it
+/// does, in time. Nothing fails for want of it.
+async fn bank_name(app: &App, provider: &str) -> Option<String> {
+    let names = match app.bank_names.fresh() {
+        Some(names) => names,
+        None => match tokio::time::timeout(BANK_NAME_WAIT, app.finexer.providers()).await {
+            Ok(Ok(providers)) => app.bank_names.remember(
+                providers
+                    .into_iter()
+                    .filter_map(|p| Some((p.id, plain_name(&p.name?)?)))
+                    .collect(),
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "bank name not looked up");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!("bank name not looked up in time");
+                return None;
+            }
+        },
+    };
+    names.get(provider).cloned()
+}
+
+/// A name fit to show: trimmed, short, no control characters.
+fn plain_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let plain = !name.is_empty()
+        && name.chars().count() <= BANK_NAME_MAX
+        && !name.chars().any(char::is_control);
+    plain.then(|| name.to_owned())
 }
 
 /// The record change that Finexer's view of the consent calls for.
@@ -289,4 +334,26 @@ fn sanitised(error: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(64)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_short_names_are_kept() {
+        assert_eq!(plain_name(" HSBC UK ").as_deref(), Some("HSBC UK"));
+        assert_eq!(
+            plain_name(&"é".repeat(BANK_NAME_MAX)).map(|n| n.chars().count()),
+            Some(BANK_NAME_MAX)
+        );
+        for refused in [
+            "",
+            "  ",
+            "Bank\nSet-Cookie: x",
+            &"b".repeat(BANK_NAME_MAX + 1),
+        ] {
+            assert_eq!(plain_name(refused), None, "{refused:?}");
+        }
+    }
 }

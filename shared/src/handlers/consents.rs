@@ -297,7 +297,7 @@ async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ChangeSource, HISTORY_LIMIT, StatusChange};
+    use crate::store::{ChangeSource, ConfirmedBy, HISTORY_LIMIT, StatusChange};
 
     /// The largest consent a record can hold: every id at its longest, a
     /// full history with reasons.
@@ -311,6 +311,9 @@ mod tests {
             customer_id: id.clone(),
             status: ConsentStatus::RevokePending,
             provider: Some(id.clone()),
+            // Four bytes a character, the longest a name may be.
+            bank_name: Some("𝔅".repeat(super::super::callback::BANK_NAME_MAX)),
+            code_challenge: Some("c".repeat(43)),
             return_to: format!("https://app.example.com/{}", "p".repeat(2000)),
             state_id: id,
             created_at: at.clone(),
@@ -332,6 +335,7 @@ mod tests {
                     to: ConsentStatus::RevokePending,
                     source: ChangeSource::Revoke,
                     reason: Some("confirmed_by_another_user".into()),
+                    confirmed_by: Some(ConfirmedBy::Verifier),
                 })
                 .collect(),
         };

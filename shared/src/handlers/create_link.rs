@@ -30,6 +30,12 @@ pub struct CreateLink {
     pub skip_qr: Option<bool>,
     /// One of the configured frontend URLs; the first one when absent.
     pub return_to: Option<String>,
+    /// base64url (no padding) SHA-256 of a `code_verifier` that only the
+    /// starting tab keeps (RFC 7636). With it, confirming takes that
+    /// verifier or the person's explicit yes, never the code alone.
+    pub code_challenge: Option<String>,
+    /// `S256`, the only method; may be left out.
+    pub code_challenge_method: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -132,6 +138,7 @@ fn read_input(app: &App, request: &Request) -> Result<Link> {
     if let Some(template) = &input.template {
         option_id(template, "template")?;
     }
+    check_challenge(&input)?;
     let return_to = match &input.return_to {
         Some(raw) => ReturnTarget::parse(raw, &app.config.frontend_urls)?,
         None => ReturnTarget::parse(
@@ -140,6 +147,32 @@ fn read_input(app: &App, request: &Request) -> Result<Link> {
         )?,
     };
     Ok(Link { input, return_to })
+}
+
+/// A challenge is what S256 makes of a verifier: 43 base64url characters.
+fn check_challenge(input: &CreateLink) -> Result<()> {
+    if let Some(method) = &input.code_challenge_method {
+        if method != "S256" {
+            return Err(Error::BadRequest(
+                "code_challenge_method must be S256, the only method supported".into(),
+            ));
+        }
+        if input.code_challenge.is_none() {
+            return Err(Error::BadRequest(
+                "code_challenge_method was given without a code_challenge".into(),
+            ));
+        }
+    }
+    if let Some(challenge) = &input.code_challenge
+        && !super::confirm::is_challenge(challenge)
+    {
+        return Err(Error::BadRequest(
+            "code_challenge must be the base64url (no padding) SHA-256 of the code_verifier: \
+             43 characters of A-Z, a-z, 0-9, - and _"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A consent Finexer created for the link, not yet recorded by us.
@@ -261,6 +294,7 @@ fn new_records(
         status: consent.status.clone(),
         at: &created_at,
     });
+    record.code_challenge = link.input.code_challenge.clone();
     record.provider = consent
         .provider
         .clone()

@@ -46,17 +46,41 @@ const LATEST: time::Duration = time::Duration::hours(6);
 /// about again after this long.
 const EXPIRY_RECHECK: time::Duration = time::Duration::hours(1);
 
-/// What a run is asked to do. The scheduled event carries nothing the run
-/// needs; the local stack may run it "at" another time and with a shorter
-/// budget (tests).
+/// What a run is asked to do. The deployed reconciler acts now, with the
+/// invocation's time: whatever its payload says, it has nothing to set.
+/// Running "at" another time or with a shorter budget is a test hook, built
+/// only with the `test-util` feature (the local stack's `POST
+/// /local/reconcile`, the test kit); no Lambda enables it
+/// (scripts/check-shipped.sh), so in a deployed function these fields do not
+/// exist.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct Run {
     /// The time the run acts at (RFC 3339); now when absent.
+    #[cfg(any(test, feature = "test-util"))]
     #[serde(default)]
     pub at: Option<String>,
     /// Work time, if less than the invocation allows.
+    #[cfg(any(test, feature = "test-util"))]
     #[serde(default)]
     pub budget_ms: Option<u64>,
+}
+
+impl Run {
+    /// The time the run acts at, and its own budget if it has one.
+    #[cfg(any(test, feature = "test-util"))]
+    fn clock(&self) -> Result<(OffsetDateTime, Option<Duration>)> {
+        let now = match &self.at {
+            Some(at) => parse_timestamp(at)
+                .map_err(|_| Error::BadRequest("`at` is not an RFC 3339 time".into()))?,
+            None => OffsetDateTime::now_utc(),
+        };
+        Ok((now, self.budget_ms.map(Duration::from_millis)))
+    }
+
+    #[cfg(not(any(test, feature = "test-util")))]
+    fn clock(&self) -> Result<(OffsetDateTime, Option<Duration>)> {
+        Ok((OffsetDateTime::now_utc(), None))
+    }
 }
 
 /// What a run did, for its log line and the local `/local/reconcile`.
@@ -94,12 +118,7 @@ enum Outcome {
 
 pub async fn reconcile(app: &App, run: Run) -> Result<Report> {
     let started = tokio::time::Instant::now();
-    let budget = run.budget_ms.map(Duration::from_millis);
-    let now = match &run.at {
-        Some(at) => parse_timestamp(at)
-            .map_err(|_| Error::BadRequest("`at` is not an RFC 3339 time".into()))?,
-        None => OffsetDateTime::now_utc(),
-    };
+    let (now, budget) = run.clock()?;
     let now_text = timestamp(now)?;
     let mut report = Report::default();
     let run = run_pages(app, &mut report, now, &now_text, started, budget).await;

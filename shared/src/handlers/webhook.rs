@@ -264,6 +264,7 @@ fn retry_later(error: Error) -> Error {
     match error {
         Error::FinexerUnavailable { .. }
         | Error::StoreUnavailable(_)
+        | Error::SecretsUnavailable(_)
         | Error::OutOfTime
         | Error::Busy(_) => error,
         other => Error::FinexerUnavailable {

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::*;
@@ -86,12 +87,11 @@ fn state_key(id: &str) -> Item {
     ])
 }
 
-fn unavailable<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+fn unavailable<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Error
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    Error::StoreUnavailable(format!("{operation}: {}", DisplayErrorContext(&err)))
+    crate::error::from_aws(operation, &err, Error::StoreUnavailable)
 }
 
 fn corrupt(err: serde_dynamo::Error) -> Error {

@@ -32,6 +32,18 @@ pub enum ChangeSource {
     Reconfirm,
 }
 
+/// How the owner proved a confirmation was theirs, as its history entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmedBy {
+    /// The link's `code_verifier`, which only the tab that started it holds.
+    Verifier,
+    /// The person said yes after seeing the bank (`confirmed_by_user`).
+    User,
+    /// The code alone: a link created without a `code_challenge`.
+    Code,
+}
+
 /// One entry of a consent's history. `from` is not stored: it is the `to` of
 /// the entry before, so it can never disagree with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +54,9 @@ pub struct StatusChange {
     /// Why, when the system (not the owner) made the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How a confirmation was proved (entries with source `confirm` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<ConfirmedBy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +67,14 @@ pub struct ConsentRecord {
     pub status: ConsentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The bank's display name, as Finexer's provider list names `provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_name: Option<String>,
+    /// The link's `code_challenge` (base64url SHA-256 of a verifier that
+    /// only the starting tab holds); the verifier itself is never sent here
+    /// before the confirm, and never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
     /// The allow-listed frontend URL the callback sends the browser back to.
     pub return_to: String,
     /// The `jti` of the state token issued with this consent (the binding).
@@ -117,6 +140,8 @@ impl ConsentRecord {
             customer_id: new.customer_id.to_owned(),
             status: new.status.clone(),
             provider: None,
+            bank_name: None,
+            code_challenge: None,
             return_to: new.return_to.to_owned(),
             state_id: new.state_id.to_owned(),
             created_at: new.at.to_owned(),
@@ -137,6 +162,7 @@ impl ConsentRecord {
                 to: new.status,
                 source: ChangeSource::Create,
                 reason: None,
+                confirmed_by: None,
             }],
         }
     }
@@ -171,6 +197,7 @@ pub struct Transition {
     pub at: String,
     pub source: ChangeSource,
     pub provider: Option<String>,
+    pub bank_name: Option<String>,
     pub authorized_at: Option<String>,
     pub expires_at: Option<String>,
     pub revoke_requested_at: Option<String>,
@@ -182,6 +209,8 @@ pub struct Transition {
     pub expiry_reminder_at: Option<String>,
     /// Recorded as the record's `revoke_reason` and in the history entry.
     pub reason: Option<String>,
+    /// Recorded in the history entry of a confirmation.
+    pub confirmed_by: Option<ConfirmedBy>,
     /// What becomes of the record's `due_at`.
     pub due: Due,
 }
@@ -213,6 +242,7 @@ impl Transition {
             at: at.to_owned(),
             source,
             provider: None,
+            bank_name: None,
             authorized_at: None,
             expires_at: None,
             revoke_requested_at: None,
@@ -223,6 +253,7 @@ impl Transition {
             renewed_at: None,
             expiry_reminder_at: None,
             reason: None,
+            confirmed_by: None,
             due,
         }
     }
@@ -234,13 +265,15 @@ impl Transition {
             to: self.to.clone(),
             source: self.source,
             reason: self.reason.clone(),
+            confirmed_by: self.confirmed_by,
         }
     }
 
     /// The optional fields it sets, by record attribute name.
-    pub fn fields(&self) -> [(&'static str, &Option<String>); 11] {
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 12] {
         [
             ("provider", &self.provider),
+            ("bank_name", &self.bank_name),
             ("authorized_at", &self.authorized_at),
             ("expires_at", &self.expires_at),
             ("revoke_requested_at", &self.revoke_requested_at),
@@ -262,6 +295,7 @@ impl Transition {
         record.updated_at = self.at.clone();
         let fields = [
             (&self.provider, &mut record.provider),
+            (&self.bank_name, &mut record.bank_name),
             (&self.authorized_at, &mut record.authorized_at),
             (&self.expires_at, &mut record.expires_at),
             (&self.revoke_requested_at, &mut record.revoke_requested_at),

@@ -61,12 +61,13 @@ async fn reads_are_retried_and_throttling_is_passed_on() {
         ..failing("GET", "/consents/", 500)
     }])
     .await;
-    let back = query_of(&location(
+    let back = location(
         &env.callback(&format!("fx_consent={consent_id}&state={state}"))
             .await,
-    ));
-    assert_eq!(back["status"], "authorized");
-    let (status, _) = env.confirm("carol", &consent_id, &back["code"]).await;
+    );
+    assert_eq!(query_of(&back)["status"], "authorized");
+    let code = fragment_code(&back).expect("the code");
+    let (status, _) = env.confirm("carol", &consent_id, &code).await;
     assert_eq!(status, 200);
 
     // A long Retry-After is handed to our caller rather than waited out.
@@ -321,4 +322,130 @@ async fn a_thousand_failed_revokes_leave_a_small_item_and_a_later_revoke_works()
             ConsentStatus::Canceled
         ]
     );
+}
+
+/// A port nothing listens on: bound, then let go.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// `env`'s app, its secrets read through `source`.
+fn with_secrets(env: &TestEnv, source: shared::secrets::SecretsManagerSource) -> shared::App {
+    let store = shared::store::dynamo::DynamoStore::new(env.dynamo.clone(), &env.table);
+    shared::App::new(env.app.config.clone(), Arc::new(store), Arc::new(source)).unwrap()
+}
+
+fn secrets_source(
+    client: aws_sdk_secretsmanager::Client,
+    ids: shared::secrets::SecretIds,
+) -> shared::secrets::SecretsManagerSource {
+    shared::secrets::SecretsManagerSource::new(client, ids, std::time::Duration::from_secs(300))
+}
+
+#[tokio::test]
+async fn secrets_manager_away_is_a_503_and_garbage_state_never_asks_it() {
+    let env = TestEnv::start().await;
+    let (consent_id, state) = env.link("olga").await;
+    let aws = aws_config().await;
+    let away = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&aws)
+            .endpoint_url(closed_port_url())
+            .build(),
+    );
+    let app = with_secrets(&env, secrets_source(away, env.secret_ids.clone()));
+
+    // A well-formed state needs the keys: the browser is asked to try again.
+    let response = shared::handlers::callback(
+        &app,
+        request(
+            "GET",
+            "/callback",
+            &format!("fx_consent={consent_id}&state={state}"),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(html_error(&response), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    // Not shaped like a state token: refused before any key is fetched
+    // (fetching would have answered 503, as above).
+    let garbage = "%00".repeat(40);
+    for state in [
+        garbage.as_str(),
+        "a.b.c",
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsgMSJ9.e30.c2ln",
+    ] {
+        let response = shared::handlers::callback(
+            &app,
+            request(
+                "GET",
+                "/callback",
+                &format!("fx_consent={consent_id}&state={state}"),
+                None,
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(html_error(&response), 400, "{state}");
+    }
+
+    // The API: a problem with Retry-After.
+    let response = shared::handlers::create_link(
+        &app,
+        request("POST", "/links", "", Some("{}"), Some("olga")),
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(problem_of(&response).kind, "/problems/secrets-unavailable");
+
+    // A signed webhook cannot be verified now: 503, so Finexer delivers it again.
+    let mut event = event("POST", "/webhooks/finexer", "", Some("{}"), None);
+    event["headers"]["fx-signature"] = "t=1,v1=00".into();
+    let response = shared::handlers::webhook(
+        &app,
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_missing_or_broken_secret_is_a_500_not_an_outage() {
+    let env = TestEnv::start().await;
+    let state_keys = env.secret_ids.state_keys.clone().unwrap();
+    let broken_id = format!("{state_keys}-broken");
+    env.secrets
+        .create_secret()
+        .name(&broken_id)
+        .secret_string(r#"{"state_keys": "not a list"}"#)
+        .send()
+        .await
+        .unwrap();
+    for (secret_id, expected) in [
+        (format!("{state_keys}-missing"), "ResourceNotFound"),
+        (broken_id, "wrong shape"),
+    ] {
+        let ids = shared::secrets::SecretIds {
+            state_keys: Some(secret_id),
+            ..env.secret_ids.clone()
+        };
+        let app = with_secrets(&env, secrets_source(env.secrets.clone(), ids));
+        let response = shared::handlers::create_link(
+            &app,
+            request("POST", "/links", "", Some("{}"), Some("pia")),
+        )
+        .await;
+        assert_eq!(response.status(), 500, "{expected}");
+        assert!(!response.headers().contains_key("retry-after"));
+        assert_eq!(problem_of(&response).kind, "/problems/internal");
+        let err = app.secrets.state_keys().await.err().unwrap();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
 }

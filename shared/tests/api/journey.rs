@@ -42,7 +42,11 @@ async fn approve_journey_from_link_to_revocation() {
     let result = query_of(&back);
     assert_eq!(result["consent_id"], consent_id);
     assert_eq!(result["status"], "authorized");
-    let code = &result["code"];
+    assert!(
+        !result.contains_key("code"),
+        "the code is never in the query"
+    );
+    let code = &fragment_code(&back).expect("the code is in the fragment");
     assert_eq!(code.len(), 43, "256 random bits, base64url");
     assert!(
         env.finexer_calls()
@@ -292,13 +296,16 @@ async fn a_reload_of_the_callback_gets_the_same_result() {
     let (consent_id, state) = env.link("frank").await;
     env.finexer_says(&consent_id, AtFinexer::Authorized).await;
     let query = format!("fx_consent={consent_id}&state={state}");
-    let first = query_of(&location(&env.callback(&query).await));
-    let second = query_of(&location(&env.callback(&query).await));
-    assert!(first.contains_key("code"));
-    assert!(
-        !second.contains_key("code"),
+    let first_url = location(&env.callback(&query).await);
+    let second_url = location(&env.callback(&query).await);
+    assert!(fragment_code(&first_url).is_some());
+    assert_eq!(
+        second_url.fragment(),
+        None,
         "the one code went out with the first answer"
     );
+    let (first, second) = (query_of(&first_url), query_of(&second_url));
+    assert!(!first.contains_key("code") && !second.contains_key("code"));
     for name in ["consent_id", "status"] {
         assert_eq!(first[name], second[name]);
     }
@@ -412,6 +419,37 @@ async fn callers_without_claims_are_unauthorized() {
         assert_eq!(status, 401);
         assert_eq!(problem["type"], "/problems/unauthorized");
     }
+}
+
+#[tokio::test]
+async fn a_user_id_is_never_normalised_into_another() {
+    let env = TestEnv::start().await;
+    let consent_id = env.confirmed_link("alice").await;
+    let (status, list) = env.consents("alice", "/consents").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let long = "a".repeat(257);
+    for sub in [
+        "alice ",
+        "alice\u{a0}",
+        " alice",
+        "\u{2003}alice",
+        "ali\u{0}ce",
+        "",
+        &long,
+    ] {
+        for path in ["/consents".to_owned(), format!("/consents/{consent_id}")] {
+            let (status, problem) = env.consents(sub, &path).await;
+            assert_eq!(status, 401, "{sub:?} {path}: {problem}");
+            assert_eq!(problem["type"], "/problems/unauthorized");
+        }
+        let (status, _) = env.revoke(sub, &consent_id).await;
+        assert_eq!(status, 401, "{sub:?} cannot revoke alice's consent");
+    }
+    assert_eq!(
+        env.view("alice", &consent_id).await.status,
+        ConsentStatus::Authorized
+    );
 }
 
 #[tokio::test]

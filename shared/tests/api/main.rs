@@ -6,6 +6,7 @@ mod confirm;
 mod events;
 mod faults;
 mod journey;
+mod proof;
 mod reconcile;
 mod store;
 mod support;

@@ -25,6 +25,7 @@ use shared::store::dynamo::DynamoStore;
 pub use shared::store::{ChangeSource, ConsentStatus};
 
 use connect_testkit::event::Event;
+pub use connect_testkit::pkce::{challenge, fragment_code, verifier};
 use finexer_sandbox::client::Admin;
 pub use finexer_sandbox::model::ConsentStatus as AtFinexer;
 pub use finexer_sandbox::request_log::LoggedRequest;
@@ -281,7 +282,13 @@ impl TestEnv {
     }
 
     pub async fn confirm(&self, user: &str, consent_id: &str, code: &str) -> (u16, Value) {
-        let body = json!({ "code": code }).to_string();
+        self.confirm_with(user, consent_id, json!({ "code": code }))
+            .await
+    }
+
+    /// `POST /consents/{id}/confirm` with any body (a proof beside the code).
+    pub async fn confirm_with(&self, user: &str, consent_id: &str, body: Value) -> (u16, Value) {
+        let body = body.to_string();
         json_of(
             shared::handlers::confirm(
                 &self.app,
@@ -298,15 +305,21 @@ impl TestEnv {
     }
 
     /// Approves `consent_id` at Finexer and comes back through the callback
-    /// with `state`; returns the one-time code the redirect carries.
+    /// with `state`; returns the one-time code the redirect carries in its
+    /// fragment (never in its query).
     pub async fn approve(&self, consent_id: &str, state: &str) -> String {
         self.finexer_says(consent_id, AtFinexer::Authorized).await;
         let response = self
             .callback(&format!("fx_consent={consent_id}&state={state}"))
             .await;
-        let back = query_of(&location(&response));
-        assert_eq!(back["status"], "authorized", "{back:?}");
-        back["code"].clone()
+        let back = location(&response);
+        let query = query_of(&back);
+        assert_eq!(query["status"], "authorized", "{back}");
+        assert!(
+            !query.contains_key("code"),
+            "the code is not in the query: {back}"
+        );
+        fragment_code(&back).expect("an approval carries its code in the fragment")
     }
 
     /// A consent of `user`'s, approved and confirmed: its data is served.
@@ -393,7 +406,18 @@ impl TestEnv {
 
     /// Creates a link and returns (consent id, state token).
     pub async fn link(&self, user: &str) -> (String, String) {
-        let (status, body) = self.create_link(user, json!({})).await;
+        self.link_with(user, json!({})).await
+    }
+
+    /// A link of `user`'s created with the S256 challenge of `verifier`.
+    pub async fn challenged_link(&self, user: &str, verifier: &str) -> (String, String) {
+        self.link_with(user, json!({ "code_challenge": challenge(verifier) }))
+            .await
+    }
+
+    /// A link of `user`'s created with `body`: its consent id and state.
+    pub async fn link_with(&self, user: &str, body: Value) -> (String, String) {
+        let (status, body) = self.create_link(user, body).await;
         assert_eq!(status, 201, "{body}");
         let consent_id = body["consent_id"].as_str().unwrap().to_owned();
         let state = self.state_sent_to_finexer(&consent_id).await;

@@ -219,10 +219,13 @@ done
 
 # The periodic reconciler is off (LOCAL_RECONCILE_SECONDS=0): only the
 # harness's reconciler round runs it, so nothing else moves the records.
+# MAX_PENDING_LINKS=1000: the reconciler round's user holds up to 1,000
+# pending links at once (BENCH_RECONCILE_RECORDS).
 say "Starting the local stack on 127.0.0.1:$LOCAL_PORT (its sandbox on :$LOCAL_SANDBOX_PORT, ${BENCH_LOAD_LATENCY_MS:-50} ms latency)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
   DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$LOAD_MOTO_PORT" \
   SANDBOX_LATENCY_MS="${BENCH_LOAD_LATENCY_MS:-50}" LOCAL_RECONCILE_SECONDS=0 RUST_LOG=warn \
+  MAX_PENDING_LINKS=1000 \
   "$TOOLS/connect-local" >"$WORK/local.log" 2>&1 &
 PIDS+=($!)
 wait_for_stack "$LOCAL_PORT"

@@ -16,7 +16,7 @@ use crate::faults::{FaultRule, RuleReport};
 use crate::model::{Consent, ConsentStatus};
 use crate::mutations::Mutations;
 use crate::providers::find_bank;
-use crate::request_log::LoggedRequest;
+use crate::request_log::{Concurrency, LoggedRequest};
 use crate::state::SandboxState;
 use crate::webhooks::{DeliveryAttempt, EXPIRY_REMINDER, OutgoingEvent, Webhooks};
 
@@ -33,6 +33,7 @@ pub fn routes() -> Router<SandboxState> {
             "/_sandbox/requests",
             get(list_requests).delete(clear_requests),
         )
+        .route("/_sandbox/requests/concurrency", get(concurrency))
         .route("/_sandbox/consents/{id}", get(peek_consent))
         .route("/_sandbox/consents/{id}/status", post(force_status))
         .route("/_sandbox/consents/{id}/cancel", post(cancel_at_bank))
@@ -139,6 +140,11 @@ impl<T> From<Vec<T>> for Log<T> {
 
 async fn list_requests(State(state): State<SandboxState>) -> Json<Log<LoggedRequest>> {
     Json(state.requests.entries().into())
+}
+
+/// API requests in flight now, and the most at once since the log was cleared.
+async fn concurrency(State(state): State<SandboxState>) -> Json<Concurrency> {
+    Json(state.requests.concurrency())
 }
 
 async fn clear_requests(State(state): State<SandboxState>) -> StatusCode {

@@ -24,7 +24,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::faults::{FaultRule, RuleReport};
 use crate::model::{Consent, ConsentStatus};
 use crate::mutations::Mutations;
-use crate::request_log::LoggedRequest;
+use crate::request_log::{Concurrency, LoggedRequest};
 use crate::webhooks::DeliveryAttempt;
 
 /// Long enough for a redelivery, whose answer waits for the receiver (5 s at most).
@@ -167,6 +167,14 @@ impl Admin {
             .collect())
     }
 
+    /// API requests in flight now, and the most at once since the request
+    /// log was last cleared.
+    pub async fn concurrency(&self) -> AdminResult<Concurrency> {
+        self.call(Method::GET, "/requests/concurrency", None::<&()>)
+            .await
+    }
+
+    /// Empties the request log and restarts the concurrency peak.
     pub async fn clear_requests(&self) -> AdminResult<()> {
         self.call_empty(Method::DELETE, "/requests").await
     }

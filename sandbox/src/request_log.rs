@@ -2,6 +2,7 @@
 //! and see exactly what a client sent. Pages and admin calls are not recorded.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -15,8 +16,9 @@ use crate::api::error::ApiError;
 use crate::clock::Timestamp;
 use crate::state::SandboxState;
 
-/// Oldest entries are dropped beyond this, so long benchmarks cannot exhaust memory.
-const MAX_ENTRIES: usize = 10_000;
+/// Oldest entries are dropped beyond this, so long benchmarks cannot exhaust
+/// memory (a few hundred bytes each: tens of MB at most).
+const MAX_ENTRIES: usize = 100_000;
 /// Bodies larger than this are not kept whole in the log.
 const MAX_LOGGED_BODY: usize = 4 * 1024;
 /// Requests larger than this are refused before reaching a handler.
@@ -59,6 +61,28 @@ impl LoggedRequest {
 #[derive(Default)]
 pub struct RequestLog {
     entries: Mutex<VecDeque<LoggedRequest>>,
+    /// API requests being handled right now.
+    in_flight: AtomicUsize,
+    /// The most handled at once since the log was last cleared.
+    peak: AtomicUsize,
+}
+
+/// How many API requests the sandbox handles at once: now, and at most since
+/// the request log was last cleared (a client's fan-out, seen from Finexer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    pub in_flight: usize,
+    pub peak: usize,
+}
+
+/// Counts one request in flight until dropped (also when the client hangs
+/// up mid-request and the handler's future is dropped).
+struct InFlight<'a>(&'a RequestLog);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl RequestLog {
@@ -74,8 +98,24 @@ impl RequestLog {
         self.lock().iter().cloned().collect()
     }
 
+    /// Empties the log and starts the peak again from what is in flight.
     pub fn clear(&self) {
         self.lock().clear();
+        self.peak
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    pub fn concurrency(&self) -> Concurrency {
+        Concurrency {
+            in_flight: self.in_flight.load(Ordering::SeqCst),
+            peak: self.peak.load(Ordering::SeqCst),
+        }
+    }
+
+    fn start(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<LoggedRequest>> {
@@ -102,6 +142,7 @@ pub async fn record_requests(
     if !is_api_path(&path) {
         return next.run(request).await;
     }
+    let in_flight = state.requests.start();
     let started = Instant::now();
     let timestamp = Timestamp::now();
     let method = request.method().to_string();
@@ -129,5 +170,6 @@ pub async fn record_requests(
         status: response.status().as_u16(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     });
+    drop(in_flight);
     response
 }

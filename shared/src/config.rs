@@ -49,8 +49,21 @@ pub struct Config {
     /// Whether account data may be shown to users (`ACCOUNT_DATA_ENABLED`).
     /// Off unless switched on: showing it needs FCA authorisation.
     pub account_data_enabled: bool,
+    /// How account numbers, IBANs and card numbers are served
+    /// (`ACCOUNT_NUMBERS`).
+    pub account_numbers: AccountNumbers,
+    /// Most pending links one user may have at once (`MAX_PENDING_LINKS`).
+    pub max_pending_links: usize,
     /// CloudWatch namespace of the functions' metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+}
+
+/// How much of an account number, IBAN or card number the account routes show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountNumbers {
+    /// Only the last four characters; the rest masked.
+    Masked,
+    Full,
 }
 
 /// Every variable, its default (None = required) and meaning. The README's
@@ -139,6 +152,16 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "serve the account routes; `false` answers them 403 (showing account data needs FCA authorisation, or acting as Finexer's agent)",
     ),
     (
+        "ACCOUNT_NUMBERS",
+        Some("masked"),
+        "`masked` serves account numbers, IBANs and card numbers as their last four characters only (`****1234`); `full` serves them whole",
+    ),
+    (
+        "MAX_PENDING_LINKS",
+        Some("5"),
+        "most links one user may have pending at once (1 to 1000); a link stops counting once it has an outcome, is revoked, or its state lapses; the next `POST /links` is answered 429",
+    ),
+    (
         "RECONCILE_PAGE_SIZE",
         Some("100"),
         "records the reconciler reads per page of the `due` index (1 to 1000)",
@@ -194,6 +217,8 @@ impl Config {
         let state_ttl = reader.seconds("STATE_TTL_SECONDS", 60, 3_600);
         let confirm_ttl = reader.seconds("CONFIRM_TTL_SECONDS", 60, 86_400);
         let account_data_enabled = reader.boolean("ACCOUNT_DATA_ENABLED");
+        let account_numbers = reader.account_numbers("ACCOUNT_NUMBERS");
+        let max_pending_links = reader.number("MAX_PENDING_LINKS", 1, 1000);
         let reconcile_page_size = reader.number("RECONCILE_PAGE_SIZE", 1, 1000);
         let metrics_namespace = reader.namespace("METRICS_NAMESPACE");
 
@@ -214,6 +239,8 @@ impl Config {
             state_ttl: state_ttl.expect("checked"),
             confirm_ttl: confirm_ttl.expect("checked"),
             account_data_enabled: account_data_enabled.expect("checked"),
+            account_numbers: account_numbers.expect("checked"),
+            max_pending_links: max_pending_links.expect("checked") as usize,
             reconcile_page_size: reconcile_page_size.expect("checked") as usize,
             metrics_namespace: metrics_namespace.expect("checked"),
         })
@@ -337,6 +364,17 @@ impl Reader<'_> {
         }
     }
 
+    fn account_numbers(&mut self, name: &str) -> Option<AccountNumbers> {
+        match self.raw(name)?.to_ascii_lowercase().as_str() {
+            "masked" => Some(AccountNumbers::Masked),
+            "full" => Some(AccountNumbers::Full),
+            _ => {
+                self.problems.push(format!("{name} must be masked or full"));
+                None
+            }
+        }
+    }
+
     fn boolean(&mut self, name: &str) -> Option<bool> {
         match self.raw(name)?.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Some(true),
@@ -421,6 +459,12 @@ mod tests {
         );
         assert_eq!(config.confirm_ttl, Duration::from_secs(600));
         assert_eq!(config.metrics_namespace, "FinexerConnect");
+        assert_eq!(config.max_pending_links, 5);
+        assert_eq!(
+            config.account_numbers,
+            AccountNumbers::Masked,
+            "account numbers are masked unless asked for whole"
+        );
         assert_eq!(
             config.secret_ids,
             SecretIds::default(),
@@ -444,6 +488,26 @@ mod tests {
             err.contains("STARTUP_PREFETCH must be true or false"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn account_numbers_and_the_pending_cap_are_checked() {
+        let mut vars = REQUIRED.to_vec();
+        vars.push(("ACCOUNT_NUMBERS", "full"));
+        vars.push(("MAX_PENDING_LINKS", "20"));
+        let config = with(&vars).unwrap();
+        assert_eq!(config.account_numbers, AccountNumbers::Full);
+        assert_eq!(config.max_pending_links, 20);
+        for (name, bad) in [
+            ("ACCOUNT_NUMBERS", "partial"),
+            ("MAX_PENDING_LINKS", "0"),
+            ("MAX_PENDING_LINKS", "1001"),
+        ] {
+            let mut vars = REQUIRED.to_vec();
+            vars.push((name, bad));
+            let err = with(&vars).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={bad}: {err}");
+        }
     }
 
     #[test]

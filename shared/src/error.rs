@@ -48,6 +48,12 @@ pub enum Error {
     /// or scheme we do not trust); the consent is revoked.
     #[error("Finexer's answer was refused: {0}")]
     FinexerInvalid(String),
+    /// The caller already has the most pending links allowed
+    /// (`MAX_PENDING_LINKS`); a place frees when the first of them lapses.
+    #[error(
+        "You already have {max} bank connections waiting to be finished; finish or cancel one, or try again once the oldest link has expired."
+    )]
+    TooManyPendingLinks { max: usize, retry_after: Duration },
     /// Another request is doing the same work right now (e.g. creating the
     /// user's Finexer customer); the caller should retry shortly.
     #[error("{0}")]
@@ -186,6 +192,9 @@ impl Error {
                 "Bank connection provider unavailable",
             ),
             Error::FinexerInvalid(_) => (502, "upstream-error", "Bank connection provider error"),
+            Error::TooManyPendingLinks { .. } => {
+                (429, "too-many-pending-links", "Too many pending links")
+            }
             Error::Busy(_) => (503, "busy", "Try again shortly"),
             Error::StoreUnavailable(_) => (503, "store-unavailable", "Service unavailable"),
             Error::OutOfTime => (503, "timeout", "Service unavailable"),
@@ -206,6 +215,7 @@ impl Error {
             Error::FinexerUnavailable { retry_after, .. } => {
                 Some(retry_after.map_or(2, |d| d.as_secs().max(1)))
             }
+            Error::TooManyPendingLinks { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             Error::Busy(_)
             | Error::StoreUnavailable(_)
             | Error::SecretsUnavailable(_)
@@ -224,6 +234,7 @@ impl Error {
             | Error::NotFound
             | Error::NoRoute(_)
             | Error::Conflict(_)
+            | Error::TooManyPendingLinks { .. }
             | Error::Busy(_) => self.to_string(),
             Error::Unauthorized => "A valid bearer token is required.".into(),
             Error::InvalidState(_) => {

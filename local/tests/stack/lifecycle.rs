@@ -164,19 +164,22 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
     const RECORDS: usize = 1000;
     const BUDGET_MS: u64 = 3000;
     let _flood = flood().await;
-    let stack = Stack::start().await;
-    let token = stack.token("alice").await;
+    // Eight users, 125 links each: their cap raised to fit.
+    let stack = Stack::with(&[("MAX_PENDING_LINKS", "125")]).await;
+    let mut tokens = Vec::new();
+    for user in 0..8 {
+        tokens.push(stack.token(&format!("alice-{user}")).await);
+    }
     // A thousand journeys left at the consent page: all due once their
-    // states lapse.
+    // states lapse. Each id with its owner's token.
     let links = futures::stream::iter(0..RECORDS)
-        .map(|_| stack.link(&token))
+        .map(|i| {
+            let token = &tokens[i % tokens.len()];
+            let stack = &stack;
+            async move { (token, stack.link(token).await.0) }
+        })
         .buffer_unordered(16);
-    let ids: Vec<String> = links
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids: Vec<(&String, String)> = links.collect().await;
     let at = in_seconds(901);
 
     let started = Instant::now();
@@ -209,12 +212,16 @@ async fn two_runs_over_a_thousand_due_records_handle_each_once_within_budget() {
             break;
         }
     }
-    let all = reads(&stack.finexer_calls().await);
+    let calls = stack.finexer_calls().await;
+    let all = reads(&calls);
     assert_eq!(all.len(), RECORDS);
     assert!(all.values().all(|&n| n == 1));
-    for id in ids.iter().step_by(97) {
-        // Still pending at Finexer: asked again later, not before.
-        let record = stack.consent(&token, id).await;
-        assert_eq!(record.status, ConsentStatus::Pending, "{record:?}");
+    // Still pending at Finexer: abandoned, revoked once each.
+    let revokes = calls.iter().filter(|c| c.ends_with("/revoke")).count();
+    assert_eq!(revokes, RECORDS);
+    for (token, id) in ids.iter().step_by(97) {
+        let record = stack.consent(token, id).await;
+        assert_eq!(record.status, ConsentStatus::Canceled, "{record:?}");
+        assert_eq!(record.revoke_reason.as_deref(), Some("abandoned"));
     }
 }

@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL`, started by `make test`), the Finexer sandbox, and every
 //! handler behind the local gateway, each reached over HTTP on 127.0.0.1.
 
+mod capacity;
 mod confirmation;
 mod cors;
 mod dynamo_outage;
@@ -10,6 +11,7 @@ mod emf;
 mod erasure;
 mod faults;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod races;
 mod stalls;

@@ -88,3 +88,31 @@ async fn the_admin_consent_view_is_not_logged_and_unknown_ids_are_typed_404s() {
         "{unreachable}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_api_requests_are_counted_at_their_peak() {
+    let sandbox = TestSandbox::start().await;
+    let idle = sandbox.admin.concurrency().await.unwrap();
+    assert_eq!((idle.in_flight, idle.peak), (0, 0));
+    // Six slow requests at once (an injected delay), then two one by one.
+    let slow: finexer_sandbox::FaultRule = serde_json::from_value(serde_json::json!({
+        "method": "GET", "path_prefix": "/consents", "latency_ms": 300, "count": 6
+    }))
+    .unwrap();
+    sandbox.admin.set_faults(&[slow]).await.unwrap();
+    let get = || sandbox.get("/consents/bc_missing");
+    let (a, b, c, d, e, f) = tokio::join!(get(), get(), get(), get(), get(), get());
+    assert!([a, b, c, d, e, f].iter().all(|r| r.status() == 404));
+    sandbox.get("/consents/bc_missing").await;
+    sandbox.get("/consents/bc_missing").await;
+    let seen = sandbox.admin.concurrency().await.unwrap();
+    assert_eq!(
+        (seen.in_flight, seen.peak),
+        (0, 6),
+        "admin calls are not counted"
+    );
+
+    sandbox.admin.clear_requests().await.unwrap();
+    sandbox.get("/consents/bc_missing").await;
+    assert_eq!(sandbox.admin.concurrency().await.unwrap().peak, 1);
+}

@@ -214,6 +214,11 @@ async fn complete(
         .await?;
     if outcome == ConsumeOutcome::Applied {
         tracing::info!(consent_id, status = %change.to, "consent outcome recorded");
+        // The link has its outcome: its place among the owner's pending
+        // links is free (lost, it lapses with the state).
+        if let Err(e) = app.store.free_pending_place(&claims.sub, &claims.jti).await {
+            tracing::warn!(consent_id, error = %e, "pending place not freed; it lapses");
+        }
         let pairs = outcome_pairs(consent_id, &change.to);
         return Ok(match &code {
             Some(code) => (

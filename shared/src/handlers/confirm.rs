@@ -248,8 +248,13 @@ async fn confirm_own(
     let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Confirm);
     change.confirmed_at = Some(at.clone());
     change.confirmed_by = Some(confirmed_by);
-    // Next look: when it expires, to show `expired` without a webhook.
-    change.due = Due::at_or_clear(record.expires_at.clone());
+    // Next look: daily, and when it expires, so a revocation at the bank
+    // or the expiry shows without a webhook.
+    change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+        &record.consent_id,
+        record.expires_at.as_deref(),
+        now(),
+    )?)?);
     let guard = Guard {
         owner: Some(&record.owner),
         code: Some((hash, &at)),

@@ -9,8 +9,11 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use super::{checked_id, consent_id, now, owned_consent, revocation};
+use futures_util::StreamExt;
+
 use crate::app::App;
 use crate::auth::Caller;
+use crate::config::AccountNumbers;
 use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
 use crate::finexer::BankAccount;
@@ -27,6 +30,92 @@ const ACCOUNT_RETRY_WAIT: Duration = Duration::from_millis(500);
 #[derive(Serialize)]
 struct List<T> {
     data: Vec<T>,
+}
+
+/// Finexer calls `GET /accounts` makes at once, at most.
+pub const ACCOUNT_CALLS_AT_ONCE: usize = 8;
+/// `GET /accounts` stops adding consents' accounts before its answer's
+/// accounts pass this many bytes (JSON), well below Lambda's 6 MB response
+/// limit and the function's memory; the answer then says `truncated`.
+pub const ANSWER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// `GET /accounts`: every confirmed consent's accounts, or as many whole
+/// consents' as fit in [`ANSWER_LIMIT`].
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct AllAccounts {
+    pub data: Vec<BankAccount>,
+    /// Some consents' accounts were left out to keep the answer small.
+    pub truncated: bool,
+    /// The consents left out (ask `GET /consents/{id}/accounts` for each).
+    pub omitted_consents: Vec<String>,
+}
+
+/// Takes whole consents' accounts, in the order of `consent_ids` (the
+/// order `lists` yields them in), while they fit in `limit` bytes. At the
+/// first that does not it stops reading `lists` (dropping the Finexer calls
+/// under way) and names that consent and the rest as omitted.
+async fn within_answer_limit(
+    consent_ids: &[String],
+    lists: impl futures_util::Stream<Item = Result<Vec<BankAccount>>>,
+    limit: usize,
+) -> Result<AllAccounts> {
+    let mut lists = std::pin::pin!(lists);
+    let mut data = Vec::new();
+    let mut size = 0usize;
+    let mut index = 0;
+    while let Some(list) = lists.next().await {
+        let list = list?;
+        let bytes = serde_json::to_vec(&list).map_or(usize::MAX, |json| json.len());
+        if size.saturating_add(bytes) > limit {
+            break;
+        }
+        size += bytes;
+        data.extend(list);
+        index += 1;
+    }
+    let omitted_consents = consent_ids.get(index..).unwrap_or_default().to_vec();
+    Ok(AllAccounts {
+        data,
+        truncated: !omitted_consents.is_empty(),
+        omitted_consents,
+    })
+}
+
+/// A confirmed consent's accounts as served: account numbers, IBANs and
+/// card numbers keep only their last four characters unless
+/// `ACCOUNT_NUMBERS=full`.
+async fn served_accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>> {
+    let mut list = accounts(app, record).await?;
+    if app.config.account_numbers == AccountNumbers::Masked {
+        list.iter_mut().for_each(mask_numbers);
+    }
+    Ok(list)
+}
+
+/// The identification fields that name an account or card on their own.
+const MASKED_FIELDS: [&str; 3] = ["account_number", "iban", "pan"];
+
+/// `****` and the last four characters of each of [`MASKED_FIELDS`] in the
+/// account's `identification`; a value of four characters or fewer becomes
+/// `****`.
+pub fn mask_numbers(account: &mut BankAccount) {
+    let Some(identification) = account
+        .get_mut("identification")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for field in MASKED_FIELDS {
+        if let Some(serde_json::Value::String(value)) = identification.get_mut(field) {
+            let chars: Vec<char> = value.chars().collect();
+            let last_four: String = if chars.len() > 4 {
+                chars[chars.len() - 4..].iter().collect()
+            } else {
+                String::new()
+            };
+            *value = format!("****{last_four}");
+        }
+    }
 }
 
 /// A page of consents; `next_cursor` asks for the next one.
@@ -107,7 +196,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
                         .into(),
                 ));
             }
-            let data = accounts(app, &record).await?;
+            let data = served_accounts(app, &record).await?;
             json_response(200, &List { data })
         }
         Route::AllAccounts => {
@@ -127,11 +216,13 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
                 .into_iter()
                 .filter(|record| record.is_confirmed())
                 .collect();
-            let lists =
-                futures_util::future::try_join_all(confirmed.iter().map(|r| accounts(app, r)))
-                    .await?;
-            let data = lists.into_iter().flatten().collect();
-            json_response(200, &List { data })
+            let ids: Vec<String> = confirmed.iter().map(|r| r.consent_id.clone()).collect();
+            // Futures built first: streams are lazy, so at most
+            // ACCOUNT_CALLS_AT_ONCE of them run at a time.
+            let calls: Vec<_> = confirmed.iter().map(|r| served_accounts(app, r)).collect();
+            let lists = futures_util::stream::iter(calls).buffered(ACCOUNT_CALLS_AT_ONCE);
+            let answer = within_answer_limit(&ids, lists, ANSWER_LIMIT).await?;
+            json_response(200, &answer)
         }
     }
 }
@@ -249,6 +340,83 @@ mod tests {
                 .collect(),
         };
         ConsentView::from(record)
+    }
+
+    #[test]
+    fn account_numbers_ibans_and_card_numbers_keep_their_last_four() {
+        let mut account = serde_json::json!({
+            "id": "ba_1",
+            "holder_name": "Alice",
+            "identification": {
+                "sort_code": "200000",
+                "account_number": "55779911",
+                "iban": "GB33BUKB20201555555555",
+                "pan": "4111 1111 1111 1234",
+                "other": "kept"
+            }
+        });
+        mask_numbers(&mut account);
+        let id = &account["identification"];
+        assert_eq!(id["account_number"], "****9911");
+        assert_eq!(id["iban"], "****5555");
+        assert_eq!(id["pan"], "****1234");
+        assert_eq!(id["sort_code"], "200000", "a sort code names a branch only");
+        assert_eq!(id["other"], "kept");
+        assert_eq!(account["holder_name"], "Alice");
+
+        let mut short =
+            serde_json::json!({"identification": {"account_number": "1234", "iban": null}});
+        mask_numbers(&mut short);
+        assert_eq!(short["identification"]["account_number"], "****");
+        assert!(short["identification"]["iban"].is_null());
+        let mut bare = serde_json::json!({"id": "ba_2", "identification": "odd"});
+        mask_numbers(&mut bare);
+        assert_eq!(
+            bare["identification"], "odd",
+            "an unexpected shape is left alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_answer_stops_at_its_limit_and_names_what_it_left_out() {
+        let account =
+            |n: usize| serde_json::json!({"id": format!("ba_{n}"), "pad": "x".repeat(100)});
+        let ids = |count: usize| (0..count).map(|i| format!("bc_{i}")).collect::<Vec<_>>();
+        let lists = |count: usize| {
+            futures_util::stream::iter((0..count).map(move |i| Ok(vec![account(i)])))
+        };
+        let one = serde_json::to_vec(&vec![account(0)]).unwrap().len();
+        let whole = within_answer_limit(&ids(3), lists(3), 10 * one)
+            .await
+            .unwrap();
+        assert!(!whole.truncated && whole.omitted_consents.is_empty());
+        assert_eq!(whole.data.len(), 3);
+
+        // Stops reading at the first list that does not fit.
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let counted = lists(5).inspect(|_| {
+            read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let cut = within_answer_limit(&ids(5), counted, 2 * one + 1)
+            .await
+            .unwrap();
+        assert!(cut.truncated);
+        assert_eq!(cut.data.len(), 2);
+        assert_eq!(cut.omitted_consents, ["bc_2", "bc_3", "bc_4"]);
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let failing = futures_util::stream::iter([
+            Ok(vec![account(0)]),
+            Err(Error::FinexerUnavailable {
+                detail: "down".into(),
+                retry_after: None,
+            }),
+        ]);
+        assert!(
+            within_answer_limit(&ids(2), failing, usize::MAX)
+                .await
+                .is_err()
+        );
     }
 
     #[test]

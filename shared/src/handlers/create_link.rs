@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::finexer::{Consent, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
-use crate::store::{ConsentRecord, CustomerClaim, NewRecord, StateRecord};
+use crate::store::{
+    ConsentRecord, CustomerClaim, NewRecord, PendingLink, PendingPlace, StateRecord,
+};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -61,15 +63,57 @@ pub async fn create_link(app: &App, request: Request) -> Response<Body> {
         .unwrap_or_else(Error::into_problem_response)
 }
 
-/// Read the input, resolve the user's Finexer customer, create the consent
-/// at Finexer, store it, answer with its consent page.
+/// Read the input, resolve the user's Finexer customer, take a place among
+/// their pending links, create the consent at Finexer, store it, answer
+/// with its consent page. A link that is not made gives its place back.
 async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let caller = Caller::from_request(&request)?;
     let link = read_input(app, &request)?;
+    let issued = now();
+    let claims = StateClaims::new(
+        &caller.user_id,
+        issued.unix_timestamp(),
+        app.config.state_ttl.as_secs() as i64,
+    );
     let customer_id = ensure_customer(app, &caller).await?;
-    let created = create_at_finexer(app, &caller, &customer_id, &link).await?;
-    let page = store(app, &caller, customer_id, &link, &created).await?;
-    answer(app, &created, page)
+    take_pending_place(app, &claims, issued).await?;
+    let made = async {
+        let created = create_at_finexer(app, &customer_id, &link, claims.clone(), issued).await?;
+        let page = store(app, &caller, customer_id, &link, &created).await?;
+        answer(app, &created, page)
+    }
+    .await;
+    if made.is_err() {
+        // Not freed (the store down too), the place lapses with the state.
+        let freed = app
+            .store
+            .free_pending_place(&caller.user_id, &claims.jti)
+            .await;
+        if let Err(e) = freed {
+            tracing::warn!(error = %e, "pending place not freed; it lapses with the state");
+        }
+    }
+    made
+}
+
+/// Counts the link against the user's `MAX_PENDING_LINKS` until its state
+/// lapses or it leaves pending. When all places are taken, the answer is
+/// 429 with `Retry-After` until the first of them lapses.
+async fn take_pending_place(app: &App, claims: &StateClaims, issued: OffsetDateTime) -> Result<()> {
+    let link = PendingLink {
+        owner: &claims.sub,
+        state_id: &claims.jti,
+        expires_at: claims.exp,
+    };
+    let now = issued.unix_timestamp();
+    let max = app.config.max_pending_links;
+    match app.store.take_pending_place(link, now, max).await? {
+        PendingPlace::Taken => Ok(()),
+        PendingPlace::Full { frees_at } => Err(Error::TooManyPendingLinks {
+            max,
+            retry_after: Duration::from_secs(frees_at.saturating_sub(now).max(1) as u64),
+        }),
+    }
 }
 
 /// The request's input, checked.
@@ -143,17 +187,12 @@ struct Created {
 /// the callback (carrying the token) as its return URL.
 async fn create_at_finexer(
     app: &App,
-    caller: &Caller,
     customer_id: &str,
     link: &Link,
+    claims: StateClaims,
+    issued: OffsetDateTime,
 ) -> Result<Created> {
     let keys = app.secrets.state_keys().await?;
-    let issued = now();
-    let claims = StateClaims::new(
-        &caller.user_id,
-        issued.unix_timestamp(),
-        app.config.state_ttl.as_secs() as i64,
-    );
     let token = state::sign(&claims, &*keys)?;
     let mut return_url = app.config.callback_url.clone();
     return_url.query_pairs_mut().append_pair("state", &token);

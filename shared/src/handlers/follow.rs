@@ -109,7 +109,11 @@ fn change_for(
             change.expires_at = remote.expiry_date.clone();
             change.renewed_at = remote.renewed_at.clone();
             if record.confirmed_at.is_some() {
-                change.due = Due::at_or_clear(remote.expiry_date.clone());
+                change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+                    &record.consent_id,
+                    remote.expiry_date.as_deref(),
+                    now,
+                )?)?);
             }
             vec![Authorized]
         }

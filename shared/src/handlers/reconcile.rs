@@ -3,10 +3,12 @@
 //!
 //! A record carries `due_at` (the sparse `due` index) only while something
 //! can happen to it that nobody may tell us about:
-//! - pending past its state's lifetime: the callback can no longer come;
+//! - pending past its state's lifetime: the callback can no longer come, so
+//!   Finexer is asked once; still pending there, it is revoked (abandoned);
 //! - `revoke_pending`: a revocation that did not finish;
 //! - authorized but unconfirmed: revoked when the window closes;
-//! - authorized and confirmed: at `expires_at`.
+//! - authorized and confirmed: once a day at its own time of day
+//!   ([`confirmed_look`]), and at `expires_at`.
 //!
 //! Each record is first claimed by moving its `due_at` to a lease (a
 //! conditional write on the value read), so two runs at once, or a run and a
@@ -26,9 +28,9 @@ use time::OffsetDateTime;
 use super::follow::{Followed, follow, state_expiry};
 use super::revocation;
 use crate::app::{App, parse_timestamp, timestamp};
-use crate::consent::ConsentStatus;
+use crate::consent::{AWAITING_OUTCOME, ConsentStatus};
 use crate::error::{Error, Result};
-use crate::store::{ChangeSource, ConsentRecord};
+use crate::store::{ChangeSource, ConsentRecord, Guard};
 
 /// How long a claimed record is the claiming run's: longer than handling one
 /// record can take (a Finexer call with its retries, a few writes).
@@ -303,7 +305,15 @@ async fn settle(app: &App, record: ConsentRecord, now: OffsetDateTime) -> Result
                 }
                 Err(e) => return Err(e),
             };
-            follow(app, record, &remote, ChangeSource::Reconcile, now).await?
+            let followed = follow(app, record, &remote, ChangeSource::Reconcile, now).await?;
+            if let Followed::Unchanged(record) = &followed {
+                let still_pending = AWAITING_OUTCOME.contains(&remote.status)
+                    && AWAITING_OUTCOME.contains(&record.status);
+                if still_pending && now >= state_expiry(app, record)? {
+                    return abandon(app, record).await;
+                }
+            }
+            followed
         }
     };
     let (outcome, record) = match after {
@@ -316,6 +326,63 @@ async fn settle(app: &App, record: ConsentRecord, now: OffsetDateTime) -> Result
         release(app, &consent_id, &lease, next_look(app, &record, now)?).await?;
     }
     Ok(outcome)
+}
+
+/// A link whose state has lapsed and that Finexer still holds pending: the
+/// user left it, and no callback can finish it now. It is revoked at Finexer
+/// and recorded `canceled` (reason `abandoned`), so it is not polled for the
+/// week Finexer would keep it. If the revocation fails, the record stays
+/// `revoke_pending` and later runs retry the revocation alone.
+async fn abandon(app: &App, record: &ConsentRecord) -> Result<Outcome> {
+    let asked = revocation::request(
+        app,
+        &record.consent_id,
+        Guard::default(),
+        &AWAITING_OUTCOME,
+        Some(revocation::reason::ABANDONED),
+    )
+    .await?;
+    if asked.is_none() {
+        // Changed meanwhile (an event): the claim lapses into another look.
+        return Ok(Outcome::Skipped);
+    }
+    tracing::info!(consent_id = %record.consent_id, "abandoned link revoked");
+    match revocation::finish_as(app, &record.consent_id, ChangeSource::Reconcile).await {
+        Ok(_) => Ok(Outcome::Changed),
+        Err(e) => {
+            tracing::warn!(consent_id = %record.consent_id, error = %e, "revocation left pending");
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// How often a confirmed consent is asked about at least: a revocation at
+/// the bank whose webhook never came reaches the record within this.
+pub const CONFIRMED_LOOK_EVERY: time::Duration = time::Duration::hours(24);
+
+/// When a confirmed consent is next asked about: at its own time of day
+/// (derived from its id, so looks spread evenly over the day instead of
+/// bunching where consents were confirmed), at most
+/// [`CONFIRMED_LOOK_EVERY`] from `now`, and no later than its expiry.
+pub fn confirmed_look(
+    consent_id: &str,
+    expires_at: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(consent_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let day = CONFIRMED_LOOK_EVERY.whole_seconds() as u64;
+    let phase = time::Duration::seconds((u64::from_be_bytes(first) % day) as i64);
+    let mut next = now.replace_time(time::Time::MIDNIGHT) + phase;
+    while next <= now {
+        next += CONFIRMED_LOOK_EVERY;
+    }
+    Ok(match expires_at {
+        Some(expiry) => next.min(parse_timestamp(expiry)?.max(now + EXPIRY_RECHECK)),
+        None => next,
+    })
 }
 
 /// When a record that stays as it is should be looked at again.
@@ -340,10 +407,11 @@ fn next_look(
             Some(by) => Some(parse_timestamp(by)?),
             None => Some(now),
         },
-        ConsentStatus::Authorized => match &record.expires_at {
-            Some(expiry) => Some(parse_timestamp(expiry)?.max(now + EXPIRY_RECHECK)),
-            None => None,
-        },
+        ConsentStatus::Authorized => Some(confirmed_look(
+            &record.consent_id,
+            record.expires_at.as_deref(),
+            now,
+        )?),
         ConsentStatus::RevokePending => Some(now + SOONEST),
         ConsentStatus::Other(_) => Some(now + LATEST),
         _ => None,
@@ -361,4 +429,49 @@ async fn release(
         .move_due(consent_id, lease, next.as_deref())
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> OffsetDateTime {
+        parse_timestamp(text).unwrap()
+    }
+
+    #[test]
+    fn confirmed_consents_are_looked_at_daily_at_their_own_time_of_day() {
+        let now = at("2026-12-07T10:00:00Z");
+        let mut per_hour = [0usize; 24];
+        for i in 0..2400 {
+            let id = format!("bc_{i}");
+            let next = confirmed_look(&id, None, now).unwrap();
+            assert!(next > now && next <= now + CONFIRMED_LOOK_EVERY, "{id}");
+            // Looked at then, the next look is a day on: every 24 hours.
+            let after = confirmed_look(&id, None, next).unwrap();
+            assert_eq!(after - next, CONFIRMED_LOOK_EVERY, "{id}");
+            // A run up to a schedule period late keeps the time of day.
+            let late = confirmed_look(&id, None, next + time::Duration::minutes(15)).unwrap();
+            assert_eq!(late, after, "{id}");
+            per_hour[usize::from(next.hour())] += 1;
+        }
+        // Spread over the day, not bunched at the hour they were confirmed.
+        assert!(
+            per_hour.iter().all(|n| (50..=150).contains(n)),
+            "{per_hour:?}"
+        );
+    }
+
+    #[test]
+    fn an_expiry_before_the_daily_look_comes_first() {
+        let now = at("2026-12-07T10:00:00Z");
+        let soon = "2026-12-07T12:00:00Z";
+        let daily = confirmed_look("bc_1", None, now).unwrap();
+        let with_expiry = confirmed_look("bc_1", Some(soon), now).unwrap();
+        assert_eq!(with_expiry, daily.min(at(soon)));
+        // A past expiry that Finexer does not confirm yet: asked again in an hour.
+        let past = confirmed_look("bc_1", Some("2026-12-01T00:00:00Z"), now).unwrap();
+        assert_eq!(past, daily.min(now + EXPIRY_RECHECK));
+        assert!(confirmed_look("bc_1", Some("not a time"), now).is_err());
+    }
 }

@@ -30,7 +30,11 @@ pub(super) async fn handle(app: &App, owner: &str, consent_id: &str) -> Result<R
     let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Reconfirm);
     change.renewed_at = Some(remote.renewed_at.unwrap_or_else(|| at.clone()));
     change.expires_at = remote.expiry_date.clone();
-    change.due = Due::at_or_clear(remote.expiry_date.or(record.expires_at));
+    change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+        consent_id,
+        remote.expiry_date.or(record.expires_at).as_deref(),
+        now(),
+    )?)?);
     let guard = Guard {
         owner: Some(owner),
         confirmed: true,

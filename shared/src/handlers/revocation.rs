@@ -23,6 +23,9 @@ pub mod reason {
     pub const CONFIRMED_BY_ANOTHER_USER: &str = "confirmed_by_another_user";
     /// The owner did not confirm within `CONFIRM_TTL_SECONDS`.
     pub const UNCONFIRMED: &str = "unconfirmed";
+    /// The link's state lapsed while Finexer still held it pending: the user
+    /// left the bank journey unfinished.
+    pub const ABANDONED: &str = "abandoned";
     /// The user asked for their data to be erased.
     pub const ERASURE: &str = "erasure";
 }

@@ -4,6 +4,7 @@
 //! |-----------|--------------------|------------|------------------|
 //! | consent   | `CONSENT#<id>`     | `CONSENT`  | the [`ConsentRecord`] fields (the confirmation code only as `confirm_code_hash`), `owner_pk` = `OWNER#<sub>`, `owner_sk` = `<created_at>#<id>` (index `by_owner`); `due_pk` = `DUE` and `due_at` only while the reconciler should look at it (sparse index `due`) |
 //! | customer  | `USER#<sub>`       | `CUSTOMER` | `customer_id`, or `lease_until` while one is being created |
+//! | pending   | `USER#<sub>`       | `PENDING`  | `links`: map of state `jti` to its expiry (Unix seconds), one per pending link; `version`, bumped by every write; `ttl` |
 //! | state     | `STATE#<jti>`      | `STATE`    | `consent_id`, `owner`, `expires_at`, `used_at`, `ttl` (TTL attribute) |
 //! | event     | `EVENT#<id>`       | `EVENT`    | `ttl`: a webhook event already handled |
 
@@ -58,6 +59,19 @@ fn customer_key(owner: &str) -> Item {
         ("sk".into(), s("CUSTOMER")),
     ])
 }
+
+fn pending_key(owner: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("USER#{owner}"))),
+        ("sk".into(), s("PENDING")),
+    ])
+}
+
+/// How often a place is asked for again after another request changed the
+/// owner's pending item in between. Each lost race is another request's
+/// write: one user's requests at once take turns, so this allows a few
+/// dozen of them before one is answered 503 `busy`.
+const PENDING_ATTEMPTS: usize = 40;
 
 fn event_key(id: &str) -> Item {
     HashMap::from([
@@ -192,6 +206,40 @@ fn transition_update(
 }
 
 impl DynamoStore {
+    /// Writes consent records as they are, 25 to a `BatchWriteItem` (tests
+    /// and benchmarks that need many records fast; feature `test-util`).
+    /// No state items: the records stand for links whose states are gone.
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn seed_consents(&self, records: &[ConsentRecord]) -> Result<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in records.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|record| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(consent_item(record)?))
+                        .build()
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            while !requests.is_empty() {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchWriteItem", e))?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -288,6 +336,27 @@ impl DynamoStore {
             .await
             .map_err(|e| unavailable("UpdateTimeToLive", e))?;
         Ok(())
+    }
+}
+
+fn conditional_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// The live places of a pending item: state id -> expiry, lapsed ones dropped.
+fn live_places(item: &Item, now: i64) -> HashMap<String, i64> {
+    match item.get("links") {
+        Some(AttributeValue::M(links)) => links
+            .iter()
+            .filter_map(|(jti, lapses)| Some((jti.clone(), lapses.as_n().ok()?.parse().ok()?)))
+            .filter(|(_, lapses)| *lapses > now)
+            .collect(),
+        _ => HashMap::new(),
     }
 }
 
@@ -409,6 +478,105 @@ impl ConsentStore for DynamoStore {
             }
             Err(e) => Err(unavailable("DeleteItem", e)),
         }
+    }
+
+    /// Read, count the live places, write back with the version read as the
+    /// condition: a concurrent change makes the write fail and the count is
+    /// taken again, so no two requests fill the same place. Lapsed places are
+    /// dropped by every write.
+    async fn take_pending_place(
+        &self,
+        link: PendingLink<'_>,
+        now: i64,
+        max: usize,
+    ) -> Result<PendingPlace> {
+        for attempt in 0..PENDING_ATTEMPTS {
+            let item = self.get(pending_key(link.owner)).await?;
+            let version = item
+                .as_ref()
+                .and_then(|item| item.get("version")?.as_n().ok()?.parse::<i64>().ok());
+            let mut places = item
+                .as_ref()
+                .map_or_else(HashMap::new, |item| live_places(item, now));
+            if places.len() >= max {
+                let frees_at = places.values().copied().min().unwrap_or(now);
+                return Ok(PendingPlace::Full { frees_at });
+            }
+            places.insert(link.state_id.to_owned(), link.expires_at);
+            let last_lapse = places.values().copied().max().unwrap_or(link.expires_at);
+            let mut new_item = pending_key(link.owner);
+            new_item.insert(
+                "links".into(),
+                AttributeValue::M(places.into_iter().map(|(k, v)| (k, n(v))).collect()),
+            );
+            new_item.insert("version".into(), n(version.unwrap_or(0) + 1));
+            new_item.insert(
+                TTL_ATTRIBUTE.into(),
+                n(last_lapse + STATE_RETENTION_SECONDS),
+            );
+            let request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(new_item));
+            let request = match version {
+                Some(version) => request
+                    .condition_expression("version = :seen")
+                    .expression_attribute_values(":seen", n(version)),
+                None => request.condition_expression("attribute_not_exists(pk)"),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(PendingPlace::Taken),
+                Err(e) if conditional_failed(&e) => {
+                    // Spread the next try so the losers do not meet again.
+                    let jitter = rand::random::<u64>() % (10 * (attempt as u64 + 1)).min(200);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(unavailable("PutItem", e)),
+            }
+        }
+        Err(Error::Busy(
+            "Too many links are being created for you at once; try again in a moment.".into(),
+        ))
+    }
+
+    async fn free_pending_place(&self, owner: &str, state_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(pending_key(owner)))
+            .update_expression("REMOVE links.#jti ADD version :one")
+            .condition_expression("attribute_exists(links.#jti)")
+            .expression_attribute_names("#jti", state_id)
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(e) if conditional_failed(&e) => return Ok(()),
+            Err(e) => return Err(unavailable("UpdateItem", e)),
+        };
+        // The last place freed: the item goes, unless a place was taken since.
+        let empty = matches!(item.get("links"), Some(AttributeValue::M(links)) if links.is_empty());
+        if let (true, Some(version)) = (empty, item.get("version")) {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(pending_key(owner)))
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", version.clone())
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(unavailable("DeleteItem", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn insert_consent(&self, consent: &ConsentRecord, state: &StateRecord) -> Result<()> {
@@ -579,7 +747,17 @@ impl ConsentStore for DynamoStore {
             match result {
                 Ok(output) => {
                     let item = output.attributes.unwrap_or_default();
-                    return Ok(Some(serde_dynamo::from_item(item).map_err(corrupt)?));
+                    let record: ConsentRecord = serde_dynamo::from_item(item).map_err(corrupt)?;
+                    if record.left_pending() {
+                        // Lost, the place lapses with the state.
+                        if let Err(e) = self
+                            .free_pending_place(&record.owner, &record.state_id)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "pending place not freed; it lapses");
+                        }
+                    }
+                    return Ok(Some(record));
                 }
                 Err(e)
                     if e.as_service_error()
@@ -717,13 +895,15 @@ impl ConsentStore for DynamoStore {
     }
 
     async fn delete_customer(&self, owner: &str) -> Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(customer_key(owner)))
-            .send()
-            .await
-            .map_err(|e| unavailable("DeleteItem", e))?;
+        for key in [customer_key(owner), pending_key(owner)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|e| unavailable("DeleteItem", e))?;
+        }
         Ok(())
     }
 }

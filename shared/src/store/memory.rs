@@ -14,6 +14,8 @@ struct Tables {
     consents: HashMap<String, ConsentRecord>,
     states: HashMap<String, (StateRecord, bool)>,
     events: HashMap<String, i64>,
+    /// Owner -> state id -> when it lapses.
+    pending: HashMap<String, HashMap<String, i64>>,
 }
 
 #[derive(Default)]
@@ -30,6 +32,17 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave half a write behind
         // (every write is one insert), so a poisoned lock is still usable.
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Frees a pending place; the owner's entry goes with the last one (as the
+/// DynamoDB item does).
+fn free_place(tables: &mut Tables, owner: &str, state_id: &str) {
+    if let Some(places) = tables.pending.get_mut(owner) {
+        places.remove(state_id);
+        if places.is_empty() {
+            tables.pending.remove(owner);
+        }
     }
 }
 
@@ -83,6 +96,28 @@ impl ConsentStore for MemoryStore {
         if matches!(tables.customers.get(owner), Some((None, _))) {
             tables.customers.remove(owner);
         }
+        Ok(())
+    }
+
+    async fn take_pending_place(
+        &self,
+        link: PendingLink<'_>,
+        now: i64,
+        max: usize,
+    ) -> Result<PendingPlace> {
+        let mut tables = self.tables();
+        let places = tables.pending.entry(link.owner.to_owned()).or_default();
+        places.retain(|_, lapses| *lapses > now);
+        if places.len() >= max {
+            let frees_at = places.values().copied().min().unwrap_or(now);
+            return Ok(PendingPlace::Full { frees_at });
+        }
+        places.insert(link.state_id.to_owned(), link.expires_at);
+        Ok(PendingPlace::Taken)
+    }
+
+    async fn free_pending_place(&self, owner: &str, state_id: &str) -> Result<()> {
+        free_place(&mut self.tables(), owner, state_id);
         Ok(())
     }
 
@@ -167,7 +202,11 @@ impl ConsentStore for MemoryStore {
         match tables.consents.get_mut(consent_id) {
             Some(record) if matches(record, guard, from) => {
                 change.apply(record);
-                Ok(Some(record.clone()))
+                let record = record.clone();
+                if record.left_pending() {
+                    free_place(&mut tables, &record.owner, &record.state_id);
+                }
+                Ok(Some(record))
             }
             _ => Ok(None),
         }
@@ -234,7 +273,9 @@ impl ConsentStore for MemoryStore {
     }
 
     async fn delete_customer(&self, owner: &str) -> Result<()> {
-        self.tables().customers.remove(owner);
+        let mut tables = self.tables();
+        tables.customers.remove(owner);
+        tables.pending.remove(owner);
         Ok(())
     }
 }

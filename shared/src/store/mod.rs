@@ -432,6 +432,42 @@ pub enum CustomerClaim {
     Busy,
 }
 
+/// The answer to asking for a place among the owner's pending links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingPlace {
+    /// The place is the link's until its state lapses or it leaves pending.
+    Taken,
+    /// The owner already has the most pending links allowed; the first of
+    /// them lapses at `frees_at` (Unix seconds).
+    Full { frees_at: i64 },
+}
+
+/// A pending link, as it counts against its owner's cap: the `jti` of its
+/// state and when that state lapses (Unix seconds). Past it the link can no
+/// longer be finished, so it stops counting without anyone removing it: a
+/// release lost to a crash costs the owner a place for one state lifetime
+/// at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLink<'a> {
+    pub owner: &'a str,
+    pub state_id: &'a str,
+    pub expires_at: i64,
+}
+
+impl ConsentRecord {
+    /// Whether the record's last change took it out of `new`/`pending` (its
+    /// place among its owner's pending links is then free).
+    pub fn left_pending(&self) -> bool {
+        let awaiting = |s: &ConsentStatus| crate::consent::AWAITING_OUTCOME.contains(s);
+        let previous = self
+            .history
+            .len()
+            .checked_sub(2)
+            .map(|i| &self.history[i].to);
+        !awaiting(&self.status) && previous.is_some_and(awaiting)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumeOutcome {
     /// The state was consumed and the consent changed, atomically.
@@ -469,6 +505,22 @@ pub trait ConsentStore: Send + Sync {
 
     /// Gives up a lease after a failed create, so the next call need not wait.
     async fn release_customer_claim(&self, owner: &str) -> Result<()>;
+
+    /// Takes a place for `link` among its owner's pending links if fewer
+    /// than `max` are live at `now` (Unix seconds). Concurrent calls never
+    /// take more than `max` places between them.
+    async fn take_pending_place(
+        &self,
+        link: PendingLink<'_>,
+        now: i64,
+        max: usize,
+    ) -> Result<PendingPlace>;
+
+    /// Frees the place of the link whose state is `state_id` (it left
+    /// pending, or was never created). Freeing a free place does nothing.
+    /// [`ConsentStore::transition`] frees it itself when its change takes a
+    /// record out of `new`/`pending`.
+    async fn free_pending_place(&self, owner: &str, state_id: &str) -> Result<()>;
 
     /// Writes a new consent and its state together, or neither.
     async fn insert_consent(&self, consent: &ConsentRecord, state: &StateRecord) -> Result<()>;
@@ -525,7 +577,7 @@ pub trait ConsentStore: Send + Sync {
     /// Deletes a consent and the state issued with it (erasure).
     async fn delete_consent(&self, consent_id: &str, state_id: &str) -> Result<()>;
 
-    /// Deletes the user's Finexer customer id (erasure).
+    /// Deletes the user's Finexer customer id and pending places (erasure).
     async fn delete_customer(&self, owner: &str) -> Result<()>;
 }
 

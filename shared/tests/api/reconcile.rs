@@ -100,8 +100,9 @@ async fn a_revoke_finexer_refused_is_finished_by_a_later_run() {
 async fn two_runs_at_once_handle_each_record_once() {
     let env = TestEnv::start().await;
     let mut ids = Vec::new();
-    for _ in 0..30 {
-        let (consent_id, _) = env.link("alice").await;
+    // Thirty users: one user's pending links are capped at 5.
+    for i in 0..30 {
+        let (consent_id, _) = env.link(&format!("runner-{i}")).await;
         env.finexer_says(&consent_id, AtFinexer::Expired).await;
         ids.push(consent_id);
     }

@@ -404,3 +404,157 @@ async fn dynamo_store_bounds_history() {
 async fn memory_store_bounds_history_alike() {
     bounded_history(&MemoryStore::default()).await;
 }
+
+/// The cap on a user's pending links, on both stores: places fill up to the
+/// maximum, a freed or lapsed place is taken again, a change out of
+/// `pending` frees its link's place, and users do not share places.
+fn link<'a>(owner: &'a str, state_id: &'a str, expires_at: i64) -> PendingLink<'a> {
+    PendingLink {
+        owner,
+        state_id,
+        expires_at,
+    }
+}
+
+/// A place for u1's link `id`, asked for at `at`, its state lapsing 900 s on.
+async fn take(store: &dyn ConsentStore, id: &str, at: i64) -> PendingPlace {
+    store
+        .take_pending_place(link("u1", id, at + 900), at, 5)
+        .await
+        .unwrap()
+}
+
+async fn pending_places(store: &dyn ConsentStore) {
+    let now = 1_900_000_000;
+    let ids: Vec<String> = (0..9).map(|i| format!("s{i}")).collect();
+    for (i, id) in ids.iter().take(5).enumerate() {
+        let place = store
+            .take_pending_place(link("u1", id, now + 900 + i as i64), now, 5)
+            .await
+            .unwrap();
+        assert_eq!(place, PendingPlace::Taken, "place {i}");
+    }
+    assert_eq!(
+        store
+            .take_pending_place(link("u1", &ids[5], now + 905), now, 5)
+            .await
+            .unwrap(),
+        PendingPlace::Full {
+            frees_at: now + 900
+        },
+        "the sixth is refused until the first lapses"
+    );
+    assert_eq!(
+        store
+            .take_pending_place(link("u2", &ids[5], now + 900), now, 5)
+            .await
+            .unwrap(),
+        PendingPlace::Taken,
+        "another user has places of their own"
+    );
+    store.free_pending_place("u1", &ids[2]).await.unwrap();
+    store.free_pending_place("u1", &ids[2]).await.unwrap();
+    store.free_pending_place("nobody", &ids[2]).await.unwrap();
+    assert_eq!(take(store, &ids[5], now).await, PendingPlace::Taken);
+    assert!(matches!(
+        take(store, &ids[6], now).await,
+        PendingPlace::Full { .. }
+    ));
+    // Once a state has lapsed, its place is free without a release: at
+    // now + 900 the places of s0 and s5 have lapsed.
+    assert_eq!(take(store, &ids[6], now + 900).await, PendingPlace::Taken);
+    assert_eq!(take(store, &ids[7], now + 900).await, PendingPlace::Taken);
+    assert_eq!(
+        take(store, &ids[8], now + 900).await,
+        PendingPlace::Full {
+            frees_at: now + 901
+        }
+    );
+
+    // A record leaving pending frees its place.
+    let (consent, state) = record("bc_place", "u3", "2026-11-25T09:00:00Z");
+    store.insert_consent(&consent, &state).await.unwrap();
+    let u3 = |id: &'static str| PendingLink {
+        owner: "u3",
+        state_id: id,
+        expires_at: now + 900,
+    };
+    for id in ["state-bc_place", "a", "b", "c", "d"] {
+        assert_eq!(
+            store.take_pending_place(u3(id), now, 5).await.unwrap(),
+            PendingPlace::Taken
+        );
+    }
+    assert!(matches!(
+        store.take_pending_place(u3("e"), now, 5).await.unwrap(),
+        PendingPlace::Full { .. }
+    ));
+    let denied = Transition::new(
+        ConsentStatus::Canceled,
+        "2026-11-25T09:05:00Z",
+        ChangeSource::Callback,
+    );
+    store
+        .transition(
+            "bc_place",
+            Guard::default(),
+            &[ConsentStatus::Pending],
+            &denied,
+        )
+        .await
+        .unwrap()
+        .expect("applied");
+    assert_eq!(
+        store.take_pending_place(u3("e"), now, 5).await.unwrap(),
+        PendingPlace::Taken,
+        "the denied link's place is free"
+    );
+    // Erasure takes the places with the customer.
+    store.delete_customer("u3").await.unwrap();
+    assert_eq!(
+        store.take_pending_place(u3("f"), now, 1).await.unwrap(),
+        PendingPlace::Taken
+    );
+}
+
+#[tokio::test]
+async fn dynamo_store_caps_pending_links() {
+    pending_places(&dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn memory_store_caps_pending_links_alike() {
+    pending_places(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_places_never_pass_the_cap() {
+    let store = dynamo_store().await;
+    let now = 1_900_000_000;
+    let attempts = (0..50).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let id = format!("race-{i}");
+            let link = PendingLink {
+                owner: "racer",
+                state_id: &id,
+                expires_at: now + 900,
+            };
+            store.take_pending_place(link, now, 5).await
+        })
+    });
+    let outcomes: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let taken = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(PendingPlace::Taken)))
+        .count();
+    let full = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(PendingPlace::Full { .. })))
+        .count();
+    assert_eq!((taken, full), (5, 45), "{outcomes:?}");
+}

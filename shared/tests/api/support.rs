@@ -650,6 +650,17 @@ impl ConsentStore for SpyStore {
     async fn release_customer_claim(&self, owner: &str) -> shared::Result<()> {
         self.inner.release_customer_claim(owner).await
     }
+    async fn take_pending_place(
+        &self,
+        link: PendingLink<'_>,
+        now: i64,
+        max: usize,
+    ) -> shared::Result<PendingPlace> {
+        self.inner.take_pending_place(link, now, max).await
+    }
+    async fn free_pending_place(&self, owner: &str, state_id: &str) -> shared::Result<()> {
+        self.inner.free_pending_place(owner, state_id).await
+    }
     async fn insert_consent(&self, c: &ConsentRecord, s: &StateRecord) -> shared::Result<()> {
         if self.fail_inserts {
             return Err(shared::Error::StoreUnavailable("injected".into()));

@@ -39,18 +39,26 @@ function done(summary, latency, requests)
 end
 "#;
 
-/// `POST /links` with a bearer token, over and over.
-pub fn create_link_script(token: &str) -> String {
+/// `POST /links`, over and over, each request with the next of `tokens`
+/// (several users, so that the load stays below each user's cap on pending
+/// links, `MAX_PENDING_LINKS`).
+pub fn create_link_script(tokens: &[String]) -> String {
+    let tokens: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
-        r#"wrk.method = "POST"
-wrk.body = "{{}}"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
-function init(args) statuses = {{}} end
+        r#"tokens = {{{list}}}
+function init(args) statuses = {{}} sent = 0 end
+function request()
+  sent = sent + 1
+  local headers = {{}}
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer " .. tokens[((sent - 1) % #tokens) + 1]
+  return wrk.format("POST", "/links", headers, "{{}}")
+end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
-{DONE}"#
+{DONE}"#,
+        list = tokens.join(", ")
     )
 }
 

@@ -550,12 +550,8 @@ async fn journey(setup: &Setup, user: &str) -> Journey {
     let (status, answer) = answer.http().unwrap();
     assert_eq!(status, 303, "{answer}");
     let location = url::Url::parse(answer["headers"]["location"].as_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code =
+        connect_testkit::pkce::fragment_code(&location).expect("the code is in the fragment");
     secrets.push(code.clone());
     session.stop().await;
     ran.push(("callback", log, vec!["GET /callback"], true));

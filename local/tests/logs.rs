@@ -109,12 +109,9 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .unwrap();
     let back = http.get(&callback).send().await.unwrap();
     assert_eq!(back.status(), 303);
-    let code = url::Url::parse(back.headers()["location"].to_str().unwrap())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let returned = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code =
+        connect_testkit::pkce::fragment_code(&returned).expect("the code is in the fragment");
     let confirm = http
         .post(format!("{base}/consents/{consent_id}/confirm"))
         .bearer_auth(&bearer)

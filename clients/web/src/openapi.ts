@@ -30,6 +30,11 @@ export interface paths {
          *     `upstream-error` when Finexer's `consent_url` is not https on one of
          *     Finexer's consent hosts (`FINEXER_CONSENT_HOSTS`): the consent is
          *     revoked at Finexer and nothing is answered to send the browser to.
+         *     A user has at most `MAX_PENDING_LINKS` (default 5) links pending at
+         *     once: a link counts from its creation until it has an outcome at the
+         *     bank, is revoked, or its state expires (`expires_at`). The next one is
+         *     answered 429 `too-many-pending-links`, and nothing is created at
+         *     Finexer.
          */
         post: operations["createLink"];
         delete?: never;
@@ -301,7 +306,12 @@ export interface paths {
          * @description The accounts of the user's consents that are `authorized` and
          *     confirmed, as our records list them (not Finexer's customer-wide
          *     listing); empty before the first confirmed consent. 403 when the
-         *     deployment has account data switched off.
+         *     deployment has account data switched off. Finexer is asked about at
+         *     most 8 consents at a time, and consents' accounts are added, whole
+         *     and in the order of `GET /consents`, only while the answer's accounts
+         *     stay within 4 MiB of JSON: the answer then says `truncated` and
+         *     names the consents left out, whose accounts
+         *     `GET /consents/{id}/accounts` answers one by one.
          */
         get: operations["listAccounts"];
         put?: never;
@@ -533,7 +543,12 @@ export interface components {
             class?: string | null;
             holder_name?: string | null;
             nickname?: string | null;
-            /** @description `sort_code`, `account_number`, `iban`, `pan` (masked; cards only), each possibly null. */
+            /**
+             * @description `sort_code`, `account_number`, `iban`, `pan` (cards only), each
+             *     possibly null. Unless the deployment sets `ACCOUNT_NUMBERS=full`,
+             *     `account_number`, `iban` and `pan` are masked to `****` and their
+             *     last four characters (`****` alone when four or fewer).
+             */
             identification?: Record<string, never> | null;
             created_at?: string | null;
             metadata?: Record<string, never> | null;
@@ -542,6 +557,13 @@ export interface components {
         };
         AccountList: {
             data: components["schemas"]["BankAccount"][];
+        };
+        AllAccounts: {
+            data: components["schemas"]["BankAccount"][];
+            /** @description Some consents' accounts were left out to keep the answer within 4 MiB. */
+            truncated: boolean;
+            /** @description The consents whose accounts were left out (empty unless `truncated`). */
+            omitted_consents: components["schemas"]["Id"][];
         };
         /** @description RFC 9457 problem details. */
         Problem: {
@@ -572,7 +594,11 @@ export interface components {
                 };
             };
         };
-        /** @description The bearer token is missing, malformed, expired or not valid. */
+        /**
+         * @description The bearer token is missing, malformed, expired or not valid, or its
+         *     `sub` is not usable as given (empty, over 256 bytes, leading or
+         *     trailing whitespace, control characters).
+         */
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
@@ -649,7 +675,31 @@ export interface components {
                 };
             };
         };
-        /** @description An internal error (secrets or configuration unavailable); nothing internal is disclosed. */
+        /**
+         * @description The user already has `MAX_PENDING_LINKS` links pending. Finish or
+         *     revoke one, or retry after `Retry-After` seconds: when the oldest
+         *     pending link's state expires and its place is free.
+         */
+        TooManyPendingLinks: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "/problems/too-many-pending-links";
+                    /** @constant */
+                    status?: 429;
+                };
+            };
+        };
+        /**
+         * @description Our own bug, or a deployment fault that retrying cannot fix (no such
+         *     table or secret, a role without the permission, a secret whose
+         *     content is wrong); nothing internal is disclosed. An outage of a
+         *     dependency is a 503, never a 500.
+         */
         InternalError: {
             headers: {
                 [name: string]: unknown;
@@ -684,8 +734,10 @@ export interface components {
         /**
          * @description Finexer failed, timed out or throttled (`upstream-unavailable`), the
          *     user's Finexer customer is being set up by a concurrent request
-         *     (`busy`), or storage is unavailable (`store-unavailable`). Retry after
-         *     `Retry-After` seconds.
+         *     (`busy`), DynamoDB is unreachable, throttled or timing out
+         *     (`store-unavailable`), so is Secrets Manager (`secrets-unavailable`),
+         *     or the request ran out of time (`timeout`). Retry after `Retry-After`
+         *     seconds.
          */
         Unavailable: {
             headers: {
@@ -695,7 +747,7 @@ export interface components {
             content: {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
-                    type?: "/problems/upstream-unavailable" | "/problems/busy" | "/problems/store-unavailable";
+                    type?: "/problems/upstream-unavailable" | "/problems/busy" | "/problems/store-unavailable" | "/problems/secrets-unavailable" | "/problems/timeout";
                     /** @constant */
                     status?: 503;
                 };
@@ -715,7 +767,7 @@ export interface components {
                 "text/html": string;
             };
         };
-        /** @description An HTML page for the browser: Finexer or storage is unavailable; try again. */
+        /** @description An HTML page for the browser: Finexer, storage or Secrets Manager is unavailable, throttled or too slow; try again. */
         CallbackUnavailable: {
             headers: {
                 "Cache-Control": components["headers"]["NoStore"];
@@ -769,6 +821,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyPendingLinks"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["UpstreamError"];
             503: components["responses"]["Unavailable"];
@@ -1116,7 +1169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AccountList"];
+                    "application/json": components["schemas"]["AllAccounts"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -28,9 +28,7 @@ E2E_DIR="$ROOT/e2e"
 
 # --- Browser: Debian's chromium --------------------------------------------
 if [ ! -x "$E2E_CHROMIUM" ]; then
-  say "Installing Chromium from Debian (apt-get install chromium chromium-driver)"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+  apt_install chromium chromium-driver
   [ -x "$E2E_CHROMIUM" ] || fail "chromium was installed but $E2E_CHROMIUM is missing; set E2E_CHROMIUM"
 fi
 

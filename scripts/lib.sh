@@ -201,22 +201,10 @@ lambda_functions() {
   for dir in "$ROOT"/functions/*/; do basename "$dir"; done
 }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null; then
-    sudo "$@"
-  else
-    fail "need root to run: $* (run as root or install sudo)"
-  fi
-}
-
 # Node.js 20 or newer with npm, from Debian when missing.
 ensure_node() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    say "Installing Node.js and npm from Debian (apt-get install nodejs npm)"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+    apt_install nodejs npm
   fi
   local major
   major=$(node -p 'process.versions.node.split(".")[0]')

@@ -206,6 +206,20 @@ fn transition_update(
 }
 
 impl DynamoStore {
+    /// Deletes each item by its key, one call each; an absent item is no error.
+    async fn delete_items<const N: usize>(&self, keys: [Item; N]) -> Result<()> {
+        for key in keys {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|e| unavailable("DeleteItem", e))?;
+        }
+        Ok(())
+    }
+
     /// Writes consent records as they are, 25 to a `BatchWriteItem` (tests
     /// and benchmarks that need many records fast; feature `test-util`).
     /// No state items: the records stand for links whose states are gone.
@@ -871,39 +885,16 @@ impl ConsentStore for DynamoStore {
     }
 
     async fn forget_event(&self, event_id: &str) -> Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(event_key(event_id)))
-            .send()
-            .await
-            .map_err(|e| unavailable("DeleteItem", e))?;
-        Ok(())
+        self.delete_items([event_key(event_id)]).await
     }
 
     async fn delete_consent(&self, consent_id: &str, state_id: &str) -> Result<()> {
-        for key in [consent_key(consent_id), state_key(state_id)] {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .send()
-                .await
-                .map_err(|e| unavailable("DeleteItem", e))?;
-        }
-        Ok(())
+        self.delete_items([consent_key(consent_id), state_key(state_id)])
+            .await
     }
 
     async fn delete_customer(&self, owner: &str) -> Result<()> {
-        for key in [customer_key(owner), pending_key(owner)] {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .send()
-                .await
-                .map_err(|e| unavailable("DeleteItem", e))?;
-        }
-        Ok(())
+        self.delete_items([customer_key(owner), pending_key(owner)])
+            .await
     }
 }

@@ -5,6 +5,8 @@ consent statuses)."""
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -145,6 +147,25 @@ class Sandbox:
             f"{self.base_url}/_sandbox/faults", json={"rules": list(rules)}, timeout=TIMEOUT
         )
         assert answer.status_code == 200, answer.text
+
+    def settle_webhooks(self, consent_id: str, event_type: str, quiet: float = 0.5, within: float = 10.0) -> None:
+        """Waits until the consent's `event_type` event has been delivered and
+        answered and no further delivery for the consent came for `quiet`
+        seconds: the webhook handler reads the consent at Finexer too, and must
+        not take a fault rule a test sets for the request it makes next."""
+        deadline = time.monotonic() + within
+        seen, still_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            answer = requests.get(f"{self.base_url}/_sandbox/webhooks", timeout=TIMEOUT)
+            assert answer.status_code == 200, answer.text
+            attempts = [a for a in answer.json()["data"] if a["consent_id"] == consent_id]
+            if len(attempts) != seen:
+                seen, still_since = len(attempts), time.monotonic()
+            delivered = any(a["type"] == event_type and a["status"] is not None for a in attempts)
+            if delivered and time.monotonic() - still_since >= quiet:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{event_type} for {consent_id} was not delivered, or deliveries did not stop, within {within} s")
 
     def clear_faults(self) -> None:
         requests.delete(f"{self.base_url}/_sandbox/faults", timeout=TIMEOUT)

@@ -1652,11 +1652,11 @@ def negative_cases(template_path: Path, root: Path):
              '("CONSENT_TABLE", None,', '("NEW_REQUIRED_VAR", None, "x"),\n    ("CONSENT_TABLE", None,', 1)})
 
     revoke = (root / "shared/src/handlers/revoke.rs").read_text()
-    case("revoke's code starts deleting items (store.release_customer_claim)",
-         "RevokeFunction (revoke): policy lacks dynamodb:DeleteItem",
+    case("revoke's code starts putting items (store.record_event)",
+         "RevokeFunction (revoke): policy lacks dynamodb:PutItem",
          overrides={"shared/src/handlers/revoke.rs": revoke.replace(
              "let owner = caller.user_id.as_str();",
-             "let owner = caller.user_id.as_str();\n    app.store.release_customer_claim(owner).await?;", 1)})
+             "let owner = caller.user_id.as_str();\n    app.store.record_event(owner, 0).await?;", 1)})
 
     # consents reaches finish_as() only through settle_unconfirmed() and
     # revoke_unconfirmed(): the check must follow calls inside revocation.rs,
@@ -1665,10 +1665,10 @@ def negative_cases(template_path: Path, root: Path):
     marker = "pub async fn finish_as(app: &App, consent_id: &str, source: ChangeSource) -> Result<ConsentRecord> {"
     if marker not in revocation:
         raise SystemExit("negative check: revocation::finish_as's signature changed; update the marker")
-    case("revocation::finish_as starts deleting items (consents reaches it via settle_unconfirmed)",
-         "ConsentsFunction (consents): policy lacks dynamodb:DeleteItem",
+    case("revocation::finish_as starts putting items (consents reaches it via settle_unconfirmed)",
+         "ConsentsFunction (consents): policy lacks dynamodb:PutItem",
          overrides={"shared/src/handlers/revocation.rs": revocation.replace(
-             marker, marker + "\n    app.store.release_customer_claim(consent_id).await?;", 1)})
+             marker, marker + "\n    app.store.record_event(consent_id, 0).await?;", 1)})
 
     manifest = tomllib.loads((root / "functions/consents/Cargo.toml").read_text())
     manifest["package"].setdefault("metadata", {}).setdefault("lambda", {}).setdefault("deploy", {})["memory"] = 256

@@ -212,20 +212,25 @@ impl Metrics {
     /// Runs one invocation of `function`: what it emits names the function.
     /// The function's first invocation also emits [`COLD_START`].
     pub async fn scope<F: Future>(&self, function: Function, invocation: F) -> F::Output {
+        self.background(function, async move {
+            let first = !self.0.started[function as usize].swap(true, Ordering::Relaxed);
+            if first {
+                count(COLD_START, &[]);
+            }
+            invocation.await
+        })
+        .await
+    }
+
+    /// Runs `function`'s work outside an invocation (the start-up prefetch):
+    /// what it emits names the function, and no cold start is counted.
+    pub async fn background<F: Future>(&self, function: Function, work: F) -> F::Output {
         let scope = Scope {
             metrics: self.clone(),
             function,
             consent_id: Mutex::new(None),
         };
-        SCOPE
-            .scope(scope, async move {
-                let first = !self.0.started[function as usize].swap(true, Ordering::Relaxed);
-                if first {
-                    count(COLD_START, &[]);
-                }
-                invocation.await
-            })
-            .await
+        SCOPE.scope(scope, work).await
     }
 }
 

@@ -29,39 +29,37 @@ pub fn start(app: &'static App, function: Function) {
     }
     // Each function is configured with the secrets it reads, and only those.
     let ids = &app.config.secret_ids;
-    spawn(
-        function,
-        "dynamodb",
-        async move { app.store.warm_up().await },
-    );
+    spawn(app, function, "dynamodb", async move {
+        app.store.warm_up().await
+    });
     if ids.finexer_api_key.is_some() {
-        spawn(function, "finexer_api_key", async move {
+        spawn(app, function, "finexer_api_key", async move {
             app.secrets.finexer_api_key().await.map(drop)
         });
         // Every Finexer call needs the API key: without it, no connection.
-        spawn(
-            function,
-            "finexer",
-            async move { app.finexer.warm_up().await },
-        );
+        spawn(app, function, "finexer", async move {
+            app.finexer.warm_up().await
+        });
     }
     if ids.state_keys.is_some() {
-        spawn(function, "state_keys", async move {
+        spawn(app, function, "state_keys", async move {
             app.secrets.state_keys().await.map(drop)
         });
     }
     if ids.webhook_secrets.is_some() {
-        spawn(function, "webhook_secrets", async move {
+        spawn(app, function, "webhook_secrets", async move {
             app.secrets.webhook_secrets().await.map(drop)
         });
     }
 }
 
-fn spawn<F>(function: Function, part: &'static str, work: F)
+/// Spawns one part in `function`'s metrics scope, so that what it emits
+/// (a secret fetch's `SecretsRefresh`) is counted like a request's.
+fn spawn<F>(app: &'static App, function: Function, part: &'static str, work: F)
 where
     F: std::future::Future<Output = crate::Result<()>> + Send + 'static,
 {
-    tokio::spawn(async move {
+    tokio::spawn(app.metrics.background(function, async move {
         let started = std::time::Instant::now();
         match work.await {
             Ok(()) => tracing::debug!(
@@ -77,5 +75,5 @@ where
                 "start-up prefetch failed; the first request does it itself"
             ),
         }
-    });
+    }));
 }

@@ -518,20 +518,7 @@ async fn journey(setup: &Setup, user: &str) -> Journey {
     ran.push(("create-link", log, vec!["POST /links"], true));
 
     // The user approves at the bank, which sends the browser to our callback.
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let decided = browser
-        .post(format!(
-            "{}/connect/{consent_id}/decision",
-            setup.sandbox.base_url()
-        ))
-        .form(&[("decision", "approve"), ("skip_info", "true")])
-        .send()
-        .await
-        .unwrap();
-    let back = url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap();
+    let back = approve_at_sandbox(setup, &consent_id).await;
     let query: HashMap<String, String> = back.query_pairs().into_owned().collect();
     let state = query["state"].clone();
     secrets.push(state.clone());
@@ -576,7 +563,7 @@ async fn journey(setup: &Setup, user: &str) -> Journey {
         .await
         .unwrap()
         .unwrap();
-    let accounts: Value = browser
+    let accounts: Value = reqwest::Client::new()
         .get(format!("{}/bank_accounts", setup.sandbox.base_url()))
         .basic_auth(connect_local::SANDBOX_API_KEY, Some(""))
         .query(&[("customer", &record.customer_id), ("consent", &consent_id)])
@@ -889,6 +876,25 @@ async fn a_failed_startup_prefetch_leaves_the_work_to_the_first_request() {
 }
 
 /// A link made by the production handler on the stack's store: its id.
+/// Approves `consent_id` on the sandbox's consent page, as the user would:
+/// the callback URL (with its `state`) the browser is sent to.
+async fn approve_at_sandbox(setup: &Setup, consent_id: &str) -> url::Url {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let decided = browser
+        .post(format!(
+            "{}/connect/{consent_id}/decision",
+            setup.sandbox.base_url()
+        ))
+        .form(&[("decision", "approve"), ("skip_info", "true")])
+        .send()
+        .await
+        .unwrap();
+    url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap()
+}
+
 async fn link(setup: &Setup, user: &str) -> String {
     let app = &setup.stack.state.app;
     let response = shared::handlers::create_link(
@@ -920,20 +926,7 @@ async fn the_deployed_reconciler_takes_no_clock_from_its_payload() {
     // One approved and called back (authorized, unconfirmed: due when its
     // confirmation window closes), one left pending (due when its state lapses).
     let approved = link(&setup, user).await;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let decided = browser
-        .post(format!(
-            "{}/connect/{approved}/decision",
-            setup.sandbox.base_url()
-        ))
-        .form(&[("decision", "approve"), ("skip_info", "true")])
-        .send()
-        .await
-        .unwrap();
-    let back = url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap();
+    let back = approve_at_sandbox(&setup, &approved).await;
     let response = shared::handlers::callback(
         app,
         Event::get("/callback")

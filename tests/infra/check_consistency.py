@@ -4,64 +4,37 @@
 Everything the template must provide is derived from the code, so the check
 follows the code when it changes:
 
-* environment: the required names in the `VARIABLES` table of
-  shared/src/config.rs; every name the template sets must be in that table;
-* IAM: the handler a function's main.rs runs, the `ConsentStore` methods that
-  handler calls, directly or through the functions it reaches in
-  shared/src/handlers (the helpers of mod.rs, `revocation::finish()` and
-  whatever those call in turn), the SDK
-  operations those methods make in shared/src/store/dynamo.rs, and the Secrets
-  Manager call in shared/src/secrets.rs for each secret the handler reads
-  (the `SecretSource` methods it calls, and those the Finexer client calls
-  when it calls Finexer); the policy must grant exactly those actions on
-  exactly the table, the indexes it queries (each on the index's own ARN) and
-  those secrets, and the function is configured with exactly those secrets'
-  variables (`const VARIABLE` of each `impl SecretPart`);
-* routes: the route table (shared/src/routes.rs, read as the JSON that
-  `cargo run -q -p connect-local --bin routes` prints, or `--routes FILE`):
-  its functions are the crates under functions/, each main.rs runs the
-  handler the table names, every route of the table is in the API on its
-  function and every route of the API is in the table, with the JWT
-  authorizer exactly where the table says the route is authorized (and the
-  handler reads the caller's claims exactly there); every public route
-  throttled on its own (`RouteSettings`);
-* schedules: a function whose main.rs runs `run_scheduled` (the table's only
-  function without routes) has no route but a
-  `ScheduleV2` event whose `Input` is events/<fn>/scheduled.json, a retry
-  policy, a dead-letter queue (encrypted, with a retention period) and an
-  `EventInvokeConfig` that sends failed runs somewhere;
-* table: keys, every GSI (name, keys, projection) and the TTL attribute as
-  dynamo.rs's create_table() and constants define them;
-* secrets: each secret is read as one part (`SecretPart` type); the JSON
-  keys its template value has (or CloudFormation generates) against the
-  fields that part deserializes; the signing keys generated, never written,
-  with `GenerateSecretString` as deployed (a change would regenerate the
-  secret and wipe what ops put in); every key documented in README.md or
-  infra/README.md;
-* timeout: a handler that calls Finexer outlasts one Finexer call with its
-  retries, or, for a signed delivery that is redelivered when it fails (a
-  webhook: the handler calls `verify_signature`), one Finexer attempt after
-  shared/src/deadline.rs's reserve; routed functions stay under API
-  Gateway's 30 s, scheduled ones under Lambda's 900 s and their schedule's
-  interval;
-* CORS: the HTTP API's `CorsConfiguration` allows exactly the methods,
-  headers, max-age and credentials (and exposes the headers) that the local
-  stack's stand-in for it does (the constants in local/src/cors.rs), so the
-  local browser test sees what production's browsers see;
-* the deploy settings `cargo lambda deploy` uses for each function (the
-  workspace's `[workspace.metadata.lambda.deploy]`, then functions/<fn>/Cargo.toml's
-  `[package.metadata.lambda.deploy]` over it) against the template (memory,
-  timeout, tracing, env names and values);
-* operations: every metric an alarm or the dashboard watches in the
-  functions' namespace (`!Ref MetricsNamespace`, handed to every function
-  as METRICS_NAMESPACE) is one shared/src/metrics.rs defines (its `pub const
-  X: &str = "Name";` lines), so renaming a metric in the code without the
-  alarms is reported; every alarm notifies the SNS topic; every function has
-  alarms on its errors, throttles and p99 duration (under its timeout), is
-  published behind an alias (AutoPublishAlias) that its routes, invoke
-  permissions and schedule call, and has a DeploymentPreference whose alarms
-  include its own errors alarm; every queue has an alarm on its depth;
-  every alarm's description links an existing section of docs/runbook.md.
+* environment: exactly the names of shared/src/config.rs's `VARIABLES`
+  table, its required ones set;
+* IAM: from the handler a function's main.rs runs, the `ConsentStore`
+  methods it reaches (through shared/src/handlers too), their SDK calls in
+  store/dynamo.rs and the secrets it reads (secrets.rs, directly or through
+  the Finexer client): the role grants exactly those actions on the table,
+  each queried index's own ARN and those secrets, and the function is
+  configured with exactly those secrets' variables;
+* routes: against the route table (`cargo run -q -p connect-local --bin
+  routes`, or `--routes FILE`): its functions are the crates under
+  functions/, each main.rs runs the handler it names, every route is in the
+  API on its function's alias and vice versa, authorized exactly where the
+  table says (and where the handler reads the caller's claims), invocable
+  through a permission, and every public route throttled on its own;
+* schedules: a `run_scheduled` function has no route but a `ScheduleV2`
+  event sending events/<fn>/scheduled.json, with retries, an encrypted
+  dead-letter queue and an `EventInvokeConfig` that sends failed runs there;
+* table, secrets: keys, GSIs and TTL as dynamo.rs's create_table() makes
+  them; each secret's JSON keys against the secrets.rs part read from it,
+  the signing key generated as deployed, every key documented;
+* timeout: room for a Finexer call with its retries (a redelivered webhook:
+  one attempt after shared/src/deadline.rs's reserve), under API Gateway's
+  30 s or, scheduled, under Lambda's 900 s and the schedule's interval;
+* CORS as the local stack's stand-in (local/src/cors.rs) applies it; the
+  `cargo lambda deploy` settings (workspace's, then each function's
+  Cargo.toml) as the template's memory, timeout, tracing and env;
+* operations: every metric watched in `!Ref MetricsNamespace` is one
+  shared/src/metrics.rs defines; every alarm notifies the SNS topic and links
+  its docs/runbook.md section; every function has errors, throttles and p99
+  duration alarms, an alias and a DeploymentPreference rolled back by its
+  own errors alarm; every queue has a depth alarm.
 
 The template is read as CloudFormation reads it after AWS::LanguageExtensions:
 its Fn::ForEach loops expanded by expand() (tested by expansion_cases()).
@@ -712,6 +685,10 @@ def finexer_budget(src: Source) -> tuple[int, int]:
 # ------------------------------------------------------------------ the check
 
 
+# A map with one of these keys is a value (an intrinsic function), not merged.
+INTRINSICS = {"Ref", "Fn::Sub", "Fn::GetAtt", "Fn::If", "Fn::FindInMap", "Fn::Join", "Fn::Select"}
+
+
 def sam_merge(default, value):
     """A value over its Globals one as SAM merges them: maps key by key,
     lists concatenated (Globals' first), anything else replaced."""
@@ -720,9 +697,6 @@ def sam_merge(default, value):
     if isinstance(default, list) and isinstance(value, list):
         return default + value
     return value
-
-
-INTRINSICS = {"Ref", "Fn::Sub", "Fn::GetAtt", "Fn::If", "Fn::FindInMap", "Fn::Join", "Fn::Select"}
 
 
 def function_prop(template: dict, resource: dict, name: str):
@@ -907,14 +881,11 @@ def markdown_anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
-def metric_names(src: Source, rel: str = METRICS_RS) -> dict[str, str] | None:
+def metric_names(src: Source) -> dict[str, str]:
     """{metric name: Rust constant} from the `pub const X: &str = "Name";`
     lines of shared/src/metrics.rs (any visibility qualifier, `&'static str`,
-    line breaks, comments and tests ignored); None while the file does not
-    exist."""
-    if not src.exists(rel):
-        return None
-    text = re.sub(r"/\*.*?\*/", "", src.read(rel), flags=re.S)
+    line breaks, comments and tests ignored)."""
+    text = re.sub(r"/\*.*?\*/", "", src.read(METRICS_RS), flags=re.S)
     text = strip_comments(strip_tests(text))
     found = re.findall(
         r"\bpub(?:\s*\([^)]*\))?\s+const\s+(\w+)\s*:\s*&\s*(?:'static\s+)?str\s*=\s*\"([^\"\\]*)\"\s*;", text)
@@ -1027,16 +998,15 @@ def operations_problems(template: dict, by_crate: dict[str, tuple[str, dict]], s
             problems.append(f"parameter {NAMESPACE_PARAMETER} default {params.get(NAMESPACE_PARAMETER, {}).get('Default')!r} "
                             f"!= shared/src/config.rs {NAMESPACE_VARIABLE} default {default!r}")
     names = metric_names(src)
-    if names is not None:
-        if not names:
-            problems.append(f"{METRICS_RS}: no `pub const NAME: &str = \"...\";` metric names found")
-        for where, metric in watched:
-            if metric not in names:
-                problems.append(f"{where}: watches metric {metric!r} in {NAMESPACE_PARAMETER}, which "
-                                f"{METRICS_RS} does not define (renamed? it defines {', '.join(sorted(names))})")
+    if not names:
+        problems.append(f"{METRICS_RS}: no `pub const NAME: &str = \"...\";` metric names found")
+    for where, metric in watched:
+        if metric not in names:
+            problems.append(f"{where}: watches metric {metric!r} in {NAMESPACE_PARAMETER}, which "
+                            f"{METRICS_RS} does not define (renamed? it defines {', '.join(sorted(names))})")
 
     # -- every alarm says where on-call reads what to do
-    runbook = src.read(RUNBOOK) if src.exists(RUNBOOK) else ""
+    runbook = src.read(RUNBOOK)
     sections = {markdown_anchor(h) for h in re.findall(r"^#{1,6}\s+(.+?)\s*$", runbook, re.M)}
     for name, alarm in sorted(alarms.items()):
         description = alarm.get("Properties", {}).get("AlarmDescription")

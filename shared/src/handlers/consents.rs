@@ -273,11 +273,8 @@ fn ensure_account_data_enabled(app: &App) -> Result<()> {
 /// an authorization, so an empty list just after it is asked again, briefly.
 async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>> {
     let fresh = record
+        .milestones
         .authorized_at
-        .as_deref()
-        .and_then(|at| {
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-        })
         .is_some_and(|at| now() - at < FRESH_AUTHORIZATION);
     let mut attempt = 0;
     loop {

@@ -330,6 +330,7 @@ async fn claimed_by_another(
 mod tests {
     use super::*;
     use crate::store::NewRecord;
+    use crate::timestamp::Timestamp;
 
     /// RFC 7636, appendix B.
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -343,7 +344,7 @@ mod tests {
             state_id: "s",
             return_to: "https://app.example.com/",
             status: ConsentStatus::Authorized,
-            at: "2026-12-07T00:00:00.000000Z",
+            at: Timestamp::parse("2026-12-07T00:00:00.000000Z").unwrap(),
         });
         record.code_challenge = challenge.map(str::to_owned);
         record

@@ -79,6 +79,9 @@ macro_rules! milestones {
         }
 
         impl Milestones {
+            /// Every field, by its attribute name.
+            pub const FIELDS: &[&str] = &[$(stringify!($field)),*];
+
             /// Sets each field that `patch` has.
             pub fn overlay(&mut self, patch: &Milestones) {
                 $(

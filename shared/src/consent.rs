@@ -142,7 +142,10 @@ pub fn reconfirm_by(record: &ConsentRecord) -> Option<Timestamp> {
     if !record.is_confirmed() {
         return None;
     }
-    let since = record.milestones.renewed_at.or(record.milestones.authorized_at)?;
+    let since = record
+        .milestones
+        .renewed_at
+        .or(record.milestones.authorized_at)?;
     Some(since + RECONFIRM_EVERY)
 }
 

@@ -1013,6 +1013,40 @@ mod tests {
     }
 
     #[test]
+    fn consent_times_are_read_once_and_an_odd_one_is_ignored() {
+        let read = |times: serde_json::Value| {
+            let mut consent = serde_json::json!({"id": "bc_1", "status": "authorized"});
+            consent
+                .as_object_mut()
+                .unwrap()
+                .extend(times.as_object().unwrap().clone());
+            serde_json::from_value::<Consent>(consent).unwrap()
+        };
+        let consent = read(serde_json::json!({
+            "authed_at": "2026-11-25T10:00:58Z",
+            "expiry_date": "2027-02-23",
+            "renewed_at": null,
+        }));
+        assert_eq!(
+            consent.authed_at.map(|at| at.to_string()).as_deref(),
+            Some("2026-11-25T10:00:58.000000Z")
+        );
+        assert_eq!(
+            consent.expiry_date.map(|at| at.to_string()).as_deref(),
+            Some("2027-02-23T00:00:00.000000Z"),
+            "a bare date is midnight UTC"
+        );
+        assert_eq!(consent.renewed_at, None);
+        // Text that is no time does not cost the consent its outcome.
+        let odd = read(serde_json::json!({"authed_at": "yesterday", "expiry_date": "2027-02-30"}));
+        assert_eq!((odd.authed_at, odd.expiry_date), (None, None));
+        assert_eq!(odd.status, ConsentStatus::Authorized);
+        // Not text at all is still an answer we cannot read.
+        let wrong = serde_json::json!({"id": "bc_1", "status": "authorized", "authed_at": 5});
+        assert!(serde_json::from_value::<Consent>(wrong).is_err());
+    }
+
+    #[test]
     fn consent_hosts_parse_refuses_what_is_not_a_host() {
         let parsed =
             ConsentHosts::parse(" Connect.Finexer.com ,*.finexer.com,[::1],127.0.0.1").unwrap();

@@ -148,7 +148,13 @@ mod tests {
 
     #[test]
     fn a_value_that_is_not_rfc_3339_is_an_error() {
-        for bad in ["", "yesterday", "2026-11-25", "2026-11-25 10:00:00", "2026-13-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-25",
+            "2026-11-25 10:00:00",
+            "2026-13-01T00:00:00Z",
+        ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad:?}");
             assert!(serde_json::from_str::<Timestamp>(&format!("{bad:?}")).is_err());
         }

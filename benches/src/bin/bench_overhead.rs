@@ -32,14 +32,14 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Service, service_fn};
 use serde_json::{Value, json};
 use shared::App;
+use shared::Timestamp;
 use shared::config::Config;
+use shared::consent::ConsentStatus;
 use shared::finexer::{NewConsent, NewCustomer};
 use shared::handlers::{self, CreateLink, LinkCreated};
 use shared::secrets::{AppSecrets, StaticSecrets};
 use shared::state::{self, StateClaims};
 use shared::store::memory::MemoryStore;
-use shared::Timestamp;
-use shared::consent::ConsentStatus;
 use shared::store::{ConsentStore, StateRecord};
 
 use connect_testkit::Event;
@@ -153,7 +153,6 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
-
 
 impl Fixture {
     fn new() -> Fixture {

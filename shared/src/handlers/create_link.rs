@@ -14,10 +14,10 @@ use crate::error::{Error, Result};
 use crate::finexer::{Consent, NewConsent, NewCustomer, consent_page_url};
 use crate::http::{ReturnTarget, json_body, json_response};
 use crate::state::{self, StateClaims};
-use crate::timestamp::Timestamp;
 use crate::store::{
     ConsentRecord, CustomerClaim, NewRecord, PendingLink, PendingPlace, StateRecord,
 };
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -21,8 +21,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use super::follow::{Followed, follow, state_expiry};
 use super::revocation;
 use crate::app::App;
@@ -30,6 +28,8 @@ use crate::consent::{AWAITING_OUTCOME, ConsentStatus};
 use crate::error::{Error, Result};
 use crate::store::{ChangeSource, ConsentRecord, Guard};
 use crate::timestamp::Timestamp;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
 /// How long a claimed record is the claiming run's: longer than handling one
 /// record can take (a Finexer call with its retries, a few writes).
@@ -227,8 +227,7 @@ async fn look_at(app: &App, consent_id: &str, seen: Timestamp, now: Timestamp) -
             tracing::warn!(consent_id, error = %e, "reconcile left a record for a later run");
             // The lease lapses into a retry if this write fails too.
             let retry = Some(now + SOONEST);
-            if let Err(e) = app.store.move_due(consent_id, lease, retry).await
-            {
+            if let Err(e) = app.store.move_due(consent_id, lease, retry).await {
                 tracing::warn!(consent_id, error = %e, "reconcile could not reschedule a record");
             }
             Outcome::Failed
@@ -353,7 +352,11 @@ pub const CONFIRMED_LOOK_EVERY: time::Duration = time::Duration::hours(24);
 /// (derived from its id, so looks spread evenly over the day instead of
 /// bunching where consents were confirmed), at most
 /// [`CONFIRMED_LOOK_EVERY`] from `now`, and no later than its expiry.
-pub fn confirmed_look(consent_id: &str, expires_at: Option<Timestamp>, now: Timestamp) -> Timestamp {
+pub fn confirmed_look(
+    consent_id: &str,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Timestamp {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(consent_id.as_bytes());
     let mut first = [0u8; 8];

@@ -823,7 +823,11 @@ impl ConsentStore for DynamoStore {
             .into_iter()
             .map(|item| {
                 let keys: DueKeys = serde_dynamo::from_item(item).map_err(corrupt)?;
-                let id = keys.pk.strip_prefix("CONSENT#").unwrap_or(&keys.pk).to_owned();
+                let id = keys
+                    .pk
+                    .strip_prefix("CONSENT#")
+                    .unwrap_or(&keys.pk)
+                    .to_owned();
                 Ok((id, keys.due_at))
             })
             .collect::<Result<Vec<_>>>()?;

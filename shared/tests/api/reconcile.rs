@@ -33,7 +33,10 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
         record.history.last().unwrap().source,
         ChangeSource::Reconcile
     );
-    assert_eq!(record.due_at, record.milestones.confirm_by, "looked at again then");
+    assert_eq!(
+        record.due_at, record.milestones.confirm_by,
+        "looked at again then"
+    );
     let (status, _) = env
         .consents("alice", &format!("/consents/{consent_id}/accounts"))
         .await;
@@ -44,7 +47,10 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
     assert_eq!(report.changed, 1, "{report:?}");
     let record = env.record(&consent_id).await;
     assert_eq!(record.status, ConsentStatus::Canceled);
-    assert_eq!(record.milestones.revoke_reason.as_deref(), Some("unconfirmed"));
+    assert_eq!(
+        record.milestones.revoke_reason.as_deref(),
+        Some("unconfirmed")
+    );
     assert_eq!(record.due_at, None);
     assert!(
         env.finexer_calls()

@@ -1,9 +1,9 @@
 //! The DynamoDB store's own guarantees, against moto: atomic consent + state
 //! writes, single consumption under concurrency, expiry, customer leases.
 
+use shared::consent::ConsentStatus;
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
-use shared::consent::ConsentStatus;
 use shared::store::*;
 
 use connect_testkit::records::{self, Seed, at};
@@ -135,7 +135,10 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     );
     let b_now = store.consent("bc_b").await.unwrap().unwrap();
     assert_eq!(b_now.status, ConsentStatus::Canceled);
-    assert_eq!(b_now.milestones.revoked_at, Some(at("2026-11-25T11:00:00Z")));
+    assert_eq!(
+        b_now.milestones.revoked_at,
+        Some(at("2026-11-25T11:00:00Z"))
+    );
 
     let all = Page {
         limit: 10,

@@ -17,14 +17,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::App;
+pub use shared::Timestamp;
 use shared::config::Config;
-use shared::error::Problem;
 pub use shared::consent::{ConsentStatus, ConsentView};
+use shared::error::Problem;
 pub use shared::handlers::LinkCreated;
 use shared::secrets::{SecretIds, SecretsManagerSource};
-use shared::store::dynamo::DynamoStore;
-pub use shared::Timestamp;
 pub use shared::store::ChangeSource;
+use shared::store::dynamo::DynamoStore;
 
 use connect_testkit::event::Event;
 pub use connect_testkit::pkce::{challenge, fragment_code, verifier};

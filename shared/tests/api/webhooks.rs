@@ -187,7 +187,10 @@ async fn an_expiry_reminder_is_recorded() {
     assert_eq!(record.status, ConsentStatus::Authorized);
     assert_eq!(record.history.len(), entries_before, "no status change");
     let view = env.view("alice", &consent_id).await;
-    assert_eq!(view.expiry_reminder_at, record.milestones.expiry_reminder_at);
+    assert_eq!(
+        view.expiry_reminder_at,
+        record.milestones.expiry_reminder_at
+    );
 }
 
 #[tokio::test]

@@ -940,9 +940,9 @@ async fn the_deployed_reconciler_takes_no_clock_from_its_payload() {
         app.store.consent(&approved).await.unwrap().unwrap(),
         app.store.consent(&pending).await.unwrap().unwrap(),
     ];
-    assert_eq!(before[0].status, shared::store::ConsentStatus::Authorized);
-    assert!(before[0].confirm_by.is_some() && before[0].due_at.is_some());
-    assert_eq!(before[1].status, shared::store::ConsentStatus::Pending);
+    assert_eq!(before[0].status, shared::consent::ConsentStatus::Authorized);
+    assert!(before[0].milestones.confirm_by.is_some() && before[0].due_at.is_some());
+    assert_eq!(before[1].status, shared::consent::ConsentStatus::Pending);
 
     let (mut session, log) = setup.session("reconcile").await;
     for payload in [
@@ -976,7 +976,7 @@ async fn the_deployed_reconciler_takes_no_clock_from_its_payload() {
     let report = shared::handlers::reconcile(app, run).await.unwrap();
     assert_eq!(report.due, 2, "{report:?}");
     let hooked = app.store.consent(&approved).await.unwrap().unwrap();
-    assert_ne!(hooked.status, shared::store::ConsentStatus::Authorized);
+    assert_ne!(hooked.status, shared::consent::ConsentStatus::Authorized);
     let work = setup.stop().await;
     let _ = std::fs::remove_dir_all(&work);
 }

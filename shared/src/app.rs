@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::finexer::FinexerClient;
@@ -125,38 +123,5 @@ impl App {
             config.secrets_cache_ttl,
         );
         App::new(config, Arc::new(store), Arc::new(secrets))
-    }
-}
-
-/// RFC 3339 UTC with a fixed six-digit fraction: fixed width keeps the
-/// text order of stored timestamps (and the `owner_sk` sort key) in time order.
-const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-);
-
-/// Now, as stored and shown.
-pub fn timestamp(at: OffsetDateTime) -> Result<String> {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .map_err(|e| Error::Internal(format!("timestamp: {e}")))
-}
-
-/// A stored timestamp back as a time.
-pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| Error::Internal(format!("stored time {text:?}: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_sort_as_text_in_time_order() {
-        let base = time::macros::datetime!(2026-11-25 10:00:45.1 UTC);
-        let later = base + time::Duration::microseconds(20_000);
-        let (a, b) = (timestamp(base).unwrap(), timestamp(later).unwrap());
-        assert_eq!(a, "2026-11-25T10:00:45.100000Z");
-        assert!(a < b, "{a} < {b}");
     }
 }

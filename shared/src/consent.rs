@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::{parse_timestamp, timestamp};
-use crate::store::{ChangeSource, ConfirmedBy, ConsentRecord};
+use crate::store::{ChangeSource, ConfirmedBy, ConsentRecord, Milestones};
+use crate::timestamp::Timestamp;
 
 /// A consent's status: Finexer's names, and our `revoke_pending`. Unknown
 /// values are kept, never an error that loses the record.
@@ -138,16 +138,15 @@ pub const RECONFIRM_EVERY: time::Duration = time::Duration::days(90);
 
 /// Until when the consent stands without a re-confirmation: 90 days after
 /// the last one, or after the owner confirmed it. None unless it is live.
-pub fn reconfirm_by(record: &ConsentRecord) -> Option<String> {
+pub fn reconfirm_by(record: &ConsentRecord) -> Option<Timestamp> {
     if !record.is_confirmed() {
         return None;
     }
     let since = record
+        .milestones
         .renewed_at
-        .as_deref()
-        .or(record.authorized_at.as_deref())?;
-    let since = parse_timestamp(since).ok()?;
-    timestamp(since + RECONFIRM_EVERY).ok()
+        .or(record.milestones.authorized_at)?;
+    Some(since + RECONFIRM_EVERY)
 }
 
 /// A consent as the API shows it to its owner (no internal binding fields).
@@ -158,23 +157,23 @@ pub struct ConsentView {
     pub provider: Option<String>,
     /// The bank's display name, when Finexer gave one ("Connect HSBC?").
     pub bank_name: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub authorized_at: Option<String>,
-    pub revoke_requested_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub expires_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub authorized_at: Option<Timestamp>,
+    pub revoke_requested_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
     /// When the user last re-confirmed it (the UK 90-day rule).
-    pub renewed_at: Option<String>,
+    pub renewed_at: Option<Timestamp>,
     /// Until when an authorized consent stands without the user's
     /// re-confirmation (`POST /consents/{id}/reconfirm`).
-    pub reconfirm_by: Option<String>,
+    pub reconfirm_by: Option<Timestamp>,
     /// When Finexer reminded the user that it expires soon.
-    pub expiry_reminder_at: Option<String>,
+    pub expiry_reminder_at: Option<Timestamp>,
     /// Until when the owner may confirm an authorized consent.
-    pub confirm_by: Option<String>,
+    pub confirm_by: Option<Timestamp>,
     /// When the owner confirmed it; its accounts are served only after.
-    pub confirmed_at: Option<String>,
+    pub confirmed_at: Option<Timestamp>,
     /// Why it was revoked, when the owner did not ask for it.
     pub revoke_reason: Option<String>,
     pub history: Vec<HistoryEntry>,
@@ -182,7 +181,7 @@ pub struct ConsentView {
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HistoryEntry {
-    pub at: String,
+    pub at: Timestamp,
     pub from: Option<ConsentStatus>,
     pub to: ConsentStatus,
     pub source: ChangeSource,
@@ -212,23 +211,38 @@ impl From<ConsentRecord> for ConsentView {
                 }
             })
             .collect();
+        // Every milestone but the confirmation code's hash, which is ours.
+        let Milestones {
+            provider,
+            bank_name,
+            authorized_at,
+            revoke_requested_at,
+            revoked_at,
+            expires_at,
+            confirm_code_hash: _,
+            confirm_by,
+            confirmed_at,
+            revoke_reason,
+            renewed_at,
+            expiry_reminder_at,
+        } = record.milestones;
         ConsentView {
             consent_id: record.consent_id,
             status: record.status,
-            provider: record.provider,
-            bank_name: record.bank_name,
+            provider,
+            bank_name,
             created_at: record.created_at,
             updated_at: record.updated_at,
-            authorized_at: record.authorized_at,
-            revoke_requested_at: record.revoke_requested_at,
-            revoked_at: record.revoked_at,
-            expires_at: record.expires_at,
-            renewed_at: record.renewed_at,
+            authorized_at,
+            revoke_requested_at,
+            revoked_at,
+            expires_at,
+            renewed_at,
             reconfirm_by,
-            expiry_reminder_at: record.expiry_reminder_at,
-            confirm_by: record.confirm_by,
-            confirmed_at: record.confirmed_at,
-            revoke_reason: record.revoke_reason,
+            expiry_reminder_at,
+            confirm_by,
+            confirmed_at,
+            revoke_reason,
             history,
         }
     }

@@ -13,10 +13,32 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::secrets::SecretSource;
+use crate::timestamp::Timestamp;
 
-/// Consent statuses are the domain's ([`crate::consent`]); Finexer's names
-/// are theirs. Re-exported here for a transition period.
-pub use crate::consent::ConsentStatus;
+use crate::consent::ConsentStatus;
+
+/// A time in a Finexer consent: RFC 3339, or a bare date (`expiry_date`
+/// may be one; read as midnight UTC). Any other text is logged and read as
+/// absent: an odd time must not cost the consent its outcome.
+fn finexer_time<'de, D>(deserializer: D) -> std::result::Result<Option<Timestamp>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let date = || {
+        let date = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(&text, date).ok()
+    };
+    let at = Timestamp::parse(&text)
+        .ok()
+        .or_else(|| date().map(|date| Timestamp::from(date.midnight().assume_utc())));
+    if at.is_none() {
+        tracing::warn!(time = %text, "Finexer sent a time we cannot read; ignored");
+    }
+    Ok(at)
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {
@@ -39,13 +61,13 @@ pub struct Consent {
     pub provider: Option<String>,
     #[serde(default)]
     pub customer: Option<String>,
-    #[serde(default)]
-    pub authed_at: Option<String>,
-    #[serde(default)]
-    pub expiry_date: Option<String>,
+    #[serde(default, deserialize_with = "finexer_time")]
+    pub authed_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "finexer_time")]
+    pub expiry_date: Option<Timestamp>,
     /// The user's last re-confirmation (the UK 90-day rule).
-    #[serde(default)]
-    pub renewed_at: Option<String>,
+    #[serde(default, deserialize_with = "finexer_time")]
+    pub renewed_at: Option<Timestamp>,
     #[serde(default)]
     pub redirect: Option<Redirect>,
 }
@@ -254,9 +276,9 @@ impl FinexerClient {
     /// Records the user's re-confirmation (the UK 90-day rule): Finexer's
     /// consent update with `renewed_at`. Reconstructed from Finexer's docs
     /// with medium confidence (docs/finexer-api.md); this is its one place.
-    pub async fn renew_consent(&self, id: &str, renewed_at: &str) -> Result<Consent> {
+    pub async fn renew_consent(&self, id: &str, renewed_at: Timestamp) -> Result<Consent> {
         let path = format!("/consents/{}", encode_segment(id));
-        let form = [("renewed_at", renewed_at.to_owned())];
+        let form = [("renewed_at", renewed_at.to_string())];
         // Setting the same time twice is harmless: safe to retry.
         self.call(
             "renew_consent",
@@ -988,6 +1010,40 @@ mod tests {
         let other = ConsentHosts::derived_from(&Url::parse("https://finexer.example/v1/").unwrap());
         assert_eq!(other, ConsentHosts::parse("finexer.example").unwrap());
         assert!(!other.allows("connect.finexer.example"));
+    }
+
+    #[test]
+    fn consent_times_are_read_once_and_an_odd_one_is_ignored() {
+        let read = |times: serde_json::Value| {
+            let mut consent = serde_json::json!({"id": "bc_1", "status": "authorized"});
+            consent
+                .as_object_mut()
+                .unwrap()
+                .extend(times.as_object().unwrap().clone());
+            serde_json::from_value::<Consent>(consent).unwrap()
+        };
+        let consent = read(serde_json::json!({
+            "authed_at": "2026-11-25T10:00:58Z",
+            "expiry_date": "2027-02-23",
+            "renewed_at": null,
+        }));
+        assert_eq!(
+            consent.authed_at.map(|at| at.to_string()).as_deref(),
+            Some("2026-11-25T10:00:58.000000Z")
+        );
+        assert_eq!(
+            consent.expiry_date.map(|at| at.to_string()).as_deref(),
+            Some("2027-02-23T00:00:00.000000Z"),
+            "a bare date is midnight UTC"
+        );
+        assert_eq!(consent.renewed_at, None);
+        // Text that is no time does not cost the consent its outcome.
+        let odd = read(serde_json::json!({"authed_at": "yesterday", "expiry_date": "2027-02-30"}));
+        assert_eq!((odd.authed_at, odd.expiry_date), (None, None));
+        assert_eq!(odd.status, ConsentStatus::Authorized);
+        // Not text at all is still an answer we cannot read.
+        let wrong = serde_json::json!({"id": "bc_1", "status": "authorized", "authed_at": 5});
+        assert!(serde_json::from_value::<Consent>(wrong).is_err());
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod store;
+pub mod timestamp;
 pub mod webhook;
 
 pub use app::App;
 pub use error::{Error, Result};
+pub use timestamp::Timestamp;

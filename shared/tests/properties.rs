@@ -720,7 +720,7 @@ fn callback_survives_any_finexer_answer() {
             prop_assert_eq!(&after.status, &consent.status);
             prop_assert_eq!(after.history.len(), 2);
             if consent.status == ConsentStatus::Authorized {
-                prop_assert!(after.authorized_at.is_some());
+                prop_assert!(after.milestones.authorized_at.is_some());
             }
         } else {
             prop_assert_eq!(&after, &record, "a refused callback changed the record");

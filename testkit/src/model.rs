@@ -164,7 +164,7 @@ pub fn record(
     return_to: &str,
     revoked: bool,
 ) -> ConsentRecord {
-    let at = "2026-11-25T10:00:00Z";
+    let at = records::at("2026-11-25T10:00:00Z");
     let mut record = records::consent(Seed {
         consent_id: id,
         owner: USER,
@@ -174,8 +174,8 @@ pub fn record(
         status,
         at,
     });
-    record.revoke_requested_at = revoked.then(|| at.to_owned());
-    record.revoked_at = revoked.then(|| at.to_owned());
+    record.milestones.revoke_requested_at = revoked.then_some(at);
+    record.milestones.revoked_at = revoked.then_some(at);
     record
 }
 

@@ -1,6 +1,8 @@
 //! Records to seed a store with, as the handlers would have written them.
 
-use shared::store::{ConsentRecord, ConsentStatus};
+use shared::Timestamp;
+use shared::consent::ConsentStatus;
+use shared::store::ConsentRecord;
 
 /// Who and what a seeded consent is (`at`: created, updated and, when
 /// authorized, authorized at this time).
@@ -13,9 +15,14 @@ pub fn consent(seed: Seed<'_>) -> ConsentRecord {
     let authorized = seed.status == ConsentStatus::Authorized;
     let mut record = ConsentRecord::created(seed);
     if authorized {
-        record.authorized_at = Some(record.created_at.clone());
+        record.milestones.authorized_at = Some(record.created_at);
     }
     record
+}
+
+/// A time written as text (RFC 3339), for seeds and expectations.
+pub fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).expect("an RFC 3339 time")
 }
 
 #[cfg(test)]
@@ -31,11 +38,11 @@ mod tests {
             state_id: "jti-1",
             return_to: "https://app.example.com/return",
             status: ConsentStatus::Authorized,
-            at: "2026-11-25T10:00:00Z",
+            at: at("2026-11-25T10:00:00Z"),
         });
         assert_eq!(
-            record.authorized_at.as_deref(),
-            Some("2026-11-25T10:00:00Z")
+            record.milestones.authorized_at,
+            Some(at("2026-11-25T10:00:00Z"))
         );
         assert_eq!(record.history.len(), 1);
         assert_eq!(record.history[0].to, ConsentStatus::Authorized);
@@ -46,9 +53,9 @@ mod tests {
             state_id: "jti-2",
             return_to: "https://app.example.com/return",
             status: ConsentStatus::Pending,
-            at: "2026-11-25T10:00:00Z",
+            at: at("2026-11-25T10:00:00Z"),
         });
-        assert_eq!(pending.authorized_at, None);
+        assert_eq!(pending.milestones.authorized_at, None);
         assert_eq!(pending.status, ConsentStatus::Pending);
     }
 }

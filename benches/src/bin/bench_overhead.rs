@@ -32,13 +32,15 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Service, service_fn};
 use serde_json::{Value, json};
 use shared::App;
+use shared::Timestamp;
 use shared::config::Config;
+use shared::consent::ConsentStatus;
 use shared::finexer::{NewConsent, NewCustomer};
 use shared::handlers::{self, CreateLink, LinkCreated};
 use shared::secrets::{AppSecrets, StaticSecrets};
 use shared::state::{self, StateClaims};
 use shared::store::memory::MemoryStore;
-use shared::store::{ConsentStatus, ConsentStore, StateRecord};
+use shared::store::{ConsentStore, StateRecord};
 
 use connect_testkit::Event;
 use connect_testkit::lambda::USER;
@@ -150,14 +152,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn rfc3339_now() -> String {
-    shared::app::timestamp(time_now()).expect("timestamp")
-}
-
-fn time_now() -> ::time::OffsetDateTime {
-    ::time::OffsetDateTime::now_utc()
 }
 
 impl Fixture {
@@ -277,12 +271,12 @@ impl Fixture {
             state_id: &claims.jti,
             return_to: FRONTEND_URL,
             status: status.clone(),
-            at: &rfc3339_now(),
+            at: Timestamp::now(),
         });
-        record.provider = Some(PROVIDER.into());
+        record.milestones.provider = Some(PROVIDER.into());
         // Seeded as already confirmed: the benchmark measures reads of
         // consents whose data is served.
-        record.confirmed_at = record.authorized_at.clone();
+        record.milestones.confirmed_at = record.milestones.authorized_at;
         let state_record = StateRecord {
             state_id: claims.jti,
             consent_id: consent_id.clone(),
@@ -527,7 +521,7 @@ fn run_all<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str, f: &Fixt
     let created = LinkCreated {
         consent_id: "bc_bench_1".into(),
         consent_url: "http://127.0.0.1:9/connect/bc_bench_1?skip_info=true".into(),
-        expires_at: "2026-11-25T10:15:00Z".into(),
+        expires_at: records::at("2026-11-25T10:15:00Z"),
     };
     g.bench_function("response_build", |b| {
         b.iter(|| {

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use shared::Error;
+use shared::consent::ConsentStatus;
 use shared::finexer::{
-    Consent, ConsentHosts, ConsentStatus, FinexerClient, NewConsent, NewCustomer, consent_page_url,
+    Consent, ConsentHosts, FinexerClient, NewConsent, NewCustomer, consent_page_url,
 };
 use shared::secrets::{AppSecrets, SigningKey, StateKeys, StaticSecrets};
 use shared::state::StateClaims;

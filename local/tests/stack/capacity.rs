@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use connect_testkit::records::{self, Seed};
 use serde_json::json;
+use shared::Timestamp;
 use shared::store::dynamo::DynamoStore;
 
 use crate::support::*;
@@ -30,8 +31,8 @@ async fn parallel_runs_over_thousands_of_due_records_read_each_once() {
         .load()
         .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &stack.table);
-    let created = in_seconds(-2 * 86_400);
-    let due = in_seconds(-60);
+    let created = Timestamp::now() - time::Duration::days(2);
+    let due = Timestamp::now() - time::Duration::minutes(1);
     let seeded: Vec<_> = (0..count)
         .map(|i| {
             let id = format!("bc_cap{i:05}");
@@ -43,10 +44,10 @@ async fn parallel_runs_over_thousands_of_due_records_read_each_once() {
                 state_id: &state,
                 return_to: "https://app.example.com/",
                 status: ConsentStatus::Authorized,
-                at: &created,
+                at: created,
             });
-            record.confirmed_at = Some(created.clone());
-            record.due_at = Some(due.clone());
+            record.milestones.confirmed_at = Some(created);
+            record.due_at = Some(due);
             record
         })
         .collect();

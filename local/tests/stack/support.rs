@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use connect_local::{LocalConfig, RunningStack};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+pub use shared::consent::{ConsentStatus, ConsentView};
 use shared::error::Problem;
-pub use shared::handlers::ConsentView;
 use shared::handlers::LinkCreated;
 use shared::handlers::reconcile::Report;
-pub use shared::store::{ChangeSource, ConsentStatus};
+pub use shared::store::ChangeSource;
 
 pub use connect_testkit::proxy::Proxy;
 

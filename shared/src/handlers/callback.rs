@@ -7,7 +7,7 @@ use std::time::Duration;
 use lambda_http::{Body, Request, Response};
 
 use super::{checked_id, confirm, now, revocation};
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
 use crate::finexer::Consent;
@@ -189,15 +189,15 @@ async fn complete(
     return_to: ReturnTarget,
 ) -> Result<(&'static str, Response<Body>)> {
     let code = if change.to == ConsentStatus::Authorized {
-        if let Some(provider) = &change.provider {
-            change.bank_name = bank_name(app, provider).await;
+        if let Some(provider) = &change.set.provider {
+            change.set.bank_name = bank_name(app, provider).await;
         }
         let (code, hash) = confirm::new_code();
-        change.confirm_code_hash = Some(hash);
-        let confirm_by = timestamp(now() + app.config.confirm_ttl)?;
+        change.set.confirm_code_hash = Some(hash);
+        let confirm_by = now() + app.config.confirm_ttl;
         // Unconfirmed by then, it is revoked: the reconciler looks then.
-        change.due = Due::At(confirm_by.clone());
-        change.confirm_by = Some(confirm_by);
+        change.due = Due::At(confirm_by);
+        change.set.confirm_by = Some(confirm_by);
         Some(code)
     } else {
         None
@@ -207,7 +207,7 @@ async fn complete(
         .consume_state(
             &claims.jti,
             consent_id,
-            now().unix_timestamp(),
+            now().unix_seconds(),
             &[ConsentStatus::Pending],
             &change,
         )
@@ -278,13 +278,13 @@ fn plain_name(name: &str) -> Option<String> {
 
 /// The record change that Finexer's view of the consent calls for.
 fn outcome_of(remote: &Consent) -> Result<Transition> {
-    let at = timestamp(now())?;
-    let mut change = Transition::new(remote.status.clone(), &at, ChangeSource::Callback);
-    change.provider = remote.provider.clone();
+    let at = now();
+    let mut change = Transition::new(remote.status.clone(), at, ChangeSource::Callback);
+    change.set.provider = remote.provider.clone();
     match remote.status {
         ConsentStatus::Authorized => {
-            change.authorized_at = Some(remote.authed_at.clone().unwrap_or(at));
-            change.expires_at = remote.expiry_date.clone();
+            change.set.authorized_at = Some(remote.authed_at.unwrap_or(at));
+            change.set.expires_at = remote.expiry_date;
         }
         ConsentStatus::Canceled | ConsentStatus::Failed | ConsentStatus::Expired => {}
         _ => {
@@ -305,7 +305,7 @@ async fn repeat_outcome(
     return_to: &ReturnTarget,
 ) -> Result<(&'static str, Response<Body>)> {
     let record = revocation::settle_unconfirmed(app, record).await?;
-    if record.status.is_outcome() && record.revoked_at.is_none() {
+    if record.status.is_outcome() && record.milestones.revoked_at.is_none() {
         let pairs = outcome_pairs(&record.consent_id, &record.status);
         return Ok((outcome::REPLAYED, redirect(&return_to.with_query(&pairs))?));
     }

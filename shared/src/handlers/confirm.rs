@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{consent_id, now, revocation};
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
@@ -212,8 +212,8 @@ async fn confirm_own(
     hash: &str,
     confirmed_by: ConfirmedBy,
 ) -> Result<(&'static str, Response<Body>)> {
-    let matches = record.confirm_code_hash.as_deref() == Some(hash);
-    if record.confirmed_at.is_some() {
+    let matches = record.milestones.confirm_code_hash.as_deref() == Some(hash);
+    if record.milestones.confirmed_at.is_some() {
         // A repeat (a reload, a retried request) gets the same answer.
         return if matches {
             Ok((
@@ -235,8 +235,8 @@ async fn confirm_own(
             record.status
         )));
     }
-    let at = timestamp(now())?;
-    if record.confirmation_lapsed(&at) {
+    let at = now();
+    if record.confirmation_lapsed(at) {
         revocation::settle_unconfirmed(app, record).await?;
         let expired = Error::Conflict(
             "The confirmation code has expired; the connection was cancelled. Please connect again."
@@ -245,19 +245,19 @@ async fn confirm_own(
         return Ok((outcome::EXPIRED, expired.into_problem_response()));
     }
 
-    let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Confirm);
-    change.confirmed_at = Some(at.clone());
+    let mut change = Transition::new(ConsentStatus::Authorized, at, ChangeSource::Confirm);
+    change.set.confirmed_at = Some(at);
     change.confirmed_by = Some(confirmed_by);
     // Next look: daily, and when it expires, so a revocation at the bank
     // or the expiry shows without a webhook.
-    change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+    change.due = Due::At(super::reconcile::confirmed_look(
         &record.consent_id,
-        record.expires_at.as_deref(),
-        now(),
-    )?)?);
+        record.milestones.expires_at,
+        at,
+    ));
     let guard = Guard {
         owner: Some(&record.owner),
-        code: Some((hash, &at)),
+        code: Some((hash, at)),
         ..Guard::default()
     };
     let consent_id = record.consent_id.clone();
@@ -277,7 +277,7 @@ async fn confirm_own(
                 .consent(&consent_id)
                 .await?
                 .ok_or(Error::NotFound)?;
-            if current.confirmed_at.is_none() {
+            if current.milestones.confirmed_at.is_none() {
                 return Err(Error::Conflict(format!(
                     "The consent is {} and cannot be confirmed now.",
                     current.status
@@ -297,9 +297,8 @@ async fn claimed_by_another(
     record: ConsentRecord,
     hash: &str,
 ) -> Result<(&'static str, Response<Body>)> {
-    let at = timestamp(now())?;
     let guard = Guard {
-        code: Some((hash, &at)),
+        code: Some((hash, now())),
         ..Guard::default()
     };
     let requested = revocation::request(
@@ -331,6 +330,7 @@ async fn claimed_by_another(
 mod tests {
     use super::*;
     use crate::store::NewRecord;
+    use crate::timestamp::Timestamp;
 
     /// RFC 7636, appendix B.
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -344,7 +344,7 @@ mod tests {
             state_id: "s",
             return_to: "https://app.example.com/",
             status: ConsentStatus::Authorized,
-            at: "2026-12-07T00:00:00.000000Z",
+            at: Timestamp::parse("2026-12-07T00:00:00.000000Z").unwrap(),
         });
         record.code_challenge = challenge.map(str::to_owned);
         record

@@ -273,11 +273,8 @@ fn ensure_account_data_enabled(app: &App) -> Result<()> {
 /// an authorization, so an empty list just after it is asked again, briefly.
 async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>> {
     let fresh = record
+        .milestones
         .authorized_at
-        .as_deref()
-        .and_then(|at| {
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-        })
         .is_some_and(|at| now() - at < FRESH_AUTHORIZATION);
     let mut attempt = 0;
     loop {
@@ -297,41 +294,44 @@ async fn accounts(app: &App, record: &ConsentRecord) -> Result<Vec<BankAccount>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ChangeSource, ConfirmedBy, HISTORY_LIMIT, StatusChange};
+    use crate::store::{ChangeSource, ConfirmedBy, HISTORY_LIMIT, Milestones, StatusChange};
+    use crate::timestamp::Timestamp;
 
     /// The largest consent a record can hold: every id at its longest, a
     /// full history with reasons.
     fn largest_view(n: usize) -> ConsentView {
         let id = format!("{n:0>128}");
-        let at = "2026-11-29T10:00:00.000000Z".to_owned();
-        let long = Some(at.clone());
+        let at = Timestamp::parse("2026-11-29T10:00:00.000000Z").unwrap();
+        let long = Some(at);
         let record = ConsentRecord {
             consent_id: id.clone(),
             owner: "u".repeat(256),
             customer_id: id.clone(),
             status: ConsentStatus::RevokePending,
-            provider: Some(id.clone()),
-            // Four bytes a character, the longest a name may be.
-            bank_name: Some("𝔅".repeat(super::super::callback::BANK_NAME_MAX)),
             code_challenge: Some("c".repeat(43)),
             return_to: format!("https://app.example.com/{}", "p".repeat(2000)),
-            state_id: id,
-            created_at: at.clone(),
-            updated_at: at.clone(),
-            authorized_at: long.clone(),
-            revoke_requested_at: long.clone(),
-            revoked_at: long.clone(),
-            expires_at: long.clone(),
-            confirm_code_hash: Some("h".repeat(43)),
-            confirm_by: long.clone(),
-            confirmed_at: long.clone(),
-            revoke_reason: Some("confirmed_by_another_user".into()),
-            renewed_at: long.clone(),
-            expiry_reminder_at: long.clone(),
+            state_id: id.clone(),
+            created_at: at,
+            updated_at: at,
+            milestones: Milestones {
+                provider: Some(id),
+                // Four bytes a character, the longest a name may be.
+                bank_name: Some("𝔅".repeat(super::super::callback::BANK_NAME_MAX)),
+                authorized_at: long,
+                revoke_requested_at: long,
+                revoked_at: long,
+                expires_at: long,
+                confirm_code_hash: Some("h".repeat(43)),
+                confirm_by: long,
+                confirmed_at: long,
+                revoke_reason: Some("confirmed_by_another_user".into()),
+                renewed_at: long,
+                expiry_reminder_at: long,
+            },
             due_at: long,
             history: (0..HISTORY_LIMIT)
                 .map(|_| StatusChange {
-                    at: at.clone(),
+                    at,
                     to: ConsentStatus::RevokePending,
                     source: ChangeSource::Revoke,
                     reason: Some("confirmed_by_another_user".into()),

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use url::Url;
 
 use super::now;
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
@@ -18,6 +17,7 @@ use crate::state::{self, StateClaims};
 use crate::store::{
     ConsentRecord, CustomerClaim, NewRecord, PendingLink, PendingPlace, StateRecord,
 };
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +43,7 @@ pub struct LinkCreated {
     pub consent_id: String,
     pub consent_url: String,
     /// When the link's state token stops being accepted.
-    pub expires_at: String,
+    pub expires_at: Timestamp,
 }
 
 /// How long one request may hold the right to create the user's customer;
@@ -72,7 +72,7 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     let issued = now();
     let claims = StateClaims::new(
         &caller.user_id,
-        issued.unix_timestamp(),
+        issued.unix_seconds(),
         app.config.state_ttl.as_secs() as i64,
     );
     let customer_id = ensure_customer(app, &caller).await?;
@@ -99,13 +99,13 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
 /// Counts the link against the user's `MAX_PENDING_LINKS` until its state
 /// lapses or it leaves pending. When all places are taken, the answer is
 /// 429 with `Retry-After` until the first of them lapses.
-async fn take_pending_place(app: &App, claims: &StateClaims, issued: OffsetDateTime) -> Result<()> {
+async fn take_pending_place(app: &App, claims: &StateClaims, issued: Timestamp) -> Result<()> {
     let link = PendingLink {
         owner: &claims.sub,
         state_id: &claims.jti,
         expires_at: claims.exp,
     };
-    let now = issued.unix_timestamp();
+    let now = issued.unix_seconds();
     let max = app.config.max_pending_links;
     match app.store.take_pending_place(link, now, max).await? {
         PendingPlace::Taken => Ok(()),
@@ -180,7 +180,7 @@ struct Created {
     consent: Consent,
     /// The state token's claims; the token is in the consent's return URL.
     claims: StateClaims,
-    issued: OffsetDateTime,
+    issued: Timestamp,
 }
 
 /// Signs the link's state token and creates the consent at Finexer with
@@ -190,7 +190,7 @@ async fn create_at_finexer(
     customer_id: &str,
     link: &Link,
     claims: StateClaims,
-    issued: OffsetDateTime,
+    issued: Timestamp,
 ) -> Result<Created> {
     let keys = app.secrets.state_keys().await?;
     let token = state::sign(&claims, &*keys)?;
@@ -284,7 +284,6 @@ fn new_records(
         claims,
         issued,
     } = created;
-    let created_at = timestamp(*issued)?;
     let mut record = ConsentRecord::created(NewRecord {
         consent_id: &consent.id,
         owner: &caller.user_id,
@@ -292,16 +291,16 @@ fn new_records(
         state_id: &claims.jti,
         return_to: link.return_to.as_str(),
         status: consent.status.clone(),
-        at: &created_at,
+        at: *issued,
     });
     record.code_challenge = link.input.code_challenge.clone();
-    record.provider = consent
+    record.milestones.provider = consent
         .provider
         .clone()
         .or(link.provider().map(str::to_owned));
     // Once the state has lapsed no callback can finish the journey: the
     // reconciler then asks Finexer how it ended.
-    record.due_at = Some(timestamp(*issued + app.config.state_ttl)?);
+    record.due_at = Some(*issued + app.config.state_ttl);
     let state_record = StateRecord {
         state_id: claims.jti.clone(),
         consent_id: consent.id.clone(),
@@ -320,7 +319,7 @@ fn answer(app: &App, created: &Created, page: Url) -> Result<Response<Body>> {
         &LinkCreated {
             consent_id: created.consent.id.clone(),
             consent_url: page.into(),
-            expires_at: timestamp(created.issued + app.config.state_ttl)?,
+            expires_at: created.issued + app.config.state_ttl,
         },
     )
 }
@@ -376,7 +375,7 @@ async fn find_or_create_customer(app: &App, caller: &Caller) -> Result<String> {
             .store
             .claim_customer(
                 &caller.user_id,
-                now().unix_timestamp(),
+                now().unix_seconds(),
                 CUSTOMER_LEASE_SECONDS,
             )
             .await?;

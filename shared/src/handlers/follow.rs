@@ -13,13 +13,12 @@
 //! - every write is conditional on the status read, so it is safe alongside
 //!   callbacks, revokes, other events and another reconciler run.
 
-use time::OffsetDateTime;
-
-use crate::app::{App, parse_timestamp, timestamp};
+use crate::app::App;
 use crate::consent::{AWAITING_OUTCOME, ConsentStatus, MAY_EXPIRE, REVOKED_FROM};
 use crate::error::Result;
 use crate::finexer::Consent;
 use crate::store::{ChangeSource, ConsentRecord, Due, Guard, Transition};
+use crate::timestamp::Timestamp;
 
 /// Writes that lose a race are retried on the fresh record this many times.
 const ATTEMPTS: usize = 3;
@@ -41,10 +40,10 @@ pub async fn follow(
     mut record: ConsentRecord,
     remote: &Consent,
     source: ChangeSource,
-    now: OffsetDateTime,
+    now: Timestamp,
 ) -> Result<Followed> {
     for _ in 0..ATTEMPTS {
-        let Some((from, change)) = change_for(app, &record, remote, source, now)? else {
+        let Some((from, change)) = change_for(app, &record, remote, source, now) else {
             return Ok(Followed::Unchanged(record));
         };
         if let Some(changed) = app
@@ -59,7 +58,7 @@ pub async fn follow(
                 source = ?source,
                 "consent follows Finexer"
             );
-            if change.revoked_at.is_some() {
+            if change.set.revoked_at.is_some() {
                 // Revoked at the bank, or our pending revocation done by Finexer.
                 crate::metrics::count(crate::metrics::REVOCATION, &[("Outcome", "completed")]);
             }
@@ -80,40 +79,40 @@ fn change_for(
     record: &ConsentRecord,
     remote: &Consent,
     source: ChangeSource,
-    now: OffsetDateTime,
-) -> Result<Option<(Vec<ConsentStatus>, Transition)>> {
+    now: Timestamp,
+) -> Option<(Vec<ConsentStatus>, Transition)> {
     use ConsentStatus::*;
-    let at = timestamp(now)?;
-    let mut change = Transition::new(remote.status.clone(), &at, source);
+    let mut change = Transition::new(remote.status.clone(), now, source);
+    let set = &mut change.set;
     // The bank the user chose, as the callback records it.
-    change.provider = remote.provider.clone();
+    set.provider = remote.provider.clone();
     let from = match (&record.status, &remote.status) {
         (New | Pending, Authorized) => {
-            if callback_may_come(app, record, now)? {
-                return Ok(None);
+            if callback_may_come(app, record, now) {
+                return None;
             }
-            change.authorized_at = Some(remote.authed_at.clone().unwrap_or(at.clone()));
-            change.expires_at = remote.expiry_date.clone();
+            set.authorized_at = Some(remote.authed_at.unwrap_or(now));
+            set.expires_at = remote.expiry_date;
             // No code went out, so it can never be confirmed: it stands only
             // for the window a late confirmation would have had.
-            let confirm_by = timestamp(now + app.config.confirm_ttl)?;
-            change.due = Due::At(confirm_by.clone());
-            change.confirm_by = Some(confirm_by);
+            let confirm_by = now + app.config.confirm_ttl;
+            set.confirm_by = Some(confirm_by);
+            change.due = Due::At(confirm_by);
             AWAITING_OUTCOME.to_vec()
         }
         (Authorized, Authorized) => {
             // Still live: take a moved expiry (a re-confirmation elsewhere).
-            if remote.expiry_date.is_none() || remote.expiry_date == record.expires_at {
-                return Ok(None);
+            if remote.expiry_date.is_none() || remote.expiry_date == record.milestones.expires_at {
+                return None;
             }
-            change.expires_at = remote.expiry_date.clone();
-            change.renewed_at = remote.renewed_at.clone();
-            if record.confirmed_at.is_some() {
-                change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+            set.expires_at = remote.expiry_date;
+            set.renewed_at = remote.renewed_at;
+            if record.milestones.confirmed_at.is_some() {
+                change.due = Due::At(super::reconcile::confirmed_look(
                     &record.consent_id,
-                    remote.expiry_date.as_deref(),
+                    remote.expiry_date,
                     now,
-                )?)?);
+                ));
             }
             vec![Authorized]
         }
@@ -123,22 +122,22 @@ fn change_for(
         (New | Pending, Canceled) => AWAITING_OUTCOME.to_vec(),
         // Revoked at the bank, or our pending revocation done by Finexer.
         (Authorized | RevokePending, Canceled) => {
-            change.revoked_at = Some(at.clone());
+            set.revoked_at = Some(now);
             REVOKED_FROM.to_vec()
         }
-        _ => return Ok(None),
+        _ => return None,
     };
     debug_assert!(from.iter().all(|f| f.may_follow(&change.to)));
-    Ok(Some((from, change)))
+    Some((from, change))
 }
 
 /// Whether a pending consent's callback can still arrive: its state token
 /// has not yet expired.
-fn callback_may_come(app: &App, record: &ConsentRecord, now: OffsetDateTime) -> Result<bool> {
-    Ok(now < state_expiry(app, record)?)
+fn callback_may_come(app: &App, record: &ConsentRecord, now: Timestamp) -> bool {
+    now < state_expiry(app, record)
 }
 
 /// When the state token issued with the consent expires: no callback after.
-pub fn state_expiry(app: &App, record: &ConsentRecord) -> Result<OffsetDateTime> {
-    Ok(parse_timestamp(&record.created_at)? + app.config.state_ttl)
+pub fn state_expiry(app: &App, record: &ConsentRecord) -> Timestamp {
+    record.created_at + app.config.state_ttl
 }

@@ -14,8 +14,6 @@ mod revocation;
 mod revoke;
 mod webhook;
 
-/// The API's consent representation, kept at its old path for a while.
-pub use crate::consent::{ConsentView, HistoryEntry};
 pub use callback::callback;
 pub use confirm::{Confirm, confirm};
 pub use consents::consents;
@@ -25,13 +23,13 @@ pub use revoke::revoke;
 pub use webhook::webhook;
 
 use lambda_http::{Body, Request, Response};
-use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::routes::{self, Function, Route};
 
 use crate::error::{Error, Result};
 use crate::store::ConsentRecord;
+use crate::timestamp::Timestamp;
 
 /// Ids from URLs are opaque to us but bounded: printable ASCII, no separators.
 fn checked_id<'a>(raw: &'a str, what: &str) -> Result<&'a str> {
@@ -93,6 +91,6 @@ async fn owned_consent(
         .ok_or(Error::NotFound)
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+fn now() -> Timestamp {
+    Timestamp::now()
 }

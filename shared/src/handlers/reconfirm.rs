@@ -6,7 +6,7 @@
 use lambda_http::{Body, Response};
 
 use super::{now, owned_consent};
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::consent::{ConsentStatus, ConsentView};
 use crate::error::{Error, Result};
 use crate::http::json_response;
@@ -25,16 +25,16 @@ pub(super) async fn handle(app: &App, owner: &str, consent_id: &str) -> Result<R
             }
         )));
     }
-    let at = timestamp(now())?;
-    let remote = app.finexer.renew_consent(consent_id, &at).await?;
-    let mut change = Transition::new(ConsentStatus::Authorized, &at, ChangeSource::Reconfirm);
-    change.renewed_at = Some(remote.renewed_at.unwrap_or_else(|| at.clone()));
-    change.expires_at = remote.expiry_date.clone();
-    change.due = Due::At(timestamp(super::reconcile::confirmed_look(
+    let at = now();
+    let remote = app.finexer.renew_consent(consent_id, at).await?;
+    let mut change = Transition::new(ConsentStatus::Authorized, at, ChangeSource::Reconfirm);
+    change.set.renewed_at = Some(remote.renewed_at.unwrap_or(at));
+    change.set.expires_at = remote.expiry_date;
+    change.due = Due::At(super::reconcile::confirmed_look(
         consent_id,
-        remote.expiry_date.or(record.expires_at).as_deref(),
-        now(),
-    )?)?);
+        remote.expiry_date.or(record.milestones.expires_at),
+        at,
+    ));
     let guard = Guard {
         owner: Some(owner),
         confirmed: true,

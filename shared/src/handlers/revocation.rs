@@ -7,7 +7,7 @@
 //! revocation that did not happen and never forgets one that was asked for.
 
 use super::now;
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::consent::ConsentStatus;
 use crate::error::{Error, Result};
 use crate::store::{ChangeSource, ConsentRecord, Due, Guard, Transition};
@@ -38,14 +38,11 @@ pub async fn request(
     from: &[ConsentStatus],
     reason: Option<&str>,
 ) -> Result<Option<ConsentRecord>> {
-    let mut asked = Transition::new(
-        ConsentStatus::RevokePending,
-        &timestamp(now())?,
-        ChangeSource::Revoke,
-    );
-    asked.revoke_requested_at = Some(asked.at.clone());
-    asked.reason = reason.map(str::to_owned);
-    asked.due = Due::At(timestamp(now() + FIRST_RETRY)?);
+    let at = now();
+    let mut asked = Transition::new(ConsentStatus::RevokePending, at, ChangeSource::Revoke);
+    asked.set.revoke_requested_at = Some(at);
+    asked.set.revoke_reason = reason.map(str::to_owned);
+    asked.due = Due::At(at + FIRST_RETRY);
     app.store.transition(consent_id, guard, from, &asked).await
 }
 
@@ -92,8 +89,8 @@ async fn revoke_and_record(
         Err(e) => return Err(e),
     }
 
-    let mut done = Transition::new(ConsentStatus::Canceled, &timestamp(now())?, source);
-    done.revoked_at = Some(done.at.clone());
+    let mut done = Transition::new(ConsentStatus::Canceled, now(), source);
+    done.set.revoked_at = Some(done.at);
     let record = app
         .store
         .transition(
@@ -113,7 +110,7 @@ async fn revoke_and_record(
 /// An authorized consent whose owner did not confirm it in time is revoked;
 /// any other record comes back as it is. Runs wherever such a record is read.
 pub async fn settle_unconfirmed(app: &App, record: ConsentRecord) -> Result<ConsentRecord> {
-    if !record.confirmation_lapsed(&timestamp(now())?) {
+    if !record.confirmation_lapsed(now()) {
         return Ok(record);
     }
     revoke_unconfirmed(app, record, ChangeSource::Revoke).await

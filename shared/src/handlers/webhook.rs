@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 
 use super::checked_id;
 use super::follow::{Followed, follow};
-use crate::app::{App, timestamp};
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::http::json_response;
 use crate::store::{ChangeSource, ConsentRecord, Guard, Transition};
+use crate::timestamp::Timestamp;
 use crate::webhook::{DEFAULT_TOLERANCE, SIGNATURE_HEADER, verify_signature};
 
 /// How long a handled event's id is remembered: past Finexer's retries
@@ -162,8 +163,8 @@ async fn handle(
         return Ok(verdict::UNKNOWN_CONSENT);
     };
 
-    let now = OffsetDateTime::now_utc();
-    let expires = (now + EVENT_RETENTION).unix_timestamp();
+    let now = Timestamp::now();
+    let expires = (now + EVENT_RETENTION).unix_seconds();
     if !app.store.record_event(&event_id, expires).await? {
         tracing::info!(
             event_id,
@@ -225,7 +226,7 @@ async fn verified_body<'r>(app: &App, request: &'r Request) -> Result<&'r [u8]> 
     Ok(body)
 }
 
-async fn apply(app: &App, kind: Kind, record: ConsentRecord, now: OffsetDateTime) -> Result<()> {
+async fn apply(app: &App, kind: Kind, record: ConsentRecord, now: Timestamp) -> Result<()> {
     match kind {
         Kind::ConsentChanged => {
             let remote = app.finexer.get_consent(&record.consent_id).await?;
@@ -237,9 +238,8 @@ async fn apply(app: &App, kind: Kind, record: ConsentRecord, now: OffsetDateTime
             Ok(())
         }
         Kind::ExpiryReminder => {
-            let at = timestamp(now)?;
-            let mut noted = Transition::new(record.status.clone(), &at, ChangeSource::Webhook);
-            noted.expiry_reminder_at = Some(at);
+            let mut noted = Transition::new(record.status.clone(), now, ChangeSource::Webhook);
+            noted.set.expiry_reminder_at = Some(now);
             app.store
                 .transition(
                     &record.consent_id,

@@ -119,7 +119,7 @@ fn transition_update(
     let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
     let mut values: Item = HashMap::from([
         (":to".into(), s(change.to.as_str())),
-        (":at".into(), s(&change.at)),
+        (":at".into(), s(change.at.to_string())),
     ]);
     let mut update = vec!["#status = :to".to_owned(), "updated_at = :at".to_owned()];
     let changes_status = if change.always_recorded() {
@@ -145,11 +145,14 @@ fn transition_update(
             format!("{changes_status} AND size(history) >= :limit")
         }
     };
-    for (field, value) in change.fields() {
-        if let Some(value) = value {
-            update.push(format!("{field} = :{field}"));
-            values.insert(format!(":{field}"), s(value));
-        }
+    // The fields it sets, as the record's own item holds them (sorted:
+    // the same change, the same expression).
+    let set: Item = serde_dynamo::to_item(&change.set).map_err(corrupt)?;
+    let mut set: Vec<_> = set.into_iter().collect();
+    set.sort_by(|(a, _), (b, _)| a.cmp(b));
+    for (field, value) in set {
+        update.push(format!("{field} = :{field}"));
+        values.insert(format!(":{field}"), value);
     }
     let mut remove = Vec::new();
     match &change.due {
@@ -157,7 +160,7 @@ fn transition_update(
         Due::At(at) => {
             update.push("due_pk = :due_pk, due_at = :due_at".into());
             values.insert(":due_pk".into(), s(DUE_PARTITION));
-            values.insert(":due_at".into(), s(at));
+            values.insert(":due_at".into(), s(at.to_string()));
         }
         Due::Clear => remove.push("due_pk, due_at"),
     }
@@ -180,7 +183,7 @@ fn transition_update(
     }
     if let Some((hash, now)) = guard.code {
         values.insert(":code".into(), s(hash));
-        values.insert(":now".into(), s(now));
+        values.insert(":now".into(), s(now.to_string()));
         // Fixed-width timestamps: text order is time order.
         condition.push_str(" AND confirm_code_hash = :code AND confirm_by > :now");
     }
@@ -188,7 +191,7 @@ fn transition_update(
         condition.push_str(" AND attribute_exists(confirmed_at)");
     }
     if let Some(due) = guard.due_at {
-        values.insert(":seen_due".into(), s(due));
+        values.insert(":seen_due".into(), s(due.to_string()));
         condition.push_str(" AND due_at = :seen_due");
     }
     condition.push_str(&history_condition);
@@ -372,6 +375,13 @@ fn live_places(item: &Item, now: i64) -> HashMap<String, i64> {
             .collect(),
         _ => HashMap::new(),
     }
+}
+
+/// What the `due` index holds of a record (its keys).
+#[derive(serde::Deserialize)]
+struct DueKeys {
+    pk: String,
+    due_at: Timestamp,
 }
 
 fn consent_item(record: &ConsentRecord) -> Result<Item> {
@@ -782,11 +792,16 @@ impl ConsentStore for DynamoStore {
         Ok(None)
     }
 
-    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage> {
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        after: Option<&DueCursor>,
+    ) -> Result<DuePage> {
         let start_key = after.map(|cursor| {
             let mut key = consent_key(&cursor.consent_id);
             key.insert("due_pk".into(), s(DUE_PARTITION));
-            key.insert("due_at".into(), s(&cursor.due_at));
+            key.insert("due_at".into(), s(cursor.due_at.to_string()));
             key
         });
         let output = self
@@ -796,30 +811,31 @@ impl ConsentStore for DynamoStore {
             .index_name(DUE_INDEX)
             .key_condition_expression("due_pk = :due AND due_at <= :now")
             .expression_attribute_values(":due", s(DUE_PARTITION))
-            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":now", s(now.to_string()))
             .limit(limit.clamp(1, 1000) as i32)
             .set_exclusive_start_key(start_key)
             .send()
             .await
             .map_err(|e| unavailable("Query", e))?;
-        let text = |item: &Item, name: &str| match item.get(name) {
-            Some(AttributeValue::S(value)) => Some(value.clone()),
-            _ => None,
-        };
-        let records: Vec<(String, String)> = output
+        let records = output
             .items
             .unwrap_or_default()
-            .iter()
-            .filter_map(|item| {
-                let id = text(item, "pk")?.strip_prefix("CONSENT#")?.to_owned();
-                Some((id, text(item, "due_at")?))
+            .into_iter()
+            .map(|item| {
+                let keys: DueKeys = serde_dynamo::from_item(item).map_err(corrupt)?;
+                let id = keys
+                    .pk
+                    .strip_prefix("CONSENT#")
+                    .unwrap_or(&keys.pk)
+                    .to_owned();
+                Ok((id, keys.due_at))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let next = output
             .last_evaluated_key
             .and(records.last())
             .map(|(consent_id, due_at)| DueCursor {
-                due_at: due_at.clone(),
+                due_at: *due_at,
                 consent_id: consent_id.clone(),
             });
         Ok(DuePage { records, next })
@@ -828,8 +844,8 @@ impl ConsentStore for DynamoStore {
     async fn move_due(
         &self,
         consent_id: &str,
-        seen: &str,
-        to: Option<&str>,
+        seen: Timestamp,
+        to: Option<Timestamp>,
     ) -> Result<Option<ConsentRecord>> {
         let request = self
             .client
@@ -837,12 +853,12 @@ impl ConsentStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(consent_key(consent_id)))
             .condition_expression("attribute_exists(pk) AND due_at = :seen")
-            .expression_attribute_values(":seen", s(seen))
+            .expression_attribute_values(":seen", s(seen.to_string()))
             .return_values(ReturnValue::AllNew);
         let request = match to {
             Some(to) => request
                 .update_expression("SET due_at = :to, due_pk = :due")
-                .expression_attribute_values(":to", s(to))
+                .expression_attribute_values(":to", s(to.to_string()))
                 .expression_attribute_values(":due", s(DUE_PARTITION)),
             None => request.update_expression("REMOVE due_at, due_pk"),
         };

@@ -212,20 +212,25 @@ impl ConsentStore for MemoryStore {
         }
     }
 
-    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage> {
-        let mut due: Vec<(String, String)> = self
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        after: Option<&DueCursor>,
+    ) -> Result<DuePage> {
+        let mut due: Vec<(Timestamp, String)> = self
             .tables()
             .consents
             .values()
-            .filter_map(|c| Some((c.due_at.clone()?, c.consent_id.clone())))
-            .filter(|(at, _)| at.as_str() <= now)
+            .filter_map(|c| Some((c.due_at?, c.consent_id.clone())))
+            .filter(|(at, _)| *at <= now)
             .filter(|(at, id)| {
                 after.is_none_or(|cursor| (at, id) > (&cursor.due_at, &cursor.consent_id))
             })
             .collect();
         due.sort();
         let next = (due.len() > limit).then(|| DueCursor {
-            due_at: due[limit - 1].0.clone(),
+            due_at: due[limit - 1].0,
             consent_id: due[limit - 1].1.clone(),
         });
         due.truncate(limit);
@@ -238,13 +243,13 @@ impl ConsentStore for MemoryStore {
     async fn move_due(
         &self,
         consent_id: &str,
-        seen: &str,
-        to: Option<&str>,
+        seen: Timestamp,
+        to: Option<Timestamp>,
     ) -> Result<Option<ConsentRecord>> {
         let mut tables = self.tables();
         match tables.consents.get_mut(consent_id) {
-            Some(record) if record.due_at.as_deref() == Some(seen) => {
-                record.due_at = to.map(str::to_owned);
+            Some(record) if record.due_at == Some(seen) => {
+                record.due_at = to;
                 Ok(Some(record.clone()))
             }
             _ => Ok(None),

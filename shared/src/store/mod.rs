@@ -12,8 +12,9 @@ pub mod memory;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use crate::consent::ConsentStatus;
+use crate::consent::ConsentStatus;
 use crate::error::Result;
+use crate::timestamp::Timestamp;
 
 /// What changed a consent's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +49,7 @@ pub enum ConfirmedBy {
 /// the entry before, so it can never disagree with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
-    pub at: String,
+    pub at: Timestamp,
     pub to: ConsentStatus,
     pub source: ChangeSource,
     /// Why, when the system (not the owner) made the change.
@@ -59,17 +60,74 @@ pub struct StatusChange {
     pub confirmed_by: Option<ConfirmedBy>,
 }
 
+/// Declares [`Milestones`] from one list of its fields, with what each
+/// shares: optional, left out of the stored item while unset, and set by a
+/// patch only when the patch has it.
+macro_rules! milestones {
+    ($($(#[$doc:meta])* $field:ident: $kind:ty,)*) => {
+        /// What a consent gains along its life: the times of its milestones
+        /// and what came with them. A [`ConsentRecord`] holds them; a
+        /// [`Transition`] holds those it sets (unset ones leave the record's
+        /// as they are). The item mapping and the view read them from here.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Milestones {
+            $(
+                $(#[$doc])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$kind>,
+            )*
+        }
+
+        impl Milestones {
+            /// Every field, by its attribute name.
+            pub const FIELDS: &[&str] = &[$(stringify!($field)),*];
+
+            /// Sets each field that `patch` has.
+            pub fn overlay(&mut self, patch: &Milestones) {
+                $(
+                    if let Some(value) = &patch.$field {
+                        self.$field = Some(value.clone());
+                    }
+                )*
+            }
+        }
+    };
+}
+
+milestones! {
+    /// The bank (Finexer's provider id).
+    provider: String,
+    /// The bank's display name, as Finexer's provider list names `provider`.
+    bank_name: String,
+    /// When the user approved at the bank (Finexer's `authed_at`).
+    authorized_at: Timestamp,
+    revoke_requested_at: Timestamp,
+    revoked_at: Timestamp,
+    /// When the consent itself expires at Finexer (`expiry_date`).
+    expires_at: Timestamp,
+    /// SHA-256 (base64url) of the one-time confirmation code the callback
+    /// handed to the browser; the code itself is never stored.
+    confirm_code_hash: String,
+    /// Until when that code is accepted; an authorized consent still
+    /// unconfirmed after it is revoked.
+    confirm_by: Timestamp,
+    /// When the owner confirmed it: only then is its data served.
+    confirmed_at: Timestamp,
+    /// Why the system revoked it, when the owner did not ask (also the
+    /// reason of the history entry of the change that sets it).
+    revoke_reason: String,
+    /// When the user last re-confirmed it at Finexer (`renewed_at`).
+    renewed_at: Timestamp,
+    /// When Finexer told the user that the consent is about to expire.
+    expiry_reminder_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRecord {
     pub consent_id: String,
     pub owner: String,
     pub customer_id: String,
     pub status: ConsentStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    /// The bank's display name, as Finexer's provider list names `provider`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bank_name: Option<String>,
     /// The link's `code_challenge` (base64url SHA-256 of a verifier that
     /// only the starting tab holds); the verifier itself is never sent here
     /// before the confirm, and never stored.
@@ -79,41 +137,15 @@ pub struct ConsentRecord {
     pub return_to: String,
     /// The `jti` of the state token issued with this consent (the binding).
     pub state_id: String,
-    pub created_at: String,
-    pub updated_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorized_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoke_requested_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
-    /// When the consent itself expires at Finexer (`expiry_date`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    /// SHA-256 (base64url) of the one-time confirmation code the callback
-    /// handed to the browser; the code itself is never stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirm_code_hash: Option<String>,
-    /// Until when that code is accepted; an authorized consent still
-    /// unconfirmed after it is revoked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirm_by: Option<String>,
-    /// When the owner confirmed it: only then is its data served.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmed_at: Option<String>,
-    /// Why the system revoked it, when the owner did not ask.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoke_reason: Option<String>,
-    /// When the user last re-confirmed it at Finexer (`renewed_at`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renewed_at: Option<String>,
-    /// When Finexer told the user that the consent is about to expire.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry_reminder_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Stored as attributes of the record's own item, not a nested map.
+    #[serde(flatten)]
+    pub milestones: Milestones,
     /// When the reconciler should next look at it; absent while nothing can
     /// change without Finexer telling us (the sparse `due` index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub due_at: Option<String>,
+    pub due_at: Option<Timestamp>,
     #[serde(default)]
     pub history: Vec<StatusChange>,
 }
@@ -127,7 +159,7 @@ pub struct NewRecord<'a> {
     pub return_to: &'a str,
     pub status: ConsentStatus,
     /// Created and updated at this time.
-    pub at: &'a str,
+    pub at: Timestamp,
 }
 
 impl ConsentRecord {
@@ -139,26 +171,15 @@ impl ConsentRecord {
             owner: new.owner.to_owned(),
             customer_id: new.customer_id.to_owned(),
             status: new.status.clone(),
-            provider: None,
-            bank_name: None,
             code_challenge: None,
             return_to: new.return_to.to_owned(),
             state_id: new.state_id.to_owned(),
-            created_at: new.at.to_owned(),
-            updated_at: new.at.to_owned(),
-            authorized_at: None,
-            revoke_requested_at: None,
-            revoked_at: None,
-            expires_at: None,
-            confirm_code_hash: None,
-            confirm_by: None,
-            confirmed_at: None,
-            revoke_reason: None,
-            renewed_at: None,
-            expiry_reminder_at: None,
+            created_at: new.at,
+            updated_at: new.at,
+            milestones: Milestones::default(),
             due_at: None,
             history: vec![StatusChange {
-                at: new.at.to_owned(),
+                at: new.at,
                 to: new.status,
                 source: ChangeSource::Create,
                 reason: None,
@@ -169,14 +190,14 @@ impl ConsentRecord {
 
     /// Authorized and confirmed by its owner: its data may be served.
     pub fn is_confirmed(&self) -> bool {
-        self.status == ConsentStatus::Authorized && self.confirmed_at.is_some()
+        self.status == ConsentStatus::Authorized && self.milestones.confirmed_at.is_some()
     }
 
     /// Authorized, never confirmed, and its confirmation window has passed.
-    pub fn confirmation_lapsed(&self, now: &str) -> bool {
+    pub fn confirmation_lapsed(&self, now: Timestamp) -> bool {
         self.status == ConsentStatus::Authorized
-            && self.confirmed_at.is_none()
-            && self.confirm_by.as_deref().is_some_and(|by| by <= now)
+            && self.milestones.confirmed_at.is_none()
+            && self.milestones.confirm_by.is_some_and(|by| by <= now)
     }
 }
 
@@ -194,21 +215,11 @@ pub struct StateRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub to: ConsentStatus,
-    pub at: String,
+    pub at: Timestamp,
     pub source: ChangeSource,
-    pub provider: Option<String>,
-    pub bank_name: Option<String>,
-    pub authorized_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub revoke_requested_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub confirm_code_hash: Option<String>,
-    pub confirm_by: Option<String>,
-    pub confirmed_at: Option<String>,
-    pub renewed_at: Option<String>,
-    pub expiry_reminder_at: Option<String>,
-    /// Recorded as the record's `revoke_reason` and in the history entry.
-    pub reason: Option<String>,
+    /// What it sets besides the status; its `revoke_reason` is also the
+    /// history entry's reason.
+    pub set: Milestones,
     /// Recorded in the history entry of a confirmation.
     pub confirmed_by: Option<ConfirmedBy>,
     /// What becomes of the record's `due_at`.
@@ -221,38 +232,27 @@ pub enum Due {
     /// Leave `due_at` as it is.
     #[default]
     Keep,
-    At(String),
+    At(Timestamp),
     /// Nothing left to look at.
     Clear,
 }
 
 impl Due {
     /// `Some(at)` for a time, `Clear` for none.
-    pub fn at_or_clear(at: Option<String>) -> Due {
+    pub fn at_or_clear(at: Option<Timestamp>) -> Due {
         at.map_or(Due::Clear, Due::At)
     }
 }
 
 impl Transition {
-    pub fn new(to: ConsentStatus, at: &str, source: ChangeSource) -> Self {
+    pub fn new(to: ConsentStatus, at: Timestamp, source: ChangeSource) -> Self {
         // A final status needs no more looks; the others say when.
         let due = if to.is_final() { Due::Clear } else { Due::Keep };
         Transition {
             to,
-            at: at.to_owned(),
+            at,
             source,
-            provider: None,
-            bank_name: None,
-            authorized_at: None,
-            expires_at: None,
-            revoke_requested_at: None,
-            revoked_at: None,
-            confirm_code_hash: None,
-            confirm_by: None,
-            confirmed_at: None,
-            renewed_at: None,
-            expiry_reminder_at: None,
-            reason: None,
+            set: Milestones::default(),
             confirmed_by: None,
             due,
         }
@@ -261,30 +261,12 @@ impl Transition {
     /// The history entry this change adds.
     pub fn entry(&self) -> StatusChange {
         StatusChange {
-            at: self.at.clone(),
+            at: self.at,
             to: self.to.clone(),
             source: self.source,
-            reason: self.reason.clone(),
+            reason: self.set.revoke_reason.clone(),
             confirmed_by: self.confirmed_by,
         }
-    }
-
-    /// The optional fields it sets, by record attribute name.
-    pub fn fields(&self) -> [(&'static str, &Option<String>); 12] {
-        [
-            ("provider", &self.provider),
-            ("bank_name", &self.bank_name),
-            ("authorized_at", &self.authorized_at),
-            ("expires_at", &self.expires_at),
-            ("revoke_requested_at", &self.revoke_requested_at),
-            ("revoked_at", &self.revoked_at),
-            ("confirm_code_hash", &self.confirm_code_hash),
-            ("confirm_by", &self.confirm_by),
-            ("confirmed_at", &self.confirmed_at),
-            ("renewed_at", &self.renewed_at),
-            ("expiry_reminder_at", &self.expiry_reminder_at),
-            ("revoke_reason", &self.reason),
-        ]
     }
 
     /// Applies the change to a record in memory (the in-memory store, and the
@@ -292,29 +274,11 @@ impl Transition {
     pub fn apply(&self, record: &mut ConsentRecord) {
         let effect = self.history_effect(record);
         record.status = self.to.clone();
-        record.updated_at = self.at.clone();
-        let fields = [
-            (&self.provider, &mut record.provider),
-            (&self.bank_name, &mut record.bank_name),
-            (&self.authorized_at, &mut record.authorized_at),
-            (&self.expires_at, &mut record.expires_at),
-            (&self.revoke_requested_at, &mut record.revoke_requested_at),
-            (&self.revoked_at, &mut record.revoked_at),
-            (&self.confirm_code_hash, &mut record.confirm_code_hash),
-            (&self.confirm_by, &mut record.confirm_by),
-            (&self.confirmed_at, &mut record.confirmed_at),
-            (&self.renewed_at, &mut record.renewed_at),
-            (&self.expiry_reminder_at, &mut record.expiry_reminder_at),
-            (&self.reason, &mut record.revoke_reason),
-        ];
-        for (new, field) in fields {
-            if let Some(value) = new {
-                *field = Some(value.clone());
-            }
-        }
+        record.updated_at = self.at;
+        record.milestones.overlay(&self.set);
         match &self.due {
             Due::Keep => {}
-            Due::At(at) => record.due_at = Some(at.clone()),
+            Due::At(at) => record.due_at = Some(*at),
             Due::Clear => record.due_at = None,
         }
         match effect {
@@ -396,11 +360,11 @@ pub struct Guard<'a> {
     pub unconfirmed: bool,
     /// `(hash, now)`: its confirmation code hashes to `hash` and is still
     /// valid at `now` (implies `unconfirmed`).
-    pub code: Option<(&'a str, &'a str)>,
+    pub code: Option<(&'a str, Timestamp)>,
     /// The owner has confirmed the consent.
     pub confirmed: bool,
     /// Its `due_at` is still this (the reconciler's claim on it).
-    pub due_at: Option<&'a str>,
+    pub due_at: Option<Timestamp>,
 }
 
 impl Guard<'_> {
@@ -408,15 +372,13 @@ impl Guard<'_> {
     pub fn admits(&self, record: &ConsentRecord) -> bool {
         let owner = self.owner.is_none_or(|owner| record.owner == owner);
         let unconfirmed =
-            !(self.unconfirmed || self.code.is_some()) || record.confirmed_at.is_none();
+            !(self.unconfirmed || self.code.is_some()) || record.milestones.confirmed_at.is_none();
         let code = self.code.is_none_or(|(hash, now)| {
-            record.confirm_code_hash.as_deref() == Some(hash)
-                && record.confirm_by.as_deref().is_some_and(|by| by > now)
+            record.milestones.confirm_code_hash.as_deref() == Some(hash)
+                && record.milestones.confirm_by.is_some_and(|by| by > now)
         });
-        let confirmed = !self.confirmed || record.confirmed_at.is_some();
-        let due = self
-            .due_at
-            .is_none_or(|due| record.due_at.as_deref() == Some(due));
+        let confirmed = !self.confirmed || record.milestones.confirmed_at.is_some();
+        let due = self.due_at.is_none_or(|due| record.due_at == Some(due));
         owner && unconfirmed && code && confirmed && due
     }
 }
@@ -554,7 +516,8 @@ pub trait ConsentStore: Send + Sync {
 
     /// One page of the records due for a look at `now`, earliest first.
     /// `after` is the `next` of the page before.
-    async fn due(&self, now: &str, limit: usize, after: Option<&DueCursor>) -> Result<DuePage>;
+    async fn due(&self, now: Timestamp, limit: usize, after: Option<&DueCursor>)
+    -> Result<DuePage>;
 
     /// Moves a record's `due_at` from `seen` to `to` (None: clears it) if it
     /// is still `seen`: the reconciler's claim on a record, and its release.
@@ -562,8 +525,8 @@ pub trait ConsentStore: Send + Sync {
     async fn move_due(
         &self,
         consent_id: &str,
-        seen: &str,
-        to: Option<&str>,
+        seen: Timestamp,
+        to: Option<Timestamp>,
     ) -> Result<Option<ConsentRecord>>;
 
     /// Records a webhook event's id until `expires_at` (Unix seconds); false
@@ -584,7 +547,7 @@ pub trait ConsentStore: Send + Sync {
 /// Where a page of due records ends: the last one's due time and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCursor {
-    pub due_at: String,
+    pub due_at: Timestamp,
     pub consent_id: String,
 }
 
@@ -592,6 +555,6 @@ pub struct DueCursor {
 pub struct DuePage {
     /// `(consent id, due_at)` as the index read them; the record itself is
     /// read when claimed.
-    pub records: Vec<(String, String)>,
+    pub records: Vec<(String, Timestamp)>,
     pub next: Option<DueCursor>,
 }

@@ -28,12 +28,15 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
     assert_eq!((report.processed, report.changed), (1, 1), "{report:?}");
     let record = env.record(&consent_id).await;
     assert_eq!(record.status, ConsentStatus::Authorized);
-    assert_eq!(record.confirmed_at, None);
+    assert_eq!(record.milestones.confirmed_at, None);
     assert_eq!(
         record.history.last().unwrap().source,
         ChangeSource::Reconcile
     );
-    assert_eq!(record.due_at, record.confirm_by, "looked at again then");
+    assert_eq!(
+        record.due_at, record.milestones.confirm_by,
+        "looked at again then"
+    );
     let (status, _) = env
         .consents("alice", &format!("/consents/{consent_id}/accounts"))
         .await;
@@ -44,7 +47,10 @@ async fn a_closed_tab_is_recorded_unconfirmed_then_revoked_after_the_window() {
     assert_eq!(report.changed, 1, "{report:?}");
     let record = env.record(&consent_id).await;
     assert_eq!(record.status, ConsentStatus::Canceled);
-    assert_eq!(record.revoke_reason.as_deref(), Some("unconfirmed"));
+    assert_eq!(
+        record.milestones.revoke_reason.as_deref(),
+        Some("unconfirmed")
+    );
     assert_eq!(record.due_at, None);
     assert!(
         env.finexer_calls()
@@ -75,8 +81,8 @@ async fn a_revoke_finexer_refused_is_finished_by_a_later_run() {
     assert_eq!((report.processed, report.failed), (1, 1), "{report:?}");
     let waiting = env.record(&consent_id).await;
     assert_eq!(waiting.status, ConsentStatus::RevokePending);
-    let next = waiting.due_at.clone().unwrap();
-    assert!(next > shared::app::timestamp(first).unwrap(), "{next}");
+    let next = waiting.due_at.unwrap();
+    assert!(next > Timestamp::from(first), "{next}");
     assert_eq!(
         env.reconcile_at(Some(first)).await.processed,
         0,
@@ -84,7 +90,7 @@ async fn a_revoke_finexer_refused_is_finished_by_a_later_run() {
     );
 
     env.reset_faults().await;
-    let later = shared::app::parse_timestamp(&next).unwrap() + time::Duration::seconds(1);
+    let later = (next + time::Duration::seconds(1)).datetime();
     let report = env.reconcile_at(Some(later)).await;
     assert_eq!(report.changed, 1, "{report:?}");
     let record = env.record(&consent_id).await;
@@ -133,7 +139,7 @@ async fn a_run_out_of_budget_leaves_the_rest_due_and_untouched() {
         env.finexer_says(&consent_id, AtFinexer::Failed).await;
     }
     let run = shared::handlers::reconcile::Run {
-        at: Some(shared::app::timestamp(after(env.app.config.state_ttl)).unwrap()),
+        at: Some(Timestamp::from(after(env.app.config.state_ttl)).to_string()),
         budget_ms: Some(0),
     };
     let report = shared::handlers::reconcile(&env.app, run.clone())
@@ -182,25 +188,19 @@ async fn reconfirming_records_it_at_finexer_and_here() {
     assert_eq!(status, 200, "{view}");
     let at_finexer = env.at_finexer(&consent_id).await;
     let renewed_at_finexer = at_finexer.renewed_at.expect("renewed at Finexer");
+    let time_of = |field: &str| Timestamp::parse(view[field].as_str().unwrap()).unwrap();
     assert_eq!(
-        view["expires_at"],
-        at_finexer.expiry_date.unwrap().to_string(),
+        time_of("expires_at").unix_seconds(),
+        at_finexer.expiry_date.unwrap().unix_seconds(),
         "Finexer's new expiry"
     );
-    let renewed = view["renewed_at"].as_str().unwrap().to_owned();
+    let renewed = time_of("renewed_at");
     assert_eq!(
-        shared::app::parse_timestamp(&renewed)
-            .unwrap()
-            .unix_timestamp(),
+        renewed.unix_seconds(),
         renewed_at_finexer.unix_seconds(),
         "the renewal time we sent"
     );
-    let reconfirm_by =
-        shared::app::parse_timestamp(view["reconfirm_by"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        reconfirm_by - shared::app::parse_timestamp(&renewed).unwrap(),
-        time::Duration::days(90)
-    );
+    assert_eq!(time_of("reconfirm_by") - renewed, time::Duration::days(90));
     assert_eq!(
         view["history"].as_array().unwrap().last().unwrap()["source"],
         "reconfirm"

@@ -1,20 +1,28 @@
 //! The DynamoDB store's own guarantees, against moto: atomic consent + state
 //! writes, single consumption under concurrency, expiry, customer leases.
 
+use shared::consent::ConsentStatus;
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
 use shared::store::*;
 
-use connect_testkit::records::{self, Seed};
+use connect_testkit::records::{self, Seed, at};
 
 use crate::support::aws_config;
 
 async fn dynamo_store() -> DynamoStore {
+    dynamo_table().await.0
+}
+
+/// A store on a fresh table, with a client and the table's name for
+/// reading and writing its items directly.
+async fn dynamo_table() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
     let aws = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("store-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let store = DynamoStore::new(client.clone(), &table);
     store.create_table().await.unwrap();
-    store
+    (store, client, table)
 }
 
 fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecord) {
@@ -26,7 +34,7 @@ fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecor
         state_id: &state_id,
         return_to: "https://app.example.com/",
         status: ConsentStatus::Pending,
-        at: created_at,
+        at: at(created_at),
     });
     let state = StateRecord {
         state_id: format!("state-{id}"),
@@ -40,10 +48,10 @@ fn record(id: &str, owner: &str, created_at: &str) -> (ConsentRecord, StateRecor
 fn authorize() -> Transition {
     let mut change = Transition::new(
         ConsentStatus::Authorized,
-        "2026-11-25T10:00:00Z",
+        at("2026-11-25T10:00:00Z"),
         ChangeSource::Callback,
     );
-    change.authorized_at = Some(change.at.clone());
+    change.set.authorized_at = Some(change.at);
     change
 }
 
@@ -99,10 +107,10 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     // The consent moved on (revoked): the unused state of b cannot be spent.
     let mut cancel = Transition::new(
         ConsentStatus::Canceled,
-        "2026-11-25T11:00:00Z",
+        at("2026-11-25T11:00:00Z"),
         ChangeSource::Revoke,
     );
-    cancel.revoked_at = Some(cancel.at.clone());
+    cancel.set.revoked_at = Some(cancel.at);
     assert!(
         store
             .transition("bc_b", owned_by("someone-else"), &pending, &cancel)
@@ -127,7 +135,10 @@ async fn single_use_and_binding(store: &dyn ConsentStore) {
     );
     let b_now = store.consent("bc_b").await.unwrap().unwrap();
     assert_eq!(b_now.status, ConsentStatus::Canceled);
-    assert_eq!(b_now.revoked_at.as_deref(), Some("2026-11-25T11:00:00Z"));
+    assert_eq!(
+        b_now.milestones.revoked_at,
+        Some(at("2026-11-25T11:00:00Z"))
+    );
 
     let all = Page {
         limit: 10,
@@ -341,7 +352,7 @@ async fn bounded_history(store: &dyn ConsentStore) {
         ConsentStatus::Expired,
     ];
     let change = |to: ConsentStatus, i: usize, source: ChangeSource| {
-        Transition::new(to, &format!("2026-11-25T10:00:{i:02}.000000Z"), source)
+        Transition::new(to, at(&format!("2026-11-25T10:00:{i:02}.000000Z")), source)
     };
     let mut record = store
         .transition("bc_h", Guard::default(), &any, &authorize())
@@ -491,7 +502,7 @@ async fn pending_places(store: &dyn ConsentStore) {
     ));
     let denied = Transition::new(
         ConsentStatus::Canceled,
-        "2026-11-25T09:05:00Z",
+        at("2026-11-25T09:05:00Z"),
         ChangeSource::Callback,
     );
     store
@@ -557,4 +568,155 @@ async fn fifty_concurrent_places_never_pass_the_cap() {
         .filter(|o| matches!(o, Ok(PendingPlace::Full { .. })))
         .count();
     assert_eq!((taken, full), (5, 45), "{outcomes:?}");
+}
+
+/// A consent's whole life, each change setting what it comes with, until
+/// every milestone is set: `(statuses it may start from, the change)`.
+fn whole_life() -> Vec<(Vec<ConsentStatus>, Transition)> {
+    use ConsentStatus::{Authorized, Canceled, Pending, RevokePending};
+    let base = at("2026-11-25T10:00:00.123456Z");
+    let minute = |n: i64| base + time::Duration::minutes(n);
+    let change = |to, n, source| Transition::new(to, minute(n), source);
+
+    let mut approved = change(Authorized, 1, ChangeSource::Callback);
+    approved.set.provider = Some("sandbox-barclays".into());
+    approved.set.bank_name = Some("Barclays".into());
+    approved.set.authorized_at = Some(at("2026-11-25T10:00:58Z"));
+    approved.set.expires_at = Some(at("2027-02-23T10:00:00Z"));
+    approved.set.confirm_code_hash = Some("h".repeat(43));
+    approved.set.confirm_by = Some(minute(11));
+    approved.due = Due::At(minute(11));
+    let mut confirmed = change(Authorized, 2, ChangeSource::Confirm);
+    confirmed.set.confirmed_at = Some(minute(2));
+    confirmed.confirmed_by = Some(ConfirmedBy::Verifier);
+    let mut renewed = change(Authorized, 3, ChangeSource::Reconfirm);
+    renewed.set.renewed_at = Some(minute(3));
+    renewed.set.expires_at = Some(at("2027-02-24T10:00:00Z"));
+    let mut reminded = change(Authorized, 4, ChangeSource::Webhook);
+    reminded.set.expiry_reminder_at = Some(minute(4));
+    let mut asked = change(RevokePending, 5, ChangeSource::Revoke);
+    asked.set.revoke_requested_at = Some(minute(5));
+    asked.set.revoke_reason = Some("unconfirmed".into());
+    asked.due = Due::At(minute(6));
+    let mut revoked = change(Canceled, 6, ChangeSource::Revoke);
+    revoked.set.revoked_at = Some(minute(6));
+    vec![
+        (vec![Pending], approved),
+        (vec![Authorized], confirmed),
+        (vec![Authorized], renewed),
+        (vec![Authorized], reminded),
+        (vec![Authorized], asked),
+        (vec![RevokePending], revoked),
+    ]
+}
+
+/// Lives a consent's whole life on `store`, checking each change's answer
+/// against the same change applied in memory; returns the last record.
+async fn live_whole_life(store: &dyn ConsentStore, id: &str) -> ConsentRecord {
+    let (mut expected, state) = record(id, "u1", "2026-11-25T10:00:00.123456Z");
+    store.insert_consent(&expected, &state).await.unwrap();
+    for (from, change) in whole_life() {
+        change.apply(&mut expected);
+        let answered = store
+            .transition(id, Guard::default(), &from, &change)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{:?} from {from:?} applies", change.to));
+        assert_eq!(answered, expected, "{:?}", change.source);
+    }
+    assert_eq!(store.consent(id).await.unwrap().unwrap(), expected);
+    expected
+}
+
+/// Every milestone set, and none: DynamoDB gives back the record it was
+/// given, whether put whole or reached change by change, and keeps each
+/// milestone as a top-level attribute in the fixed-width time format.
+#[tokio::test]
+async fn dynamo_store_round_trips_every_milestone_and_none() {
+    let (store, client, table) = dynamo_table().await;
+    let (fresh, fresh_state) = record("bc_fresh", "u1", "2026-11-25T09:00:00Z");
+    assert_eq!(fresh.milestones, Milestones::default());
+    store.insert_consent(&fresh, &fresh_state).await.unwrap();
+    assert_eq!(store.consent("bc_fresh").await.unwrap().unwrap(), fresh);
+
+    let lived = live_whole_life(&store, "bc_life").await;
+    assert_eq!(lived, live_whole_life(&MemoryStore::new(), "bc_life").await);
+    let item = consent_item(&client, &table, "bc_life").await;
+    for field in Milestones::FIELDS {
+        assert!(item.contains_key(*field), "{field} set and stored");
+    }
+    assert_eq!(
+        item["authorized_at"].as_s().unwrap(),
+        "2026-11-25T10:00:58.000000Z"
+    );
+    assert_eq!(
+        item["revoked_at"].as_s().unwrap(),
+        "2026-11-25T10:06:00.123456Z"
+    );
+    assert!(!item.contains_key("milestones"), "flattened, not nested");
+
+    // Put whole, with a due time too.
+    let mut whole = lived.clone();
+    whole.consent_id = "bc_whole".into();
+    whole.state_id = "state-bc_whole".into();
+    whole.due_at = Some(at("2026-11-26T00:00:00Z"));
+    let (_, whole_state) = record("bc_whole", "u1", "2026-11-25T09:00:00Z");
+    store.insert_consent(&whole, &whole_state).await.unwrap();
+    assert_eq!(store.consent("bc_whole").await.unwrap().unwrap(), whole);
+    let listed = store
+        .consents_of(
+            "u1",
+            &Page {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .records;
+    assert!(listed.contains(&whole) && listed.contains(&fresh));
+}
+
+/// A stored time that does not read is the store's error, not a panic,
+/// and names what it could not read.
+#[tokio::test]
+async fn a_stored_time_that_does_not_read_is_a_store_error() {
+    let (store, client, table) = dynamo_table().await;
+    let (consent, state) = record("bc_bad", "u1", "2026-11-25T09:00:00Z");
+    store.insert_consent(&consent, &state).await.unwrap();
+    let mut item = consent_item(&client, &table, "bc_bad").await;
+    item.insert(
+        "confirm_by".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S("tomorrow".into()),
+    );
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let error = store.consent("bc_bad").await.unwrap_err();
+    assert!(
+        matches!(error, shared::Error::Internal(ref why) if why.contains("\"tomorrow\"")),
+        "{error:?}"
+    );
+}
+
+async fn consent_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", S(format!("CONSENT#{id}")))
+        .key("sk", S("CONSENT".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
 }

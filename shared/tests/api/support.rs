@@ -17,12 +17,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::App;
+pub use shared::Timestamp;
 use shared::config::Config;
+pub use shared::consent::{ConsentStatus, ConsentView};
 use shared::error::Problem;
-pub use shared::handlers::{ConsentView, LinkCreated};
+pub use shared::handlers::LinkCreated;
 use shared::secrets::{SecretIds, SecretsManagerSource};
+pub use shared::store::ChangeSource;
 use shared::store::dynamo::DynamoStore;
-pub use shared::store::{ChangeSource, ConsentStatus};
 
 use connect_testkit::event::Event;
 pub use connect_testkit::pkce::{challenge, fragment_code, verifier};
@@ -347,7 +349,7 @@ impl TestEnv {
         at: Option<time::OffsetDateTime>,
     ) -> shared::handlers::reconcile::Report {
         let run = shared::handlers::reconcile::Run {
-            at: at.map(|at| shared::app::timestamp(at).unwrap()),
+            at: at.map(|at| Timestamp::from(at).to_string()),
             budget_ms: None,
         };
         shared::handlers::reconcile(&self.app, run).await.unwrap()
@@ -694,7 +696,7 @@ impl ConsentStore for SpyStore {
     }
     async fn due(
         &self,
-        now: &str,
+        now: Timestamp,
         limit: usize,
         after: Option<&DueCursor>,
     ) -> shared::Result<DuePage> {
@@ -703,8 +705,8 @@ impl ConsentStore for SpyStore {
     async fn move_due(
         &self,
         c: &str,
-        seen: &str,
-        to: Option<&str>,
+        seen: Timestamp,
+        to: Option<Timestamp>,
     ) -> shared::Result<Option<ConsentRecord>> {
         self.inner.move_due(c, seen, to).await
     }

@@ -43,7 +43,7 @@ async fn a_cancel_at_the_bank_cancels_the_record() {
 
     let record = env.record(&consent_id).await;
     assert_eq!(record.status, ConsentStatus::Canceled);
-    assert!(record.revoked_at.is_some());
+    assert!(record.milestones.revoked_at.is_some());
     assert_eq!(record.due_at, None, "nothing left for the reconciler");
     assert_eq!(
         sources(&env, &consent_id).await.last(),
@@ -183,11 +183,14 @@ async fn an_expiry_reminder_is_recorded() {
     let body = event_body("evt_remind", "reminder.consent_expiry.sent", &consent_id);
     assert_eq!(env.webhook(&body, Some(&signed(&body))).await.0, 200);
     let record = env.record(&consent_id).await;
-    assert!(record.expiry_reminder_at.is_some());
+    assert!(record.milestones.expiry_reminder_at.is_some());
     assert_eq!(record.status, ConsentStatus::Authorized);
     assert_eq!(record.history.len(), entries_before, "no status change");
     let view = env.view("alice", &consent_id).await;
-    assert_eq!(view.expiry_reminder_at, record.expiry_reminder_at);
+    assert_eq!(
+        view.expiry_reminder_at,
+        record.milestones.expiry_reminder_at
+    );
 }
 
 #[tokio::test]

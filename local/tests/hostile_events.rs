@@ -1,5 +1,5 @@
 //! No request can end a function's process: every function's binary runs
-//! under the Lambda Runtime API emulator of `benches/` (as Lambda runs it,
+//! under the test kit's Lambda Runtime API emulator (as Lambda runs it,
 //! with the production configuration pointed at moto and an in-process
 //! Finexer sandbox) and is handed hostile API Gateway events, one after the
 //! other: raw `"`, `<`, `>`, space, `{`, `|`, `^`, backtick, `%`, `%zz`,
@@ -29,11 +29,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use connect_benches::runtime_api::{FunctionSpec, Session};
 use connect_local::LocalConfig;
 use connect_testkit::Event;
 use connect_testkit::aws::moto_endpoint;
 use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER, USER};
+use connect_testkit::runtime_api::{FunctionSpec, Session};
 use serde_json::{Value, json};
 use shared::routes::{self, Function};
 

@@ -9,6 +9,8 @@
 //! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
 //! - [`aws`]: the AWS emulator (moto) the suites use.
 //! - `proxy` (feature `proxy`): a TCP proxy a test can cut off and restore.
+//! - `runtime_api` (feature `runtime_api`): the Lambda Runtime API emulator
+//!   a function's binary runs under.
 //! - [`lambda`]: the Runtime API emulator's time limits and the test users.
 
 pub mod aws;
@@ -20,6 +22,8 @@ pub mod pkce;
 pub mod proxy;
 pub mod records;
 pub mod routes;
+#[cfg(feature = "runtime_api")]
+pub mod runtime_api;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 

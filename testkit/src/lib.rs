@@ -6,7 +6,8 @@
 //! - [`model`]: the oracle of the property tests and fuzz targets.
 //! - [`records`]: consent records to seed a store with.
 //! - [`pkce`]: a link's verifier and challenge, and the code in a return URL's fragment.
-//! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread.
+//! - `sandbox` (feature `sandbox`): the Finexer sandbox on its own thread, and
+//!   a decision on its consent page as the user's browser makes it.
 //! - [`aws`]: the AWS emulator (moto) the suites use.
 //! - `proxy` (feature `proxy`): a TCP proxy a test can cut off and restore.
 //! - `runtime_api` (feature `runtime_api`): the Lambda Runtime API emulator

@@ -1,10 +1,9 @@
 //! Benchmark harness (`scripts/bench.sh`, results in `benches/RESULTS.md`).
 //!
 //! The library holds what the binaries share and what is worth a unit test:
-//! order statistics, the "sequential round trips" rule, and (feature
-//! `emulator`) the Lambda Runtime API emulator, which
-//! `local/tests/hostile_events.rs` also drives the function binaries with.
-//! API Gateway events come from the test kit (`connect_testkit::Event`).
+//! order statistics and the "sequential round trips" rule. API Gateway
+//! events and the Lambda Runtime API emulator come from the test kit
+//! (`connect_testkit::Event`, `connect_testkit::runtime_api`).
 //! The binaries are `bench-hello` and `bench-hello-current-thread` (the
 //! reference Lambdas, feature `hello`: [`hello`]), `connect-bench`
 //! (Runtime API emulator, counting proxy, every measured part and the report)
@@ -13,6 +12,4 @@
 #[cfg(feature = "hello")]
 pub mod hello;
 pub mod rounds;
-#[cfg(feature = "emulator")]
-pub mod runtime_api;
 pub mod stats;

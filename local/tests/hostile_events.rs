@@ -1,5 +1,5 @@
 //! No request can end a function's process: every function's binary runs
-//! under the Lambda Runtime API emulator of `benches/` (as Lambda runs it,
+//! under the test kit's Lambda Runtime API emulator (as Lambda runs it,
 //! with the production configuration pointed at moto and an in-process
 //! Finexer sandbox) and is handed hostile API Gateway events, one after the
 //! other: raw `"`, `<`, `>`, space, `{`, `|`, `^`, backtick, `%`, `%zz`,
@@ -29,11 +29,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use connect_benches::runtime_api::{FunctionSpec, Session};
 use connect_local::LocalConfig;
 use connect_testkit::Event;
 use connect_testkit::aws::moto_endpoint;
 use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER, USER};
+use connect_testkit::runtime_api::{FunctionSpec, Session};
+use connect_testkit::sandbox::{Decision, decide_at_consent_page};
 use serde_json::{Value, json};
 use shared::routes::{self, Function};
 
@@ -43,7 +44,6 @@ const READER: &str = OTHER_USER;
 /// Stands in for raw bytes in an event's JSON text (see `raw_events`).
 const MARK: &str = "RAW-BYTES-HERE";
 
-/// The directory holding the function binaries.
 /// The secrets each function is configured with in infra/template.yaml
 /// (tests/infra/check_consistency.py derives them from the code).
 fn secrets_used_by(function: &str) -> &'static [&'static str] {
@@ -54,6 +54,7 @@ fn secrets_used_by(function: &str) -> &'static [&'static str] {
     }
 }
 
+/// The directory holding the function binaries.
 fn binaries() -> PathBuf {
     if let Some(dir) = std::env::var_os("HOSTILE_BIN_DIR") {
         return PathBuf::from(dir);
@@ -875,26 +876,13 @@ async fn a_failed_startup_prefetch_leaves_the_work_to_the_first_request() {
     let _ = std::fs::remove_dir_all(work);
 }
 
-/// A link made by the production handler on the stack's store: its id.
 /// Approves `consent_id` on the sandbox's consent page, as the user would:
 /// the callback URL (with its `state`) the browser is sent to.
 async fn approve_at_sandbox(setup: &Setup, consent_id: &str) -> url::Url {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let decided = browser
-        .post(format!(
-            "{}/connect/{consent_id}/decision",
-            setup.sandbox.base_url()
-        ))
-        .form(&[("decision", "approve"), ("skip_info", "true")])
-        .send()
-        .await
-        .unwrap();
-    url::Url::parse(decided.headers()["location"].to_str().unwrap()).unwrap()
+    decide_at_consent_page(&setup.sandbox.base_url(), consent_id, Decision::Approve).await
 }
 
+/// A link made by the production handler on the stack's store: its id.
 async fn link(setup: &Setup, user: &str) -> String {
     let app = &setup.stack.state.app;
     let response = shared::handlers::create_link(

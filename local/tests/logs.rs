@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use connect_local::LocalConfig;
+use connect_testkit::sandbox::{Decision, decide_at_consent_page};
 use serde_json::{Value, json};
 use shared::handlers::LinkCreated;
 use tracing_subscriber::fmt::MakeWriter;
@@ -94,20 +95,13 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .await
         .unwrap();
     let consent_id = link.consent_id.as_str();
-    let decision = http
-        .post(format!("{sandbox}/connect/{consent_id}/decision"))
-        .form(&[("decision", "approve"), ("skip_info", "true")])
-        .send()
-        .await
-        .unwrap();
-    let callback = decision.headers()["location"].to_str().unwrap().to_owned();
-    let state = url::Url::parse(&callback)
-        .unwrap()
+    let callback = decide_at_consent_page(&sandbox, consent_id, Decision::Approve).await;
+    let state = callback
         .query_pairs()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    let back = http.get(&callback).send().await.unwrap();
+    let back = http.get(callback).send().await.unwrap();
     assert_eq!(back.status(), 303);
     let returned = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
     let code =

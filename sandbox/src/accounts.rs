@@ -1,20 +1,13 @@
-//! Bank accounts, balances and transactions, generated from the consent id alone
-//! (a seeded hash), so the same consent always shows the same data and nothing
-//! has to be stored. Amounts are integers in minor units (pence).
+//! Bank accounts, generated from the consent id alone (a seeded hash), so the
+//! same consent always shows the same accounts and nothing has to be stored.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use time::Duration as TimeSpan;
 
 use crate::clock::Timestamp;
 use crate::ids::derived_id;
 use crate::model::{Consent, Metadata};
 use crate::providers::{SANDBOX_BANKS, SandboxBank, find_bank};
-
-/// How far back transactions go when the consent names no `retro_date`.
-const DEFAULT_HISTORY: TimeSpan = TimeSpan::days(90);
-/// The newest few transactions are still `pending` at the bank.
-const PENDING_TRANSACTIONS: usize = 2;
 
 const HOLDER_NAMES: &[&str] = &[
     "Alex Morgan",
@@ -53,34 +46,6 @@ pub struct BankAccount {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Balance {
-    pub object: &'static str,
-    pub bank_account: String,
-    pub currency: &'static str,
-    /// Booked balance.
-    pub current: i64,
-    /// Booked balance after pending transactions.
-    pub available: i64,
-    pub credit_limit: Option<i64>,
-    pub updated_at: Timestamp,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Transaction {
-    pub id: String,
-    pub object: &'static str,
-    pub bank_account: String,
-    /// Negative for money leaving the account.
-    pub amount: i64,
-    pub currency: &'static str,
-    pub direction: &'static str,
-    pub status: &'static str,
-    pub description: String,
-    pub category: &'static str,
-    pub timestamp: Timestamp,
-}
-
 /// A deterministic stream of numbers: SHA-256 of the seed and a counter.
 struct SeededDraw {
     seed: String,
@@ -113,11 +78,6 @@ impl SeededDraw {
         } else {
             self.next_u64() % bound
         }
-    }
-
-    fn between(&mut self, low: i64, high: i64) -> i64 {
-        let span = high.saturating_sub(low).max(0).unsigned_abs() + 1;
-        low + i64::try_from(self.below(span)).unwrap_or(0)
     }
 
     fn digits(&mut self, count: usize) -> String {
@@ -190,94 +150,6 @@ pub fn accounts_for(consent: &Consent, customer_name: Option<&str>) -> Vec<BankA
         })
         .collect()
 }
-
-/// Newest first, from the consent's `retro_date` (or 90 days back) up to its authorization.
-pub fn transactions_for(account: &BankAccount, consent: &Consent) -> Vec<Transaction> {
-    let until = account.created_at;
-    let earliest = until.plus(-DEFAULT_HISTORY);
-    let since = consent
-        .retro_date
-        .as_deref()
-        .and_then(Timestamp::parse_lenient)
-        .map(|retro| retro.max(earliest).min(until))
-        .unwrap_or(earliest);
-    let span_seconds = (until.unix_seconds() - since.unix_seconds()).max(0);
-
-    let mut draw = SeededDraw::new(format!("transactions:{}", account.id));
-    let count = 25 + draw.below(36);
-    let mut offsets: Vec<i64> = (0..count).map(|_| draw.between(0, span_seconds)).collect();
-    offsets.sort_unstable();
-
-    offsets
-        .into_iter()
-        .enumerate()
-        .map(|(index, seconds_before)| {
-            let (description, category, low, high) = *draw.pick(SPENDING_PATTERNS);
-            let amount = draw.between(low, high);
-            Transaction {
-                id: derived_id("tx", &format!("{}:{index}", account.id)),
-                object: "transaction",
-                bank_account: account.id.clone(),
-                amount,
-                currency: "GBP",
-                direction: if amount < 0 { "debit" } else { "credit" },
-                status: if index < PENDING_TRANSACTIONS {
-                    "pending"
-                } else {
-                    "booked"
-                },
-                description: description.to_owned(),
-                category,
-                timestamp: until.plus(TimeSpan::seconds(-seconds_before)),
-            }
-        })
-        .collect()
-}
-
-#[allow(
-    clippy::inconsistent_digit_grouping,
-    reason = "amounts are written pounds_pence"
-)]
-pub fn balance_for(account: &BankAccount, transactions: &[Transaction]) -> Balance {
-    let mut draw = SeededDraw::new(format!("balance:{}", account.id));
-    let (current, credit_limit) = match account.account_type {
-        "savings" => (draw.between(500_00, 25_000_00), None),
-        "credit_card" => (-draw.between(0, 2_000_00), Some(5_000_00)),
-        _ => (draw.between(50_00, 4_000_00), None),
-    };
-    let pending: i64 = transactions
-        .iter()
-        .filter(|transaction| transaction.status == "pending")
-        .map(|transaction| transaction.amount)
-        .sum();
-    Balance {
-        object: "balance",
-        bank_account: account.id.clone(),
-        currency: "GBP",
-        current,
-        available: current + pending + credit_limit.unwrap_or(0),
-        credit_limit,
-        updated_at: account.created_at,
-    }
-}
-
-/// (description, category, lowest amount, highest amount) in pence.
-#[allow(
-    clippy::inconsistent_digit_grouping,
-    reason = "amounts are written pounds_pence"
-)]
-const SPENDING_PATTERNS: &[(&str, &str, i64, i64)] = &[
-    ("TESCO STORES 3012", "groceries", -95_00, -4_50),
-    ("SAINSBURYS S/MKTS", "groceries", -80_00, -3_00),
-    ("TFL TRAVEL CH", "transport", -12_00, -1_75),
-    ("PRET A MANGER", "eating_out", -14_00, -3_20),
-    ("AMAZON UK MARKETPLACE", "shopping", -120_00, -6_99),
-    ("OCTOPUS ENERGY DD", "bills", -140_00, -60_00),
-    ("NETFLIX.COM", "entertainment", -17_99, -10_99),
-    ("SALARY ACME LTD", "income", 1_800_00, 3_200_00),
-    ("REFUND ASOS", "shopping", 12_00, 80_00),
-    ("TRANSFER FROM SAVINGS", "transfers", 50_00, 500_00),
-];
 
 #[derive(Debug, Clone, Copy)]
 enum AccountKind {

@@ -18,7 +18,7 @@ pub fn random_id(prefix: &str) -> String {
 }
 
 /// An id that is always the same for the same seed, so generated objects
-/// (accounts, transactions) keep their ids across calls and restarts.
+/// (accounts) keep their ids across calls and restarts.
 pub fn derived_id(prefix: &str, seed: &str) -> String {
     let digest = Sha256::digest(seed.as_bytes());
     let body: String = digest

@@ -140,9 +140,3 @@ pub struct Consent {
     #[serde(skip)]
     pub authorized_instant: Option<Instant>,
 }
-
-impl Consent {
-    pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
-    }
-}

@@ -102,18 +102,4 @@ impl SandboxState {
             .map(|customer| customer.name);
         accounts_for(consent, customer_name.as_deref())
     }
-
-    /// Finds an account by id among all visible accounts, with its consent.
-    pub fn find_account(&self, account_id: &str) -> Option<(BankAccount, Consent)> {
-        self.store
-            .consents_where(|consent| consent.status == ConsentStatus::Authorized)
-            .into_iter()
-            .find_map(|consent| {
-                let account = self
-                    .visible_accounts(&consent)
-                    .into_iter()
-                    .find(|account| account.id == account_id)?;
-                Some((account, consent))
-            })
-    }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use time::Duration as TimeSpan;
 use tokio::sync::mpsc::UnboundedSender;
@@ -13,8 +12,6 @@ use crate::model::{Consent, ConsentStatus, Customer};
 
 /// Finexer cancels a consent nobody acted on after seven days.
 const PENDING_LIFETIME: TimeSpan = TimeSpan::days(7);
-/// Finexer allows one account sync an hour.
-pub const SYNC_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Default)]
 struct Records {
@@ -22,7 +19,6 @@ struct Records {
     /// In creation order, which is the order lists are returned in.
     consents: Vec<Consent>,
     consent_positions: HashMap<String, usize>,
-    last_syncs: HashMap<String, Instant>,
 }
 
 pub struct Store {
@@ -102,21 +98,6 @@ impl Store {
             self.announce(&updated);
         }
         Ok(Some(updated))
-    }
-
-    /// Records a sync of `account_id` unless one happened within the last hour;
-    /// otherwise says how long to wait.
-    pub fn start_sync(&self, account_id: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut records = self.lock();
-        if let Some(last) = records.last_syncs.get(account_id) {
-            let since = now.saturating_duration_since(*last);
-            if since < SYNC_INTERVAL {
-                return Err(SYNC_INTERVAL - since);
-            }
-        }
-        records.last_syncs.insert(account_id.to_owned(), now);
-        Ok(())
     }
 
     /// Status changes that happen with time alone, checked whenever a consent is read.

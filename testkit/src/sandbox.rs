@@ -7,6 +7,9 @@
 //! through `FinexerClient`'s transport hook (`transport`): each request,
 //! built as for the network, is handed to the sandbox's router on its
 //! thread, and the whole answer handed back, with no network stack between.
+//!
+//! [`decide_at_consent_page`] clicks Approve or Deny on any sandbox's
+//! consent page, as the user's browser does.
 
 use std::sync::Arc;
 
@@ -116,6 +119,64 @@ impl Drop for SandboxThread {
     }
 }
 
+/// What the user clicks on the sandbox's consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// Clicks `decision` on the consent page of the sandbox at `sandbox_url`
+/// for `consent_id`, as the user's browser does, and returns where the page
+/// sends the browser: the consent's return URL (our callback, with its
+/// `state`). The consent must name its bank (a link made with a `provider`):
+/// otherwise approving asks for one, and this panics, as it does on any
+/// answer other than that redirect.
+pub async fn decide_at_consent_page(
+    sandbox_url: &str,
+    consent_id: &str,
+    decision: Decision,
+) -> url::Url {
+    // Not following the redirect: the caller decides what reaches the callback.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let response = browser
+        .post(format!("{sandbox_url}/connect/{consent_id}/decision"))
+        .form(&[("decision", decision.as_str()), ("skip_info", "true")])
+        .send()
+        .await
+        .expect("the consent page answers");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| url::Url::parse(value).ok());
+    match location {
+        Some(location)
+            if status == reqwest::StatusCode::SEE_OTHER
+                && !location.as_str().starts_with(sandbox_url) =>
+        {
+            location
+        }
+        other => panic!(
+            "the consent page answered {status} (to {other:?}), not a redirect back: {}",
+            response.text().await.unwrap_or_default()
+        ),
+    }
+}
+
 struct InProcess {
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -185,5 +246,83 @@ mod tests {
             .block_on(async { transport.send(anonymous).await })
             .unwrap();
         assert_eq!(refused.status(), 401);
+    }
+
+    /// A pending consent returning to a callback that carries a `state`.
+    async fn pending_consent(client: &reqwest::Client, base_url: &str) -> String {
+        let key = finexer_sandbox::config::DEFAULT_API_KEY;
+        let customer: serde_json::Value = client
+            .post(format!("{base_url}/customers"))
+            .basic_auth(key, Some(""))
+            .form(&[("name", "Ada Lovelace"), ("email", "ada@example.com")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let consent: serde_json::Value = client
+            .post(format!("{base_url}/consents"))
+            .basic_auth(key, Some(""))
+            .form(&[
+                ("customer", customer["id"].as_str().unwrap()),
+                ("return_url", "https://app.example/callback?state=st1"),
+                ("provider", "sandbox-monzo"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        consent["id"].as_str().unwrap().to_owned()
+    }
+
+    fn query(url: &url::Url) -> Vec<(String, String)> {
+        url.query_pairs().into_owned().collect()
+    }
+
+    #[tokio::test]
+    async fn a_decision_at_the_consent_page_returns_where_the_browser_goes() {
+        let sandbox = SandboxThread::start(SandboxConfig::default());
+        let client = reqwest::Client::new();
+
+        let approved = pending_consent(&client, sandbox.base_url()).await;
+        let back = decide_at_consent_page(sandbox.base_url(), &approved, Decision::Approve).await;
+        assert_eq!(back.path(), "/callback");
+        let pairs = query(&back);
+        assert!(pairs.contains(&("state".into(), "st1".into())), "{back}");
+        assert!(
+            pairs.contains(&("fx_consent".into(), approved.clone())),
+            "{back}"
+        );
+        assert!(!pairs.iter().any(|(name, _)| name == "error"), "{back}");
+
+        let denied = pending_consent(&client, sandbox.base_url()).await;
+        let back = decide_at_consent_page(sandbox.base_url(), &denied, Decision::Deny).await;
+        let pairs = query(&back);
+        assert!(pairs.contains(&("state".into(), "st1".into())), "{back}");
+        assert!(
+            pairs.contains(&("error".into(), "access_denied".into())),
+            "{back}"
+        );
+
+        let consents = sandbox.state().store.consents_where(|_| true);
+        let status_of = |id: &str| consents.iter().find(|c| c.id == id).unwrap().status;
+        assert_eq!(
+            status_of(&approved),
+            finexer_sandbox::model::ConsentStatus::Authorized
+        );
+        assert_eq!(
+            status_of(&denied),
+            finexer_sandbox::model::ConsentStatus::Canceled
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "not a redirect back")]
+    async fn a_decision_the_page_refuses_panics_with_its_answer() {
+        let sandbox = SandboxThread::start(SandboxConfig::default());
+        decide_at_consent_page(sandbox.base_url(), "bc_missing", Decision::Approve).await;
     }
 }

@@ -10,7 +10,7 @@ async fn an_outage_gives_clear_errors_and_loses_nothing() {
     let stack = Stack::start().await;
     let token = stack.token("dana").await;
     let (before_outage, _) = stack.link(&token).await;
-    let callback = stack.decide(&before_outage, "approve").await;
+    let callback = stack.decide(&before_outage, Decision::Approve).await;
     let finexer_calls_before = stack.finexer_calls().await.len();
 
     stack.dynamo.cut().await;

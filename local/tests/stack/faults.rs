@@ -116,7 +116,7 @@ async fn callback_when_finexer_fails() {
     let token = stack.token("alice").await;
     for fault in FAULTS {
         let (consent_id, _) = stack.link(&token).await;
-        let callback = stack.decide(&consent_id, "approve").await;
+        let callback = stack.decide(&consent_id, Decision::Approve).await;
         fault.apply(&stack, "GET", "/consents/").await;
         let response = stack.get(&callback).await;
         assert_eq!(response.status(), 503, "{fault:?}");
@@ -150,7 +150,7 @@ async fn revoke_when_finexer_fails() {
     let token = stack.token("bob").await;
     for fault in FAULTS {
         let (consent_id, _) = stack.link(&token).await;
-        let callback = stack.decide(&consent_id, "approve").await;
+        let callback = stack.decide(&consent_id, Decision::Approve).await;
         assert_eq!(stack.get(&callback).await.status(), 303);
         fault.apply(&stack, "POST", "/consents/").await;
         let response = stack

@@ -111,7 +111,7 @@ async fn a_closed_tab_is_recorded_then_revoked_after_the_window() {
     let token = stack.token("alice").await;
     let (consent_id, _) = stack.link(&token).await;
     // Approved at the bank; the tab is closed before the redirect.
-    stack.decide(&consent_id, "approve").await;
+    stack.decide(&consent_id, Decision::Approve).await;
 
     // Past the state's lifetime (900 s): no callback can come any more.
     let report = stack.reconcile(json!({"at": in_seconds(901)})).await;

@@ -41,7 +41,7 @@ async fn the_sixth_pending_link_is_refused_until_one_has_an_outcome() {
     stack.link(&other).await;
 
     // One link denied at the bank: its place is free again.
-    let callback = stack.decide(&links[0], "deny").await;
+    let callback = stack.decide(&links[0], Decision::Deny).await;
     assert_eq!(stack.get(&callback).await.status(), StatusCode::SEE_OTHER);
     stack.link(&token).await;
     problem(stack.create_link(&token, json!({})).await, 429).await;

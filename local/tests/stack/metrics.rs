@@ -40,7 +40,7 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
     }
 
     // callback: approved, its reload replayed, a forged state invalid.
-    let callback = stack.decide(&approved, "approve").await;
+    let callback = stack.decide(&approved, Decision::Approve).await;
     secrets.push(query_of(&callback)["state"].clone());
     let response = stack.get(&callback).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -55,7 +55,7 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
 
     // A denial at the bank.
     let (denied, _) = stack.link(&token).await;
-    let callback = stack.decide(&denied, "deny").await;
+    let callback = stack.decide(&denied, Decision::Deny).await;
     assert_eq!(stack.get(&callback).await.status(), StatusCode::SEE_OTHER);
     expect(&stack, "callback", "Callback", &[("Outcome", "denied")]);
 
@@ -87,7 +87,7 @@ async fn every_metric_of_the_contract_is_emitted_as_valid_emf() {
 
     // A Finexer read failing once: retried within the call.
     let (retried, _) = stack.link(&token).await;
-    let callback = stack.decide(&retried, "approve").await;
+    let callback = stack.decide(&retried, Decision::Approve).await;
     stack
         .fault(json!({"method": "GET", "path_prefix": "/consents/", "status": 503, "count": 1}))
         .await;

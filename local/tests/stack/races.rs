@@ -14,7 +14,7 @@ async fn fifty_callbacks_with_one_state_apply_it_once() {
     let stack = Stack::with(&[("FINEXER_TIMEOUT_MS", "5000")]).await;
     let token = stack.token("erin").await;
     let (consent_id, _) = stack.link(&token).await;
-    let callback = stack.decide(&consent_id, "approve").await;
+    let callback = stack.decide(&consent_id, Decision::Approve).await;
     let responses = join_all((0..50).map(|_| stack.get(&callback))).await;
     let mut statuses: HashMap<u16, usize> = HashMap::new();
     for response in &responses {
@@ -38,7 +38,7 @@ async fn fifty_callbacks_with_one_state_apply_it_once() {
 
 async fn journey(stack: &Stack, token: &str) -> String {
     let (consent_id, _) = stack.link(token).await;
-    let callback = stack.decide(&consent_id, "approve").await;
+    let callback = stack.decide(&consent_id, Decision::Approve).await;
     let response = stack.get(&callback).await;
     assert_eq!(response.status(), 303);
     consent_id
@@ -88,7 +88,7 @@ async fn revoke_racing_the_callback_ends_consistent() {
     let token = stack.token("fred").await;
     for _ in 0..10 {
         let (consent_id, _) = stack.link(&token).await;
-        let callback = stack.decide(&consent_id, "approve").await;
+        let callback = stack.decide(&consent_id, Decision::Approve).await;
         let revoke_path = format!("/consents/{consent_id}/revoke");
         let (callback_response, (revoke_status, _)) = tokio::join!(
             stack.get(&callback),

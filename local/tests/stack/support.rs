@@ -14,6 +14,8 @@ use shared::handlers::reconcile::Report;
 pub use shared::store::ChangeSource;
 
 pub use connect_testkit::proxy::Proxy;
+pub use connect_testkit::sandbox::Decision;
+use connect_testkit::sandbox::decide_at_consent_page;
 
 pub struct Stack {
     /// Kept so the stack runs as long as the test.
@@ -211,24 +213,10 @@ impl Stack {
 
     /// Clicks Approve (or Deny) on the sandbox's consent page and returns
     /// where it sends the browser: our callback URL.
-    pub async fn decide(&self, consent_id: &str, decision: &str) -> String {
-        let response = self
-            .http
-            .post(format!(
-                "{}/connect/{consent_id}/decision",
-                self.sandbox.base_url()
-            ))
-            .form(&[("decision", decision), ("skip_info", "true")])
-            .send()
+    pub async fn decide(&self, consent_id: &str, decision: Decision) -> String {
+        decide_at_consent_page(&self.sandbox.base_url(), consent_id, decision)
             .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "{:?}",
-            response.text().await
-        );
-        response.headers()["location"].to_str().unwrap().to_owned()
+            .into()
     }
 
     pub async fn get(&self, url: &str) -> Response {
@@ -379,7 +367,7 @@ impl Stack {
     /// through our callback: what the frontend receives, its query and, as
     /// `code`, the one-time code from the fragment (never in the query).
     pub async fn approve(&self, consent_id: &str) -> HashMap<String, String> {
-        let callback = self.decide(consent_id, "approve").await;
+        let callback = self.decide(consent_id, Decision::Approve).await;
         let response = self.get(&callback).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         returned(response.headers()["location"].to_str().unwrap())

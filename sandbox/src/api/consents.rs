@@ -1,4 +1,4 @@
-//! Consents: create, fetch, list, update, revoke.
+//! Consents: create, fetch, update, revoke.
 
 use std::time::Instant;
 
@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use time::Duration as TimeSpan;
 
 use super::error::{ApiError, ApiResult};
-use super::paging::{ListLocation, ListResponse, PageRequest, paginate};
 use super::params::{FormParams, Params, QueryParams};
 use crate::clock::{Timestamp, parse_date};
 use crate::ids::random_id;
@@ -190,43 +189,6 @@ pub async fn fetch(
         .consent(&id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("consent", &id))
-}
-
-pub async fn list(
-    State(state): State<SandboxState>,
-    QueryParams(mut params): QueryParams,
-) -> ApiResult<Json<ListResponse<Consent>>> {
-    let customer = params.optional("customer")?;
-    let status_text = params.optional("status")?;
-    let page = PageRequest::take_from(&mut params)?;
-    params.finish()?;
-    let status = status_text
-        .as_deref()
-        .map(|text| {
-            ConsentStatus::parse(text).ok_or_else(|| {
-                ApiError::invalid_parameter(
-                    "status",
-                    "expected new, pending, authorized, failed, expired or canceled",
-                )
-            })
-        })
-        .transpose()?;
-
-    let matching = state.store.consents_where(|consent| {
-        customer
-            .as_deref()
-            .is_none_or(|wanted| consent.customer.as_deref() == Some(wanted))
-            && status.is_none_or(|wanted| consent.status == wanted)
-    });
-    let location = ListLocation::new(
-        &state.public_base_url,
-        "/consents",
-        &[
-            ("customer", customer.as_deref()),
-            ("status", status_text.as_deref()),
-        ],
-    );
-    Ok(Json(paginate(matching, page, &location)))
 }
 
 pub async fn update(

@@ -1,10 +1,10 @@
-//! `POST /customers`, `GET /customers/{id}`.
+//! `POST /customers`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use super::error::{ApiError, ApiResult};
-use super::params::{FormParams, QueryParams};
+use super::params::FormParams;
 use crate::clock::Timestamp;
 use crate::ids::random_id;
 use crate::model::Customer;
@@ -45,19 +45,6 @@ pub async fn create(
     };
     state.store.insert_customer(customer.clone());
     Ok(Json(customer))
-}
-
-pub async fn fetch(
-    State(state): State<SandboxState>,
-    Path(id): Path<String>,
-    QueryParams(params): QueryParams,
-) -> ApiResult<Json<Customer>> {
-    params.finish()?;
-    state
-        .store
-        .customer(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("customer", &id))
 }
 
 fn looks_like_email(text: &str) -> bool {

@@ -1,4 +1,4 @@
-//! Finexer's HTTP API, as described in `docs/finexer-api.md`.
+//! The part of Finexer's HTTP API our client calls (`docs/finexer-api.md`).
 
 pub mod auth;
 pub mod bank_accounts;
@@ -21,8 +21,7 @@ use error::ApiError;
 pub fn routes(state: SandboxState) -> Router<SandboxState> {
     Router::new()
         .route("/customers", post(customers::create))
-        .route("/customers/{id}", get(customers::fetch))
-        .route("/consents", post(consents::create).get(consents::list))
+        .route("/consents", post(consents::create))
         .route(
             "/consents/{id}",
             get(consents::fetch).post(consents::update),
@@ -30,15 +29,6 @@ pub fn routes(state: SandboxState) -> Router<SandboxState> {
         .route("/consents/{id}/revoke", post(consents::revoke))
         .route("/providers", get(providers::list))
         .route("/bank_accounts", get(bank_accounts::list))
-        .route("/bank_accounts/{id}/balance", get(bank_accounts::balance))
-        .route(
-            "/bank_accounts/{id}/transactions",
-            get(bank_accounts::transactions),
-        )
-        .route(
-            "/bank_accounts/{id}/sync",
-            get(bank_accounts::sync).post(bank_accounts::sync),
-        )
         // Innermost first: auth runs after the latency and the empty-query check.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -102,8 +102,8 @@ mod tests {
     fn pages_link_to_their_neighbours() {
         let location = ListLocation::new(
             "http://127.0.0.1:1",
-            "/consents",
-            &[("customer", Some("cus_1")), ("status", None)],
+            "/bank_accounts",
+            &[("customer", Some("cus_1")), ("consent", None)],
         );
         let page = paginate(
             (0..25).collect(),
@@ -119,7 +119,7 @@ mod tests {
         assert!(page.paging.next.is_none());
         assert_eq!(
             page.paging.prev.as_deref(),
-            Some("http://127.0.0.1:1/consents?customer=cus_1&limit=20&offset=0")
+            Some("http://127.0.0.1:1/bank_accounts?customer=cus_1&limit=20&offset=0")
         );
     }
 }

@@ -186,10 +186,6 @@ async fn unknown_ids_are_404_in_the_error_shape() {
         sandbox
             .post_json_answer("/consents/bc_doesnotexist/revoke", &[])
             .await,
-        sandbox.get_json("/customers/cus_doesnotexist").await,
-        sandbox
-            .get_json("/bank_accounts/ba_doesnotexist/balance")
-            .await,
     ] {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(error_code(&body, "request_error"), "resource_missing");

@@ -27,13 +27,15 @@ fn on_providers() -> FaultRule {
 #[tokio::test]
 async fn a_rule_answers_500_in_the_error_shape_until_cleared() {
     let sandbox = TestSandbox::start().await;
+    let consent = sandbox.pending_consent(&[]).await;
+    let consent_path = format!("/consents/{}", consent["id"].as_str().unwrap());
     set_rules(
         &sandbox,
         &[FaultRule::failing(Some("GET"), "/consents", 500)],
     )
     .await;
 
-    let (status, body) = sandbox.get_json("/consents").await;
+    let (status, body) = sandbox.get_json(&consent_path).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(error_code(&body, "api_error"), "sandbox_fault");
     // Other methods and paths are untouched.
@@ -48,7 +50,7 @@ async fn a_rule_answers_500_in_the_error_shape_until_cleared() {
 
     sandbox.admin.clear_faults().await.unwrap();
     assert!(sandbox.admin.faults().await.unwrap().is_empty());
-    assert_eq!(sandbox.get("/consents").await.status(), StatusCode::OK);
+    assert_eq!(sandbox.get(&consent_path).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -115,7 +117,7 @@ async fn latency_rules_and_the_header_delay_answers() {
     // A client timeout shorter than the injected latency fails as a timeout.
     let timed_out = sandbox
         .client
-        .get(sandbox.url("/consents"))
+        .get(sandbox.url("/providers"))
         .basic_auth(API_KEY, Some(""))
         .header("x-sandbox-fault", "latency_ms=2000")
         .timeout(Duration::from_millis(200))

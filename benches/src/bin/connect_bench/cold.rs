@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use connect_benches::runtime_api::{FunctionSpec, Session};
 use connect_benches::stats::median;
 use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER as LIST_USER};
+use connect_testkit::runtime_api::{FunctionSpec, Session};
 use serde_json::{Value, json};
 
 use crate::clients::Http;

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connect_benches::rounds::{Call, rounds};
-use connect_benches::runtime_api::{FunctionSpec, Outcome, Session};
 use connect_testkit::Event;
 use connect_testkit::lambda::{INIT_TIMEOUT, INVOKE_TIMEOUT, OTHER_USER as LIST_USER, USER};
+use connect_testkit::runtime_api::{FunctionSpec, Outcome, Session};
 use serde_json::Value;
 
 use clients::{Http, state_of};

@@ -49,26 +49,42 @@ impl KnownCustomers {
 /// read it: banks are renamed or added rarely, so a warm container asks
 /// Finexer at most once per `BANK_NAMES_TTL`, not on every approval.
 #[derive(Default)]
-pub struct BankNames(std::sync::Mutex<Option<(std::time::Instant, BankNameMap)>>);
+pub struct BankNames {
+    cached: std::sync::Mutex<Option<(std::time::Instant, BankNameMap)>>,
+    /// Held while the list is read, so that a request asking meanwhile (the
+    /// start-up prefetch's read in flight) waits for that read.
+    reading: tokio::sync::Mutex<()>,
+}
 
-type BankNameMap = Arc<std::collections::HashMap<String, String>>;
+pub type BankNameMap = Arc<std::collections::HashMap<String, String>>;
 
 const BANK_NAMES_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl BankNames {
     /// The names read within the last hour, if any.
-    pub fn fresh(&self) -> Option<BankNameMap> {
-        let cached = self.0.lock().ok()?;
+    fn fresh(&self) -> Option<BankNameMap> {
+        let cached = self.cached.lock().ok()?;
         let (read_at, names) = cached.as_ref()?;
         (read_at.elapsed() < BANK_NAMES_TTL).then(|| names.clone())
     }
 
-    pub fn remember(&self, names: std::collections::HashMap<String, String>) -> BankNameMap {
-        let names = Arc::new(names);
-        if let Ok(mut cached) = self.0.lock() {
+    /// The fresh names, or those `read` gives (then kept); one read at a time.
+    pub async fn get_or_read<F>(&self, read: F) -> Result<BankNameMap>
+    where
+        F: std::future::Future<Output = Result<std::collections::HashMap<String, String>>>,
+    {
+        if let Some(names) = self.fresh() {
+            return Ok(names);
+        }
+        let _one_read = self.reading.lock().await;
+        if let Some(names) = self.fresh() {
+            return Ok(names);
+        }
+        let names = Arc::new(read.await?);
+        if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((std::time::Instant::now(), names.clone()));
         }
-        names
+        Ok(names)
     }
 }
 

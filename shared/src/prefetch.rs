@@ -1,7 +1,8 @@
 //! The start-up prefetch: what a cold start's first request would do one
 //! step after another (fetch its secrets, open a TLS connection to DynamoDB,
-//! open one to Finexer) is started in the background as soon as the clients
-//! are built, and never awaited before the first `GET /next`. Under the
+//! open one to Finexer when that request calls it, read the provider list
+//! in the callback) is started in the background once the runtime has asked
+//! for the first event, and never awaited before that `GET /next`. Under the
 //! `current_thread` runtime the tasks run while the runtime waits for the
 //! first event, and keep running beside the first request.
 //!
@@ -21,24 +22,54 @@
 use crate::app::App;
 use crate::routes::Function;
 
+/// Scheduler turns the prefetch lets pass before it starts: the Lambda
+/// runtime's first `GET /next` takes three (connect, hyper's handshake, its
+/// connection task's write), so init ends before the prefetch's CPU work
+/// (request signing, TLS key shares) begins. Turns, not time: a turn is a
+/// few microseconds, however slow the CPU share.
+const RUNTIME_TURNS: usize = 16;
+
 /// Spawns the prefetch for `function` on the current runtime, unless the
 /// configuration turns it off. Returns at once.
 pub fn start(app: &'static App, function: Function) {
     if !app.config.startup_prefetch {
         return;
     }
+    tokio::spawn(async move {
+        for _ in 0..RUNTIME_TURNS {
+            tokio::task::yield_now().await;
+        }
+        spawn_parts(app, function);
+    });
+}
+
+/// Whether the function's usual first request calls Finexer. Listing
+/// consents and confirming one do not; their Finexer routes (accounts,
+/// reconfirm) open their own connection, and the prefetch's TLS handshake
+/// would only compete for the CPU with the listing.
+fn first_request_calls_finexer(function: Function) -> bool {
+    !matches!(function, Function::Consents | Function::Confirm)
+}
+
+fn spawn_parts(app: &'static App, function: Function) {
     // Each function is configured with the secrets it reads, and only those.
     let ids = &app.config.secret_ids;
     spawn(app, function, "dynamodb", async move {
         app.store.warm_up().await
     });
-    if ids.finexer_api_key.is_some() {
+    if ids.finexer_api_key.is_some() && first_request_calls_finexer(function) {
         spawn(app, function, "finexer_api_key", async move {
             app.secrets.finexer_api_key().await.map(drop)
         });
         // Every Finexer call needs the API key: without it, no connection.
         spawn(app, function, "finexer", async move {
             app.finexer.warm_up().await
+        });
+    }
+    if function == Function::Callback {
+        // An approval shows the bank's name, from Finexer's provider list.
+        spawn(app, function, "bank_names", async move {
+            crate::handlers::callback::bank_names(app).await.map(drop)
         });
     }
     if ids.state_keys.is_some() {

@@ -245,26 +245,31 @@ const BANK_NAME_WAIT: Duration = Duration::from_millis(1500);
 /// The bank's display name as Finexer's provider list gives it, if it
 /// does, in time. Nothing fails for want of it.
 async fn bank_name(app: &App, provider: &str) -> Option<String> {
-    let names = match app.bank_names.fresh() {
-        Some(names) => names,
-        None => match tokio::time::timeout(BANK_NAME_WAIT, app.finexer.providers()).await {
-            Ok(Ok(providers)) => app.bank_names.remember(
-                providers
-                    .into_iter()
-                    .filter_map(|p| Some((p.id, plain_name(&p.name?)?)))
-                    .collect(),
-            ),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "bank name not looked up");
-                return None;
-            }
-            Err(_) => {
-                tracing::warn!("bank name not looked up in time");
-                return None;
-            }
-        },
-    };
-    names.get(provider).cloned()
+    match tokio::time::timeout(BANK_NAME_WAIT, bank_names(app)).await {
+        Ok(Ok(names)) => names.get(provider).cloned(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "bank name not looked up");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("bank name not looked up in time");
+            None
+        }
+    }
+}
+
+/// Finexer's provider list as names fit to show, read at most once an hour
+/// (also by the callback's start-up prefetch, [`crate::prefetch`]).
+pub(crate) async fn bank_names(app: &App) -> Result<crate::app::BankNameMap> {
+    app.bank_names
+        .get_or_read(async {
+            let providers = app.finexer.providers().await?;
+            Ok(providers
+                .into_iter()
+                .filter_map(|p| Some((p.id, plain_name(&p.name?)?)))
+                .collect())
+        })
+        .await
 }
 
 /// A name fit to show: trimmed, short, no control characters.

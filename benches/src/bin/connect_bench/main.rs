@@ -222,12 +222,20 @@ impl Settings {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.push(("HOME".into(), home.display().to_string()));
-        // The local stack's secrets (each function is given all three here).
-        for (variable, name) in [
-            ("FINEXER_API_KEY_SECRET_ID", "finexer-api-key"),
-            ("STATE_KEYS_SECRET_ID", "state-keys"),
-            ("WEBHOOK_SECRETS_SECRET_ID", "webhook-secrets"),
-        ] {
+        // BENCH_RUST_LOG: the functions' RUST_LOG, to look inside a run
+        // (e.g. `shared::prefetch=debug`); logging costs time, so not by default.
+        if let Ok(directives) = std::env::var("BENCH_RUST_LOG") {
+            env.push(("RUST_LOG".into(), directives));
+        }
+        // The local stack's secrets, each given only to the functions that
+        // infra/template.yaml gives it to: a secret configured is a secret
+        // the start-up prefetch fetches, and the cold request would pay for
+        // one that production never fetches.
+        let mut secrets = vec![("FINEXER_API_KEY_SECRET_ID", "finexer-api-key")];
+        if matches!(kind, Kind::CreateLink | Kind::Callback) {
+            secrets.push(("STATE_KEYS_SECRET_ID", "state-keys"));
+        }
+        for (variable, name) in secrets {
             env.push((variable.into(), format!("{}/{name}", self.secret_prefix)));
         }
         FunctionSpec {

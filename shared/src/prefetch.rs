@@ -53,25 +53,11 @@ fn first_request_calls_finexer(function: Function) -> bool {
 
 fn spawn_parts(app: &'static App, function: Function) {
     // Each function is configured with the secrets it reads, and only those.
+    // Spawned in the order the first request needs them, which is also the
+    // order of their TLS handshakes' CPU work and of their requests: a
+    // secret first (the callback verifies its state before anything else),
+    // then DynamoDB, then Finexer.
     let ids = &app.config.secret_ids;
-    spawn(app, function, "dynamodb", async move {
-        app.store.warm_up().await
-    });
-    if ids.finexer_api_key.is_some() && first_request_calls_finexer(function) {
-        spawn(app, function, "finexer_api_key", async move {
-            app.secrets.finexer_api_key().await.map(drop)
-        });
-        // Every Finexer call needs the API key: without it, no connection.
-        spawn(app, function, "finexer", async move {
-            app.finexer.warm_up().await
-        });
-    }
-    if function == Function::Callback {
-        // An approval shows the bank's name, from Finexer's provider list.
-        spawn(app, function, "bank_names", async move {
-            crate::handlers::callback::bank_names(app).await.map(drop)
-        });
-    }
     if ids.state_keys.is_some() {
         spawn(app, function, "state_keys", async move {
             app.secrets.state_keys().await.map(drop)
@@ -80,6 +66,33 @@ fn spawn_parts(app: &'static App, function: Function) {
     if ids.webhook_secrets.is_some() {
         spawn(app, function, "webhook_secrets", async move {
             app.secrets.webhook_secrets().await.map(drop)
+        });
+    }
+    let calls_finexer = ids.finexer_api_key.is_some() && first_request_calls_finexer(function);
+    if calls_finexer {
+        spawn(app, function, "finexer_api_key", async move {
+            app.secrets.finexer_api_key().await.map(drop)
+        });
+    }
+    spawn(app, function, "dynamodb", async move {
+        app.store.warm_up().await
+    });
+    if !calls_finexer {
+        return;
+    }
+    // The callback's first request reads the consent at Finexer while the
+    // provider list below is read: one connection for each, or one call
+    // waits for the other (HTTP/1.1, one request at a time).
+    let connections = if function == Function::Callback { 2 } else { 1 };
+    for _ in 0..connections {
+        spawn(app, function, "finexer", async move {
+            app.finexer.warm_up().await
+        });
+    }
+    if function == Function::Callback {
+        // An approval shows the bank's name, from Finexer's provider list.
+        spawn(app, function, "bank_names", async move {
+            crate::handlers::callback::bank_names(app).await.map(drop)
         });
     }
 }

@@ -221,8 +221,8 @@ done
 
 # The periodic reconciler is off (LOCAL_RECONCILE_SECONDS=0): only the
 # harness's reconciler round runs it, so nothing else moves the records.
-# MAX_PENDING_LINKS=1000: the reconciler round's user holds up to 1,000
-# pending links at once (BENCH_RECONCILE_RECORDS).
+# MAX_PENDING_LINKS=1000: the webhook and reconciler rounds' users hold 50
+# pending links each, and the load test's users more.
 say "Starting the local stack on 127.0.0.1:$LOCAL_PORT (its sandbox on :$LOCAL_SANDBOX_PORT, ${BENCH_LOAD_LATENCY_MS:-50} ms latency)"
 env -u FINEXER_BASE_URL LOCAL_ADDR="127.0.0.1:$LOCAL_PORT" SANDBOX_ADDR="127.0.0.1:$LOCAL_SANDBOX_PORT" \
   DEMO_ADDR="127.0.0.1:$LOCAL_DEMO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$LOAD_MOTO_PORT" \

@@ -640,9 +640,12 @@ fn webhook_section(
         s,
         "`connect-local` as in the throughput part (its sandbox at `SANDBOX_LATENCY_MS={}`, \
          moto one request at a time, `LOCAL_RECONCILE_SECONDS=0` so that only these runs \
-         reconcile), before the wrk load. {} consents created through `POST /links` for one \
+         reconcile), before the wrk load. {} consents created through `POST /links`, {} per \
          user ({:.1} s, 16 at a time), all pending at the sandbox.\n",
-        settings.load_latency_ms, w.created, w.create_s
+        settings.load_latency_ms,
+        w.created,
+        crate::webhooks::LINKS_PER_USER,
+        w.create_s
     );
     for note in &w.notes {
         let _ = writeln!(s, "> {}\n", truncate(note, 300));

@@ -3,9 +3,11 @@
 //! route acknowledges a signed event, first delivery and redelivery, and how
 //! many records a reconciler run gets through per second.
 //!
-//! Every consent is created through the API (`POST /links`) for one user, so
-//! it is a real pending record in our table and a real consent at the
-//! sandbox. The webhook round delivers one `consent.canceled` event per
+//! Every consent is created through the API (`POST /links`), for users of
+//! `LINKS_PER_USER` links each, so it is a real pending record in our table
+//! and a real consent at the sandbox. (One user holding every link would
+//! make each new link rewrite one ever larger pending-places item, which
+//! moto slows down on: a cost of the set-up, not of a deployment.) The webhook round delivers one `consent.canceled` event per
 //! consent (distinct event ids, signed as Finexer signs them, the signature
 //! made just before sending); the handler reads the record, records the event
 //! id, GETs the consent from the sandbox (still pending there) and follows
@@ -199,24 +201,41 @@ async fn deliver(
     round
 }
 
-/// Creates `count` consents through the API, 16 at a time.
+/// Pending links per user in the set-up (under `MAX_PENDING_LINKS`).
+pub const LINKS_PER_USER: usize = 50;
+
+/// Creates `count` consents through the API, `LINKS_PER_USER` per user: each
+/// user's first link alone (it creates their Finexer customer), the rest 16
+/// at a time.
 async fn create_consents(
     settings: &Settings,
     http: &Http,
-    token: &str,
     count: usize,
 ) -> Result<Vec<String>, String> {
+    let mut consents = Vec::with_capacity(count);
+    let mut tokens = Vec::new();
+    for user in 0..count.div_ceil(LINKS_PER_USER) {
+        let token = http
+            .local_token(&settings.local_demo, &format!("webhook-user-{user}"))
+            .await?;
+        consents.push(http.local_create_link(&settings.local, &token).await?);
+        tokens.push(token);
+    }
     let http = http.clone();
     let base = settings.local.clone();
-    let token = token.to_owned();
-    let created = in_parallel((0..count).collect(), 16, move |_| {
+    let jobs: Vec<String> = (tokens.len()..count)
+        .map(|n| tokens[n % tokens.len()].clone())
+        .collect();
+    let created = in_parallel(jobs, 16, move |token| {
         let http = http.clone();
         let base = base.clone();
-        let token = token.clone();
         async move { http.local_create_link(&base, &token).await }
     })
     .await;
-    created.into_iter().collect()
+    for consent in created {
+        consents.push(consent?);
+    }
+    Ok(consents)
 }
 
 pub async fn run(
@@ -253,15 +272,9 @@ async fn rounds(
     if count == 0 {
         return Ok(());
     }
-    let token = http
-        .local_token(&settings.local_demo, "webhook-user")
-        .await?;
-    // The user's customer is created on first use: not part of any round.
-    let first = http.local_create_link(&settings.local, &token).await?;
-    eprintln!("webhooks: creating {count} consents through POST /links");
+    eprintln!("webhooks: creating {count} consents through POST /links, {LINKS_PER_USER} per user");
     let started = Instant::now();
-    let mut consents = create_consents(settings, http, &token, count.saturating_sub(1)).await?;
-    consents.push(first);
+    let consents = create_consents(settings, http, count).await?;
     results.create_s = started.elapsed().as_secs_f64();
     results.created = consents.len();
     results.consents = consents.clone();

@@ -34,6 +34,7 @@ pub fn routes() -> Router<SandboxState> {
             get(list_requests).delete(clear_requests),
         )
         .route("/_sandbox/requests/concurrency", get(concurrency))
+        .route("/_sandbox/consents", get(list_consents))
         .route("/_sandbox/consents/{id}", get(peek_consent))
         .route("/_sandbox/consents/{id}/status", post(force_status))
         .route("/_sandbox/consents/{id}/cancel", post(cancel_at_bank))
@@ -181,6 +182,26 @@ impl ForcedStatus {
 
 /// The consent as the sandbox holds it: no request-log entry, no fault, no
 /// mutation, so a test can look without changing what it measures.
+/// `GET /_sandbox/consents?status=`: the filter of [`list_consents`].
+#[derive(Debug, Deserialize)]
+struct ConsentFilter {
+    status: Option<ConsentStatus>,
+}
+
+/// Every consent the sandbox holds (in one status, if `status` is given), in
+/// creation order, without touching the request log: what a load test
+/// created without keeping the ids (the benchmark's callbacks).
+async fn list_consents(
+    State(state): State<SandboxState>,
+    axum::extract::Query(filter): axum::extract::Query<ConsentFilter>,
+) -> Json<Vec<Consent>> {
+    Json(
+        state
+            .store
+            .consents_where(|c| filter.status.is_none_or(|status| c.status == status)),
+    )
+}
+
 async fn peek_consent(
     State(state): State<SandboxState>,
     Path(id): Path<String>,

@@ -179,6 +179,13 @@ impl Admin {
         self.call_empty(Method::DELETE, "/requests").await
     }
 
+    /// Every consent the sandbox holds in `status`, in creation order,
+    /// without touching the request log.
+    pub async fn consents_in(&self, status: ConsentStatus) -> AdminResult<Vec<Consent>> {
+        let path = format!("/consents?status={status}");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// A consent as the sandbox holds it, without touching the request log.
     pub async fn consent(&self, id: &str) -> AdminResult<Consent> {
         let path = format!("/consents/{}", segment(id));

@@ -1,6 +1,7 @@
 //! `/_sandbox/requests`: what API calls arrived, for counting round trips.
 
 use crate::helpers::TestSandbox;
+use finexer_sandbox::model::ConsentStatus;
 
 #[tokio::test]
 async fn api_requests_are_logged_with_status_and_body_and_can_be_cleared() {
@@ -52,7 +53,7 @@ async fn api_requests_are_logged_with_status_and_body_and_can_be_cleared() {
 }
 
 #[tokio::test]
-async fn the_admin_consent_view_is_not_logged_and_unknown_ids_are_typed_404s() {
+async fn the_admin_consent_views_are_not_logged_and_unknown_ids_are_typed_404s() {
     let sandbox = TestSandbox::start().await;
     let consent = sandbox.pending_consent(&[]).await;
     let id = consent["id"].as_str().unwrap();
@@ -64,6 +65,43 @@ async fn the_admin_consent_view_is_not_logged_and_unknown_ids_are_typed_404s() {
     assert_eq!(
         held.redirect.return_url.as_deref(),
         consent["redirect"]["return_url"].as_str()
+    );
+    assert_eq!(
+        sandbox.admin.calls().await.unwrap(),
+        calls_before,
+        "not logged"
+    );
+
+    let pending = sandbox
+        .admin
+        .consents_in(ConsentStatus::Pending)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [id]
+    );
+    sandbox
+        .admin
+        .set_status(id, ConsentStatus::Authorized)
+        .await
+        .unwrap();
+    assert!(
+        sandbox
+            .admin
+            .consents_in(ConsentStatus::Pending)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        sandbox
+            .admin
+            .consents_in(ConsentStatus::Authorized)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
     assert_eq!(
         sandbox.admin.calls().await.unwrap(),

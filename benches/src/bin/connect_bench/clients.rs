@@ -47,29 +47,18 @@ impl Http {
         self.json(request, "sandbox GET /consents/{id}").await
     }
 
-    /// Every pending consent at the sandbox, page by page (at most `max`).
-    pub async fn sandbox_pending(&self, base: &str, max: usize) -> Result<Vec<Value>, String> {
-        let mut all = Vec::new();
-        for page in 0..(max / 100 + 1) {
-            let request = self
-                .client
-                .get(format!("{base}/consents"))
-                .query(&[
-                    ("status", "pending".to_owned()),
-                    ("limit", "100".to_owned()),
-                    ("offset", (page * 100).to_string()),
-                ])
-                .basic_auth(SANDBOX_API_KEY, Some(""));
-            let list = self.json(request, "sandbox GET /consents").await?;
-            let data = list["data"].as_array().cloned().unwrap_or_default();
-            let done = data.len() < 100;
-            all.extend(data);
-            if done || all.len() >= max {
-                break;
-            }
-        }
-        all.truncate(max);
-        Ok(all)
+    /// Every pending consent at the sandbox (its admin API: Finexer's own
+    /// has no listing we use).
+    pub async fn sandbox_pending(&self, base: &str) -> Result<Vec<Value>, String> {
+        let pending = self
+            .sandbox_admin(base)
+            .consents_in(finexer_sandbox::model::ConsentStatus::Pending)
+            .await
+            .map_err(|e| format!("sandbox GET /_sandbox/consents: {e}"))?;
+        pending
+            .iter()
+            .map(|consent| serde_json::to_value(consent).map_err(|e| e.to_string()))
+            .collect()
     }
 
     /// The sandbox's typed admin API at `base`, on this client.

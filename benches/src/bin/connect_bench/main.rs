@@ -82,6 +82,27 @@ impl Kind {
         Kind::Consents,
     ];
 
+    /// The secrets infra/template.yaml configures for the function (the
+    /// variable and the local stack's name), each of which its measured
+    /// route reads, except consents' listing, which calls no Finexer route.
+    pub fn secrets(self) -> &'static [(&'static str, &'static str)] {
+        const API_KEY: (&str, &str) = ("FINEXER_API_KEY_SECRET_ID", "finexer-api-key");
+        const STATE_KEYS: (&str, &str) = ("STATE_KEYS_SECRET_ID", "state-keys");
+        match self {
+            Kind::Hello => &[],
+            Kind::CreateLink | Kind::Callback => &[API_KEY, STATE_KEYS],
+            Kind::Revoke | Kind::Consents => &[API_KEY],
+        }
+    }
+
+    /// How many secrets the measured route reads.
+    pub fn secrets_read(self) -> usize {
+        match self {
+            Kind::Consents => 0,
+            kind => kind.secrets().len(),
+        }
+    }
+
     pub fn binary(self) -> &'static str {
         match self {
             Kind::Hello => "bench-hello",
@@ -231,11 +252,7 @@ impl Settings {
         // infra/template.yaml gives it to: a secret configured is a secret
         // the start-up prefetch fetches, and the cold request would pay for
         // one that production never fetches.
-        let mut secrets = vec![("FINEXER_API_KEY_SECRET_ID", "finexer-api-key")];
-        if matches!(kind, Kind::CreateLink | Kind::Callback) {
-            secrets.push(("STATE_KEYS_SECRET_ID", "state-keys"));
-        }
-        for (variable, name) in secrets {
+        for &(variable, name) in kind.secrets() {
             env.push((variable.into(), format!("{}/{name}", self.secret_prefix)));
         }
         FunctionSpec {
@@ -744,9 +761,7 @@ async fn load_part(
     });
 
     // Every consent the load created, approved, becomes one genuine callback.
-    let pending = http
-        .sandbox_pending(&settings.local_sandbox, 100_000)
-        .await?;
+    let pending = http.sandbox_pending(&settings.local_sandbox).await?;
     let mut paths = Vec::new();
     for consent in &pending {
         let (Some(id), Some(state)) = (consent["id"].as_str(), state_of(consent)) else {

@@ -983,55 +983,21 @@ async fn an_aws_outage_is_answered_503_never_500() {
     let setup = Setup::start(&[("AWS_ENDPOINT_URL", closed.as_str())]).await;
     // Shaped like a state token (so it passes the pre-check) but signed by nobody.
     let shaped = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImluaXRpYWwifQ.e30.c2lnbmF0dXJl";
+    // One process per function, all at once: most of the time goes to the
+    // AWS clients' retries and their backoff, which overlap.
+    let per_function = Function::ALL
+        .into_iter()
+        .filter(|f| !f.is_scheduled())
+        .map(|function| outage_events(&setup, function, shaped));
     let mut failures = Vec::new();
     let mut total = 0;
     let mut unavailable = 0;
-    for function in Function::ALL.into_iter().filter(|f| !f.is_scheduled()) {
-        let (mut session, log) = setup.session(function.name()).await;
-        let mut events: Vec<(String, Value)> = Vec::new();
-        for route in routes(function) {
-            let name = route["routeKey"].as_str().unwrap().to_owned();
-            events.push((format!("{name}: as sent"), route.clone()));
-            for text in ["%00%00%00", shaped] {
-                let (what, event) = placed(&route, text).swap_remove(0);
-                events.push((format!("{name}: {what}"), event));
-            }
-            let (what, event) = bodies(&route).swap_remove(0);
-            events.push((format!("{name}: {what}"), event));
-        }
-        for (what, event) in events {
-            total += 1;
-            match session.invoke(&event, INVOKE_TIMEOUT).await {
-                Err(e) => {
-                    failures.push(format!("{function} {what}: {e}"));
-                    break;
-                }
-                Ok(outcome) => match outcome.http() {
-                    Some((status, _)) if status < 500 => {}
-                    Some((503, answer)) => {
-                        unavailable += 1;
-                        if answer["headers"]["retry-after"].as_str().is_none() {
-                            failures.push(format!("{function} {what}: 503 without Retry-After"));
-                        }
-                    }
-                    Some((status, answer)) => {
-                        failures.push(format!("{function} {what}: {status} {answer}"))
-                    }
-                    None => failures.push(format!(
-                        "{function} {what}: not an API Gateway response: {}",
-                        String::from_utf8_lossy(&outcome.body)
-                    )),
-                },
-            }
-        }
-        if let Err(e) = session.alive() {
-            failures.push(e);
-        }
-        session.stop().await;
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("panicked") {
-            failures.push(format!("{function} panicked (log: {})", log.display()));
-        }
+    for (function_failures, function_total, function_unavailable) in
+        futures::future::join_all(per_function).await
+    {
+        failures.extend(function_failures);
+        total += function_total;
+        unavailable += function_unavailable;
     }
     // The scheduled reconciler: its run fails, its process stays.
     let (mut session, _) = setup.session("reconcile").await;
@@ -1050,4 +1016,62 @@ async fn an_aws_outage_is_answered_503_never_500() {
     // The outage was met (not every event was refused before AWS was asked).
     assert!(unavailable > 0, "no event reached AWS");
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Sends `function` each of its routes as sent, with hostile text in it and
+/// with a hostile body, during the outage: (failures, events, 503s).
+async fn outage_events(
+    setup: &Setup,
+    function: Function,
+    shaped: &str,
+) -> (Vec<String>, usize, usize) {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    let mut unavailable = 0;
+    let (mut session, log) = setup.session(function.name()).await;
+    let mut events: Vec<(String, Value)> = Vec::new();
+    for route in routes(function) {
+        let name = route["routeKey"].as_str().unwrap().to_owned();
+        events.push((format!("{name}: as sent"), route.clone()));
+        for text in ["%00%00%00", shaped] {
+            let (what, event) = placed(&route, text).swap_remove(0);
+            events.push((format!("{name}: {what}"), event));
+        }
+        let (what, event) = bodies(&route).swap_remove(0);
+        events.push((format!("{name}: {what}"), event));
+    }
+    for (what, event) in events {
+        total += 1;
+        match session.invoke(&event, INVOKE_TIMEOUT).await {
+            Err(e) => {
+                failures.push(format!("{function} {what}: {e}"));
+                break;
+            }
+            Ok(outcome) => match outcome.http() {
+                Some((status, _)) if status < 500 => {}
+                Some((503, answer)) => {
+                    unavailable += 1;
+                    if answer["headers"]["retry-after"].as_str().is_none() {
+                        failures.push(format!("{function} {what}: 503 without Retry-After"));
+                    }
+                }
+                Some((status, answer)) => {
+                    failures.push(format!("{function} {what}: {status} {answer}"))
+                }
+                None => failures.push(format!(
+                    "{function} {what}: not an API Gateway response: {}",
+                    String::from_utf8_lossy(&outcome.body)
+                )),
+            },
+        }
+    }
+    if let Err(e) = session.alive() {
+        failures.push(e);
+    }
+    session.stop().await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if text.contains("panicked") {
+        failures.push(format!("{function} panicked (log: {})", log.display()));
+    }
+    (failures, total, unavailable)
 }

@@ -174,25 +174,42 @@ CARGO_LAMBDA_VERSION=1.9.2
 
 # cfn-lint and sam at the pinned versions; pip is quick when they are there.
 ensure_infra_tools() {
+  with_infra_venv_lock install_infra_tools || exit 1
+}
+install_infra_tools() {
   ensure_venv "$INFRA_VENV"
   "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/infra/requirements.txt" \
     || fail "pip could not install infra/requirements.txt"
   "$INFRA_VENV/bin/pip" check >/dev/null || { "$INFRA_VENV/bin/pip" check; fail "pip check failed in $INFRA_VENV"; }
 }
 
+# Runs `command` holding .venv-infra's lock: make test installs cargo-lambda
+# (for the zips' build) and the deploy tools into it from two jobs at once,
+# and two pips in one venv at once can break it.
+with_infra_venv_lock() { # command...
+  mkdir -p "$ROOT/.local"
+  ( flock 9 && "$@" ) 9>"$ROOT/.local/venv-infra.lock"
+}
+
 # cargo-lambda (and zig, as the ziglang wheel) on PATH, for the release zips.
+# Installed, it is only looked up (no lock): the zips' build must not wait
+# for the deploy tools' install.
 ensure_cargo_lambda() {
-  ensure_venv "$INFRA_VENV"
-  # `pip show` fails when it is not installed yet: that is the answer, not an error.
-  local installed
-  installed="$({ "$INFRA_VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } | sed -n 's/^Version: //p')"
-  if [ "$installed" != "$CARGO_LAMBDA_VERSION" ]; then
-    say "Installing cargo-lambda $CARGO_LAMBDA_VERSION (brings zig as the ziglang wheel) into $INFRA_VENV"
-    "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" \
-      || fail "pip could not install cargo-lambda"
-  fi
+  cargo_lambda_installed || with_infra_venv_lock install_cargo_lambda || exit 1
   # cargo finds `cargo-lambda` (and cargo-lambda finds zig) on PATH.
   export PATH="$INFRA_VENV/bin:$PATH"
+}
+cargo_lambda_installed() {
+  # `pip show` fails when it is not installed yet: that is the answer, not an error.
+  [ -x "$INFRA_VENV/bin/pip" ] && [ "$({ "$INFRA_VENV/bin/pip" show cargo-lambda 2>/dev/null || true; } \
+    | sed -n 's/^Version: //p')" = "$CARGO_LAMBDA_VERSION" ]
+}
+install_cargo_lambda() {
+  cargo_lambda_installed && return 0
+  ensure_venv "$INFRA_VENV"
+  say "Installing cargo-lambda $CARGO_LAMBDA_VERSION (brings zig as the ziglang wheel) into $INFRA_VENV"
+  "$INFRA_VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+    || fail "pip could not install cargo-lambda"
 }
 
 # The Lambda functions: one package per directory under functions/.

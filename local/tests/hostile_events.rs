@@ -44,16 +44,6 @@ const READER: &str = OTHER_USER;
 /// Stands in for raw bytes in an event's JSON text (see `raw_events`).
 const MARK: &str = "RAW-BYTES-HERE";
 
-/// The secrets each function is configured with in infra/template.yaml
-/// (tests/infra/check_consistency.py derives them from the code).
-fn secrets_used_by(function: &str) -> &'static [&'static str] {
-    match function {
-        "create-link" | "callback" => &["FINEXER_API_KEY_SECRET_ID", "STATE_KEYS_SECRET_ID"],
-        "webhook" => &["FINEXER_API_KEY_SECRET_ID", "WEBHOOK_SECRETS_SECRET_ID"],
-        _ => &["FINEXER_API_KEY_SECRET_ID"],
-    }
-}
-
 /// The directory holding the function binaries.
 fn binaries() -> PathBuf {
     if let Some(dir) = std::env::var_os("HOSTILE_BIN_DIR") {
@@ -343,7 +333,7 @@ impl Setup {
     async fn session(&self, function: &str) -> (Session, PathBuf) {
         // Only the secrets the function's role may read, as
         // infra/template.yaml configures it: reading another would fail here.
-        let used = secrets_used_by(function);
+        let used = connect_testkit::lambda::secret_variables(function);
         let env = self
             .env
             .iter()

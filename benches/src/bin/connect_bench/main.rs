@@ -82,20 +82,16 @@ impl Kind {
         Kind::Consents,
     ];
 
-    /// The secrets infra/template.yaml configures for the function (the
-    /// variable and the local stack's name), each of which its measured
-    /// route reads, except consents' listing, which calls no Finexer route.
-    pub fn secrets(self) -> &'static [(&'static str, &'static str)] {
-        const API_KEY: (&str, &str) = ("FINEXER_API_KEY_SECRET_ID", "finexer-api-key");
-        const STATE_KEYS: (&str, &str) = ("STATE_KEYS_SECRET_ID", "state-keys");
+    /// The secret variables infra/template.yaml sets for the function.
+    pub fn secrets(self) -> &'static [&'static str] {
         match self {
             Kind::Hello => &[],
-            Kind::CreateLink | Kind::Callback => &[API_KEY, STATE_KEYS],
-            Kind::Revoke | Kind::Consents => &[API_KEY],
+            kind => connect_testkit::lambda::secret_variables(kind.binary()),
         }
     }
 
-    /// How many secrets the measured route reads.
+    /// How many secrets the measured route reads: each one configured,
+    /// except for consents' listing, which calls no Finexer route.
     pub fn secrets_read(self) -> usize {
         match self {
             Kind::Consents => 0,
@@ -252,7 +248,12 @@ impl Settings {
         // infra/template.yaml gives it to: a secret configured is a secret
         // the start-up prefetch fetches, and the cold request would pay for
         // one that production never fetches.
-        for &(variable, name) in kind.secrets() {
+        for &variable in kind.secrets() {
+            let name = match variable {
+                "STATE_KEYS_SECRET_ID" => "state-keys",
+                "WEBHOOK_SECRETS_SECRET_ID" => "webhook-secrets",
+                _ => "finexer-api-key",
+            };
             env.push((variable.into(), format!("{}/{name}", self.secret_prefix)));
         }
         FunctionSpec {

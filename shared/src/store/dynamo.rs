@@ -209,36 +209,6 @@ fn transition_update(
 }
 
 impl DynamoStore {
-    /// The usual case of taking a pending place, in one request: the
-    /// owner's item exists and has fewer than `max` places, lapsed ones
-    /// included, so the link fits without pruning. `false` when it does not
-    /// (no item yet, or as many places as `max`, some perhaps lapsed, or an
-    /// item that must outlive this link's lapse): the caller then reads,
-    /// prunes and writes. The version moves, so that a reader-writer racing
-    /// this update retries.
-    async fn add_pending_place(&self, link: &PendingLink<'_>, max: usize) -> Result<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(pending_key(link.owner)))
-            .update_expression("SET links.#jti = :lapses, #ttl = :ttl ADD version :one")
-            .condition_expression("attribute_exists(links) AND size(links) < :max AND #ttl <= :ttl")
-            .expression_attribute_names("#jti", link.state_id)
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":lapses", n(link.expires_at))
-            .expression_attribute_values(":ttl", n(link.expires_at + STATE_RETENTION_SECONDS))
-            .expression_attribute_values(":max", n(max as i64))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem", e)),
-        }
-    }
-
     /// Deletes each item by its key, one call each; an absent item is no error.
     async fn delete_items<const N: usize>(&self, keys: [Item; N]) -> Result<()> {
         for key in keys {
@@ -544,9 +514,6 @@ impl ConsentStore for DynamoStore {
         now: i64,
         max: usize,
     ) -> Result<PendingPlace> {
-        if self.add_pending_place(&link, max).await? {
-            return Ok(PendingPlace::Taken);
-        }
         for attempt in 0..PENDING_ATTEMPTS {
             let item = self.get(pending_key(link.owner)).await?;
             let version = item

@@ -180,8 +180,6 @@ impl ForcedStatus {
     }
 }
 
-/// The consent as the sandbox holds it: no request-log entry, no fault, no
-/// mutation, so a test can look without changing what it measures.
 /// `GET /_sandbox/consents?status=`: the filter of [`list_consents`].
 #[derive(Debug, Deserialize)]
 struct ConsentFilter {
@@ -202,6 +200,8 @@ async fn list_consents(
     )
 }
 
+/// The consent as the sandbox holds it: no request-log entry, no fault, no
+/// mutation, so a test can look without changing what it measures.
 async fn peek_consent(
     State(state): State<SandboxState>,
     Path(id): Path<String>,

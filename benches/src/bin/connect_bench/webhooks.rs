@@ -7,8 +7,10 @@
 //! `LINKS_PER_USER` links each, so it is a real pending record in our table
 //! and a real consent at the sandbox. (One user holding every link would
 //! make each new link rewrite one ever larger pending-places item, which
-//! moto slows down on: a cost of the set-up, not of a deployment.) The webhook round delivers one `consent.canceled` event per
-//! consent (distinct event ids, signed as Finexer signs them, the signature
+//! moto slows down on: a cost of the set-up, not of a deployment.)
+//!
+//! The webhook round delivers one `consent.canceled` event per consent
+//! (distinct event ids, signed as Finexer signs them, the signature
 //! made just before sending); the handler reads the record, records the event
 //! id, GETs the consent from the sandbox (still pending there) and follows
 //! it. The reconciler round then runs `/local/reconcile` as at a time past the
